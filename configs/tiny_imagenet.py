@@ -1,0 +1,28 @@
+"""TinyImageNet (64 px, 200 classes, 100,000 train / 10,000 validation).
+
+  python -m mae_jax.main --config=configs/tiny_imagenet.py --workdir=gs://BUCKET/mae_tin
+
+The TinyImageNet MAE study's setting: 8x8 patches on 64 px images (64 tokens), and
+the same fine-tune from random init ("ViT from scratch") as a baseline.
+The dataset builder `tiny_imagenet` arrives with the data issue; until then point
+config.data.dataset at any TFDS image-classification dataset.
+Args: `size=S` (default Ti... B); `smoke` for a ~1 minute CPU run.
+"""
+
+from mae_jax import config_lib
+
+
+def get_config(arg: str | None = None):
+  arg = config_lib.parse_arg(arg, size="B", smoke=False)
+  c = config_lib.base_config()
+  c.baselines = "finetune_random_init"
+  c.model.variant = f"{arg.size}/8"
+  c.model.dtype = "bfloat16"
+  c.data.dataset = "tiny_imagenet"
+  c.data.image_size = 64
+  c.pretrain.update(batch_size=1024, num_epochs=200, warmup_epochs=10)
+  c.linprobe.update(batch_size=1024, num_epochs=50, warmup_epochs=5)
+  c.finetune.update(batch_size=512, num_epochs=100, warmup_epochs=5)
+  if arg.smoke:
+    config_lib.smoke(c, image_size=16, patch_size=8)
+  return c

@@ -1,0 +1,72 @@
+"""Orbax checkpoints: resumable train state per stage, and the exported encoder."""
+
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+MODEL_JSON = "model.json"
+PARAMS_DIR = "params"
+
+
+class StateCheckpoints:
+  """Async, keep-N checkpoints of a train state under `directory` (one step per subfolder)."""
+
+  def __init__(self, directory: str, keep: int, every_steps: int):
+    self.every_steps = every_steps
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
+                                           create=True)
+    self.manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def restore(self, like: Any) -> Any:
+    """Restores the newest checkpoint into the structure, shapes and shardings of `like`."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    return self.manager.restore(self.manager.latest_step(),
+                                args=ocp.args.StandardRestore(abstract))
+
+  def maybe_save(self, step: int, state: Any, force: bool = False) -> bool:
+    """Saves at every `every_steps` steps, or when forced (the end of a stage)."""
+    if not force and (self.every_steps <= 0 or step % self.every_steps):
+      return False
+    if self.manager.latest_step() == step:
+      return False
+    return self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def export_params(directory: str, params: Any, model: dict[str, Any]) -> None:
+  """Writes `params` as an Orbax checkpoint plus a JSON description of the model.
+
+  This is the format `config.<stage>.init_from` reads.
+  """
+  directory = os.path.abspath(directory)
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(os.path.join(directory, PARAMS_DIR), params, force=True)
+  with open(os.path.join(directory, MODEL_JSON), "w") as f:
+    json.dump(model, f, indent=2)
+
+
+def is_export(directory: str) -> bool:
+  return os.path.exists(os.path.join(directory, MODEL_JSON))
+
+
+def load_params(directory: str) -> tuple[Any, dict[str, Any]]:
+  """-> (params as numpy arrays, model description) from an `export_params` folder."""
+  directory = os.path.abspath(directory)
+  if not is_export(directory):
+    raise FileNotFoundError(f"{directory} is not an exported mae_jax model "
+                            f"(no {MODEL_JSON}); export one with the pretrain stage")
+  with open(os.path.join(directory, MODEL_JSON)) as f:
+    model = json.load(f)
+  with ocp.StandardCheckpointer() as ckptr:
+    params = ckptr.restore(os.path.join(directory, PARAMS_DIR))
+  return jax.tree.map(np.asarray, params), model

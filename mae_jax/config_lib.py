@@ -1,0 +1,105 @@
+"""Shared pieces of the experiment configs in configs/.
+
+Each file in configs/ is a flat `get_config(arg)` that starts from `base_config()`
+and changes what its study changes; `:smoke` shrinks any of them to a ~1 minute CPU run.
+"""
+
+import ml_collections
+
+STAGES = ("pretrain", "linprobe", "finetune")
+BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """'smoke,size=L' -> ConfigDict(smoke=True, size='L'), typed after `defaults`."""
+  out = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, _, value = item.partition("=")
+    if key not in defaults:
+      raise ValueError(f"unknown config argument {key!r}; known: {', '.join(defaults)}")
+    kind = type(defaults[key])
+    if kind is bool:
+      out[key] = value.lower() not in ("0", "false", "no") if value else True
+    else:
+      out[key] = kind(value)
+  return out
+
+
+def _stage(**fields) -> ml_collections.ConfigDict:
+  common = dict(
+      batch_size=256,             # global batch (all devices); the effective batch for lr scaling
+      grad_accum_steps=1,         # micro-batches per step: batch_size / grad_accum_steps per pass
+      num_epochs=100,
+      num_steps=0,                # > 0 overrides num_epochs
+      base_lr=1e-3,               # lr = base_lr * batch_size / 256
+      min_lr=0.0,
+      warmup_epochs=5,
+      weight_decay=0.05,
+      crop_scale=(0.08, 1.0),     # RandomResizedCrop area range
+      hflip=True,
+      log_every_steps=50,
+      eval_every_epochs=10,       # classifier stages; always evaluated at the end
+      checkpoint_every_steps=500,
+      keep_checkpoints=2,
+      init_from="",               # encoder export to start from; "" = this run's pretrain, "random"
+  )
+  common.update(fields)
+  return ml_collections.ConfigDict(common)
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field the code reads, with the official ImageNet recipe's values where one exists."""
+  c = ml_collections.ConfigDict()
+  c.stages = ",".join(STAGES)
+  c.baselines = ""               # comma-separated subset of BASELINES
+  c.seed = 0
+  c.parallel = "shard_map"       # or "pmap": the same per-device step under jax.pmap
+
+  c.model = ml_collections.ConfigDict(dict(
+      variant="B/16",
+      mask_ratio=0.75,
+      norm_pix_loss=True,
+      decoder_width=512,
+      decoder_depth=8,
+      decoder_heads=16,
+      dtype="float32",           # compute dtype; parameters stay float32. "bfloat16" on TPU/GPU.
+  ))
+  c.data = ml_collections.ConfigDict(dict(
+      dataset="oxford_iiit_pet",
+      data_dir="",               # TFDS data dir; "" = TFDS_DATA_DIR or ~/tensorflow_datasets
+      image_size=224,
+      mean=IMAGENET_MEAN,
+      std=IMAGENET_STD,
+      eval_crop_ratio=0.875,     # eval: resize shorter side to size / ratio, center crop
+      eval_batch_size=256,
+  ))
+  # main_pretrain.py: blr 1.5e-4, wd 0.05, betas (0.9, 0.95), 40 warmup epochs, crop 0.2-1.
+  c.pretrain = _stage(batch_size=4096, num_epochs=800, base_lr=1.5e-4, warmup_epochs=40,
+                      crop_scale=(0.2, 1.0), b1=0.9, b2=0.95)
+  # main_linprobe.py: LARS, blr 0.1, no wd, 10 warmup epochs, cls token, head std 0.01.
+  c.linprobe = _stage(batch_size=16384, num_epochs=90, base_lr=0.1, weight_decay=0.0,
+                      warmup_epochs=10, momentum=0.9, global_pool=False, head_init_std=0.01)
+  # main_finetune.py (ViT-B): blr 5e-4, layer decay 0.65, drop path 0.1, smoothing 0.1.
+  c.finetune = _stage(batch_size=1024, num_epochs=100, base_lr=5e-4, warmup_epochs=5,
+                      b1=0.9, b2=0.999, layer_decay=0.65, drop_path=0.1, label_smoothing=0.1,
+                      global_pool=True, head_init_std=2e-5, grad_clip_norm=0.0)
+  # The raw_pixels baseline: logistic regression on eval-preprocessed pixels (scikit-learn).
+  c.raw_pixels = ml_collections.ConfigDict(dict(C=1.0, max_iter=1000))
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict, image_size: int, patch_size: int
+          ) -> ml_collections.ConfigDict:
+  """Shrinks `c` in place to a run of all stages in about a minute on a 2-core CPU."""
+  c.model.variant = f"mu/{patch_size}"
+  c.model.decoder_width, c.model.decoder_depth, c.model.decoder_heads = 32, 1, 2
+  c.model.dtype = "float32"
+  c.data.image_size = image_size
+  c.data.eval_batch_size = 32
+  for name in STAGES:
+    s = c[name]
+    s.batch_size, s.num_steps, s.warmup_epochs = 16, 6, 0
+    s.log_every_steps, s.checkpoint_every_steps = 2, 3
+  return c

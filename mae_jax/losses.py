@@ -1,0 +1,45 @@
+"""Losses: MAE reconstruction and classification."""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def mae_loss(target_patches: jax.Array, pred: jax.Array, mask: jax.Array,
+             norm_pix_loss: bool, eps: float = 1e-6) -> jax.Array:
+  """Mean squared error per patch, averaged over removed patches only.
+
+  target_patches, pred: (N, L, P); mask: (N, L), 1 = removed. With
+  `norm_pix_loss` each target patch is normalised by its own mean and
+  (unbiased, as torch's `Tensor.var`) variance. Returns a float32 scalar.
+  """
+  target = target_patches.astype(jnp.float32)
+  pred = pred.astype(jnp.float32)
+  if norm_pix_loss:
+    mean = target.mean(axis=-1, keepdims=True)
+    var = target.var(axis=-1, keepdims=True, ddof=1)
+    target = (target - mean) / jnp.sqrt(var + eps)
+  per_patch = jnp.mean((pred - target) ** 2, axis=-1)
+  mask = mask.astype(jnp.float32)
+  return jnp.sum(per_patch * mask) / jnp.sum(mask)
+
+
+def classification_loss(logits: jax.Array, labels: jax.Array, label_smoothing: float
+                        ) -> jax.Array:
+  """Softmax cross-entropy, mean over the batch.
+
+  logits: (N, K); labels: (N,) int class ids, or (N, K) soft targets (mixup).
+  """
+  logits = logits.astype(jnp.float32)
+  if labels.ndim == 1:
+    labels = jax.nn.one_hot(labels, logits.shape[-1])
+  if label_smoothing:
+    labels = optax.smooth_labels(labels, label_smoothing)
+  return optax.softmax_cross_entropy(logits, labels).mean()
+
+
+def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
+  """logits: (N, K), labels: (N,) -> (N,) float, 1 where the label is among the top k."""
+  k = min(k, logits.shape[-1])
+  _, top = jax.lax.top_k(logits, k)
+  return jnp.any(top == labels[:, None], axis=-1).astype(jnp.float32)

@@ -1,0 +1,67 @@
+"""Patches and random masking: the pure-`jnp` half of MAE.
+
+Images are NHWC. A patch vector is ordered (row in patch, column in patch,
+channel), the order of the official `patchify`, so predictions and targets line
+up with released decoders.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def patchify(images: jax.Array, patch_size: int) -> jax.Array:
+  """images: (N, H, W, C) -> (N, H/p * W/p, p * p * C)."""
+  n, h, w, c = images.shape
+  p = patch_size
+  if h % p or w % p:
+    raise ValueError(f"image size {h}x{w} is not divisible by the patch size {p}")
+  x = images.reshape(n, h // p, p, w // p, p, c)
+  x = x.transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(n, (h // p) * (w // p), p * p * c)
+
+
+def unpatchify(patches: jax.Array, patch_size: int, grid: tuple[int, int] | None = None,
+               channels: int = 3) -> jax.Array:
+  """patches: (N, L, p * p * C) -> (N, H, W, C); `grid` = (H/p, W/p), square by default."""
+  n, l, _ = patches.shape
+  p = patch_size
+  if grid is None:
+    side = int(round(l**0.5))
+    if side * side != l:
+      raise ValueError(f"{l} patches do not form a square grid; pass grid=(rows, cols)")
+    grid = (side, side)
+  gh, gw = grid
+  x = patches.reshape(n, gh, gw, p, p, channels)
+  x = x.transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(n, gh * p, gw * p, channels)
+
+
+def num_kept(num_patches: int, mask_ratio: float) -> int:
+  """Patches the encoder sees: int(L * (1 - mask_ratio)), a static Python int as in the official code."""
+  return int(num_patches * (1 - mask_ratio))
+
+
+def random_masking(x: jax.Array, mask_ratio: float, noise: jax.Array
+                   ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Keeps a random subset of tokens per sample.
+
+  x: (N, L, D); noise: (N, L), any real values (uniform in practice); the tokens
+  with the smallest noise are kept. Returns
+    x_kept: (N, K, D) with K = num_kept(L, mask_ratio), in shuffled order,
+    mask: (N, L) float, 1 where a token was removed, 0 where kept, original order,
+    ids_restore: (N, L) int, the inverse permutation: gathering
+      [x_kept, mask tokens] with it restores the original order.
+  """
+  n, l, d = x.shape
+  keep = num_kept(l, mask_ratio)
+  ids_shuffle = jnp.argsort(noise, axis=1)
+  ids_restore = jnp.argsort(ids_shuffle, axis=1)
+  ids_keep = ids_shuffle[:, :keep]
+  x_kept = jnp.take_along_axis(x, ids_keep[:, :, None], axis=1)
+  mask = (ids_restore >= keep).astype(x.dtype)
+  return x_kept, mask, ids_restore
+
+
+def unshuffle(tokens: jax.Array, ids_restore: jax.Array) -> jax.Array:
+  """tokens: (N, L, D) in shuffled order (kept first) -> (N, L, D) in patch order."""
+  return jnp.take_along_axis(tokens, ids_restore[:, :, None], axis=1)

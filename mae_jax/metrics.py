@@ -1,0 +1,54 @@
+"""Where metrics go: the console, `metrics.jsonl` and TensorBoard event files."""
+
+import json
+import os
+import time
+from typing import Any
+
+from tensorboardX import SummaryWriter  # writes event files without TensorFlow
+
+
+def format_duration(seconds: float) -> str:
+  seconds = int(seconds)
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class MetricWriter:
+  """Appends `{"step": .., "stage": .., **metrics}` lines to DIR/metrics.jsonl and TensorBoard."""
+
+  def __init__(self, logdir: str, stage: str, console: bool = True):
+    os.makedirs(logdir, exist_ok=True)
+    self.stage = stage
+    self.console = console
+    self._jsonl = open(os.path.join(logdir, "metrics.jsonl"), "a")
+    self._tb = SummaryWriter(logdir)
+    self._start = time.time()
+
+  def write(self, step: int, metrics: dict[str, Any], prefix: str = "train") -> None:
+    metrics = {k: (float(v) if not isinstance(v, str) else v) for k, v in metrics.items()}
+    record = {"stage": self.stage, "split": prefix, "step": step, "time": time.time(), **metrics}
+    self._jsonl.write(json.dumps(record) + "\n")
+    self._jsonl.flush()
+    for k, v in metrics.items():
+      if isinstance(v, float):
+        self._tb.add_scalar(f"{prefix}/{k}", v, step)
+    self._tb.flush()
+    if self.console:
+      shown = " ".join(_fmt(k, v) for k, v in metrics.items())
+      print(f"[{self.stage}] {prefix} step {step}: {shown}", flush=True)
+
+  def close(self) -> None:
+    self._jsonl.close()
+    self._tb.close()
+
+
+def _fmt(key: str, value: Any) -> str:
+  if isinstance(value, str):
+    return f"{key}={value}"
+  if key == "lr":
+    return f"{key}={value:.3e}"
+  if key in ("images_per_sec",):
+    return f"{key}={value:.1f}"
+  return f"{key}={value:.4g}"

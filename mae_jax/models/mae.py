@@ -1,0 +1,83 @@
+"""The masked autoencoder: encoder on visible patches, light decoder on all of them."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mae_jax.losses import mae_loss
+from mae_jax.masking import patchify, unshuffle
+from mae_jax.models.posembed import sincos_2d
+from mae_jax.models.vit import Dtype, Encoder, LayerNorm, decode_variant, run_blocks, xavier
+
+
+class Decoder(nn.Module):
+  """Embeds the kept tokens, fills in mask tokens, unshuffles, predicts p*p*3 pixels per patch."""
+  width: int
+  depth: int
+  num_heads: int
+  patch_size: int
+  out_channels: int = 3
+  mlp_ratio: float = 4.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, tokens: jax.Array, ids_restore: jax.Array, grid: tuple[int, int]
+               ) -> jax.Array:
+    """tokens: (N, 1 + K, D_enc), ids_restore: (N, L) -> pred (N, L, p * p * C)."""
+    n, l = ids_restore.shape
+    x = nn.Dense(self.width, kernel_init=xavier, dtype=self.dtype, name="decoder_embed")(tokens)
+    mask_token = self.param("mask_token", nn.initializers.normal(0.02), (1, 1, self.width))
+    fill = jnp.broadcast_to(mask_token.astype(x.dtype), (n, l + 1 - x.shape[1], self.width))
+    patches = unshuffle(jnp.concatenate([x[:, 1:], fill], axis=1), ids_restore)
+    x = jnp.concatenate([x[:, :1], patches], axis=1)
+    x = x + jnp.asarray(sincos_2d(self.width, grid, cls_token=True)).astype(x.dtype)
+    x = run_blocks(x, "decoder_blocks", self.depth, self.num_heads, self.mlp_ratio, 0.0,
+                   self.dtype, deterministic=True)
+    x = LayerNorm("decoder_norm", self.dtype)(x)
+    pred = nn.Dense(self.patch_size**2 * self.out_channels, kernel_init=xavier, dtype=self.dtype,
+                    name="decoder_pred")(x)
+    return pred[:, 1:]
+
+
+class MAE(nn.Module):
+  """Masked autoencoder. `apply(variables, images, noise=...)` -> (loss, pred, mask).
+
+  Without `noise`, the masking noise comes from the 'masking' rng stream.
+  """
+  width: int
+  depth: int
+  num_heads: int
+  patch_size: int
+  decoder_width: int = 512
+  decoder_depth: int = 8
+  decoder_heads: int = 16
+  mlp_ratio: float = 4.0
+  mask_ratio: float = 0.75
+  norm_pix_loss: bool = False
+  dtype: Dtype = jnp.float32
+
+  def setup(self):
+    self.encoder = Encoder(self.width, self.depth, self.num_heads, self.patch_size,
+                           self.mlp_ratio, dtype=self.dtype)
+    self.decoder = Decoder(self.decoder_width, self.decoder_depth, self.decoder_heads,
+                           self.patch_size, mlp_ratio=self.mlp_ratio, dtype=self.dtype)
+
+  def __call__(self, images: jax.Array, noise: jax.Array | None = None, train: bool = True
+               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """images: (N, H, W, 3) normalised -> loss (), pred (N, L, p*p*3) float32, mask (N, L)."""
+    p = self.patch_size
+    tokens, mask, ids_restore = self.encoder(images, mask_ratio=self.mask_ratio, noise=noise,
+                                             train=train)
+    if mask is None:
+      raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+    grid = (images.shape[1] // p, images.shape[2] // p)
+    pred = self.decoder(tokens, ids_restore, grid).astype(jnp.float32)
+    loss = mae_loss(patchify(images, p), pred, mask, self.norm_pix_loss)
+    return loss, pred, mask
+
+
+def mae_from_variant(variant: str, **kwargs) -> MAE:
+  """MAE for a short variant name ("B/16"); kwargs set decoder size, mask ratio, loss, dtype."""
+  v = decode_variant(variant)
+  return MAE(width=v.width, depth=v.depth, num_heads=v.num_heads, patch_size=v.patch_size,
+             mlp_ratio=v.mlp_ratio, **kwargs)

@@ -1,0 +1,196 @@
+"""Vision Transformer pieces shared by the MAE and the classifiers.
+
+Layer names follow the official PyTorch release (patch_embed, blocks_i with
+norm1/attn.qkv/attn.proj/norm2/mlp.fc1/mlp.fc2, norm) so weights map one to one.
+"""
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mae_jax.masking import num_kept, random_masking
+from mae_jax.models.posembed import sincos_2d
+
+Dtype = Any
+
+# name -> (width, depth, num_heads). MLP width is 4x width in all of them.
+SIZES: dict[str, tuple[int, int, int]] = {
+    "mu": (32, 2, 2),        # unit tests: compiles in seconds
+    "mini": (128, 4, 4),     # CPU quickstart (configs/digits.py)
+    "Ti": (192, 12, 3),
+    "S": (384, 12, 6),
+    "M": (512, 12, 8),
+    "B": (768, 12, 12),
+    "L": (1024, 24, 16),
+    "H": (1280, 32, 16),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  width: int
+  depth: int
+  num_heads: int
+  patch_size: int
+  mlp_ratio: float = 4.0
+
+
+def decode_variant(variant: str) -> Variant:
+  """"B/16" -> Variant(width=768, depth=12, num_heads=12, patch_size=16)."""
+  try:
+    size, patch = variant.split("/")
+    width, depth, heads = SIZES[size]
+    return Variant(width, depth, heads, int(patch))
+  except (ValueError, KeyError):
+    raise ValueError(
+        f"unknown model variant {variant!r}: expected SIZE/PATCH with SIZE one of "
+        f"{', '.join(SIZES)} and PATCH an integer, e.g. 'B/16'") from None
+
+
+# Official init: xavier-uniform for every Linear, and for the patch-embedding
+# conv viewed as a (width, p*p*3) matrix, hence fan-in over all three input axes.
+xavier = nn.initializers.xavier_uniform()
+conv_xavier = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axis=(0, 1, 2),
+                                               out_axis=-1)
+
+
+def LayerNorm(name: str, dtype: Dtype) -> nn.LayerNorm:  # noqa: N802 (reads like the module it makes)
+  return nn.LayerNorm(epsilon=1e-6, dtype=dtype, name=name)
+
+
+class DropPath(nn.Module):
+  """Stochastic depth: drops the whole residual branch per sample (rng stream 'dropout')."""
+  rate: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    if deterministic or self.rate == 0.0:
+      return x
+    keep = 1.0 - self.rate
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    kept = jax.random.bernoulli(self.make_rng("dropout"), keep, shape)
+    return jnp.where(kept, x / keep, jnp.zeros_like(x))
+
+
+class Attention(nn.Module):
+  """Multi-head self-attention with one fused qkv projection (torch layout: q|k|v, then heads)."""
+  num_heads: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    n, t, d = x.shape
+    h = self.num_heads
+    qkv = nn.Dense(3 * d, kernel_init=xavier, dtype=self.dtype, name="qkv")(x)
+    q, k, v = jnp.moveaxis(qkv.reshape(n, t, 3, h, d // h), 2, 0)  # each (N, T, H, d/h)
+    out = jax.nn.dot_product_attention(q, k, v)
+    return nn.Dense(d, kernel_init=xavier, dtype=self.dtype, name="proj")(out.reshape(n, t, d))
+
+
+class Mlp(nn.Module):
+  hidden: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    d = x.shape[-1]
+    x = nn.Dense(self.hidden, kernel_init=xavier, dtype=self.dtype, name="fc1")(x)
+    x = nn.gelu(x, approximate=False)
+    return nn.Dense(d, kernel_init=xavier, dtype=self.dtype, name="fc2")(x)
+
+
+class Block(nn.Module):
+  """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+  num_heads: int
+  mlp_ratio: float = 4.0
+  drop_path: float = 0.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
+    drop = DropPath(self.drop_path)
+    y = Attention(self.num_heads, self.dtype, name="attn")(LayerNorm("norm1", self.dtype)(x))
+    x = x + drop(y, deterministic)
+    y = Mlp(int(x.shape[-1] * self.mlp_ratio), self.dtype, name="mlp")(
+        LayerNorm("norm2", self.dtype)(x))
+    return x + drop(y, deterministic)
+
+
+def run_blocks(x: jax.Array, prefix: str, depth: int, num_heads: int, mlp_ratio: float,
+               drop_path: float, dtype: Dtype, deterministic: bool) -> jax.Array:
+  """Applies `depth` blocks named prefix_0..; drop path grows linearly 0 -> drop_path as in timm.
+
+  Must be called inside a compact module's __call__ (it creates submodules there).
+  """
+  rates = np.linspace(0.0, drop_path, depth) if depth else []
+  for i in range(depth):
+    x = Block(num_heads, mlp_ratio, float(rates[i]), dtype, name=f"{prefix}_{i}")(x, deterministic)
+  return x
+
+
+class Encoder(nn.Module):
+  """ViT encoder: patch embedding + fixed sin-cos positions + cls token + blocks + norm.
+
+  With `mask_ratio > 0` it keeps a random subset of patches (noise from the
+  'masking' rng stream unless given) and sees only those: that is where the
+  MAE's speed comes from.
+  """
+  width: int
+  depth: int
+  num_heads: int
+  patch_size: int
+  mlp_ratio: float = 4.0
+  drop_path: float = 0.0
+  final_norm: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array, *, mask_ratio: float = 0.0,
+               noise: jax.Array | None = None, train: bool = False
+               ) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
+    """images: (N, H, W, 3) -> tokens (N, 1 + K, D), mask (N, L) | None, ids_restore (N, L) | None.
+
+    K = L without masking, else num_kept(L, mask_ratio); token 0 is the cls token.
+    """
+    p = self.patch_size
+    n, h, w, _ = images.shape
+    if h % p or w % p:
+      raise ValueError(f"image size {h}x{w} is not divisible by the patch size {p}")
+    x = nn.Conv(self.width, (p, p), strides=(p, p), padding="VALID", kernel_init=conv_xavier,
+                dtype=self.dtype, name="patch_embed")(images)
+    grid = (h // p, w // p)
+    x = x.reshape(n, grid[0] * grid[1], self.width)
+    pos = jnp.asarray(sincos_2d(self.width, grid, cls_token=True))
+    x = x + pos[1:].astype(x.dtype)
+
+    mask = ids_restore = None
+    if mask_ratio > 0.0:
+      if noise is None:
+        noise = jax.random.uniform(self.make_rng("masking"), x.shape[:2])
+      x, mask, ids_restore = random_masking(x, mask_ratio, noise)
+
+    cls = self.param("cls_token", nn.initializers.normal(0.02), (1, 1, self.width))
+    cls = (cls + pos[:1]).astype(x.dtype)
+    x = jnp.concatenate([jnp.broadcast_to(cls, (n, 1, self.width)), x], axis=1)
+    x = run_blocks(x, "blocks", self.depth, self.num_heads, self.mlp_ratio, self.drop_path,
+                   self.dtype, deterministic=not train)
+    if self.final_norm:
+      x = LayerNorm("norm", self.dtype)(x)
+    return x, mask, ids_restore
+
+
+def encoder_from_variant(variant: str, **kwargs: Any) -> Encoder:
+  v = decode_variant(variant)
+  return Encoder(width=v.width, depth=v.depth, num_heads=v.num_heads, patch_size=v.patch_size,
+                 mlp_ratio=v.mlp_ratio, **kwargs)
+
+
+def tokens_for(image_size: int, patch_size: int, mask_ratio: float = 0.0) -> int:
+  """Encoder sequence length (with cls) for a square image."""
+  l = (image_size // patch_size) ** 2
+  return 1 + (num_kept(l, mask_ratio) if mask_ratio > 0 else l)
+

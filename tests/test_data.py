@@ -1,0 +1,309 @@
+"""Tests for mae_jax.data: the datasets, the training order (seeded, resumable, sharded), the
+augmentation and the padded evaluation pass. Offline: digits, toy sources and TFDS mock data."""
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from mae_jax import data
+from mae_jax.data import digits
+from mae_jax.data import sources
+
+HALF = (0.5, 0.5, 0.5)          # maps pixels to [-1, 1]
+IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # mean, std that keep pixels / 255
+
+
+def _source(images: np.ndarray, labels: np.ndarray, name: str = "toy") -> data.Source:
+  """A single-split ("train") Source over in-memory uint8 (N, H, W, 3) images."""
+  labels = np.asarray(labels, np.int32)
+  return data.Source(
+      name=name, num_classes=int(labels.max()) + 1, split_sizes={"train": len(labels)},
+      train_split="train", eval_split="train",
+      loader=lambda split: tf.data.Dataset.from_tensor_slices({"image": images, "label": labels}))
+
+
+def _index_source(n: int = 50, height: int = 6, width: int = 4) -> data.Source:
+  """Example i is a constant image of value i with label i: any crop or resize still says i."""
+  images = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None],
+                           (n, height, width, 3)).copy()
+  return _source(images, np.arange(n))
+
+
+def _take(iterator, count: int) -> list[dict[str, np.ndarray]]:
+  return list(itertools.islice(iterator, count))
+
+
+def _digits_train(source, **kwargs):
+  args = dict(batch_size=128, image_size=16, crop_scale=(0.2, 1.0), hflip=True, mean=HALF,
+              std=HALF, seed=0)
+  return data.train_batches(source, "train", **{**args, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def digits_source() -> data.Source:
+  return data.get_source("digits")
+
+
+# ---- datasets ----------------------------------------------------------------------------------
+
+def test_digits_split_is_fixed_and_stratified(digits_source):
+  assert digits_source.split_sizes == {"train": 1437, "test": 360}
+  assert (digits_source.num_classes, digits_source.train_split, digits_source.eval_split) == (
+      10, "train", "test")
+  (x_train, y_train), (x_test, y_test) = digits.digits_arrays().values()
+  all_counts = np.bincount(np.concatenate([y_train, y_test]), minlength=10)
+  test_counts = np.bincount(y_test, minlength=10)
+  assert np.all(test_counts > 0) and np.all(all_counts - test_counts > 0)
+  assert np.all(np.abs(test_counts - 0.2 * all_counts) <= 1)
+  for images in (x_train, x_test):
+    assert images.dtype == np.uint8 and images.shape[1:] == (8, 8, 3)
+    assert np.array_equal(images[..., 0], images[..., 2])       # gray repeated to RGB
+    assert images.max() == 255 and images.min() == 0             # 0..16 ink scaled to 0..255
+
+
+def test_digits_load_is_uint8_rgb_in_fixed_order(digits_source):
+  first = list(digits_source.load("test").as_numpy_iterator())
+  again = list(digits_source.load("test").as_numpy_iterator())
+  assert len(first) == 360
+  assert first[0]["image"].dtype == np.uint8 and first[0]["image"].shape == (8, 8, 3)
+  assert first[0]["label"].dtype == np.int32
+  assert {int(ex["label"]) for ex in first} == set(range(10))
+  assert all(np.array_equal(a["image"], b["image"]) and a["label"] == b["label"]
+             for a, b in zip(first, again))
+  with pytest.raises(ValueError, match="no split 'validation'"):
+    digits_source.load("validation")
+
+
+def test_gray_and_alpha_images_become_rgb():
+  gray = np.arange(6, dtype=np.uint8).reshape(2, 3, 1)
+  rgba = np.concatenate([np.repeat(gray, 3, axis=-1), np.full_like(gray, 255)], axis=-1)
+  expected = np.repeat(gray, 3, axis=-1)
+  for image in (gray, rgba):
+    np.testing.assert_array_equal(sources._to_rgb(tf.constant(image)), expected)
+    # Channel count only known at run time, as for TFDS images of shape (None, None, None).
+    dynamic = tf.function(sources._to_rgb, input_signature=[
+        tf.TensorSpec([None, None, None], tf.uint8)])
+    np.testing.assert_array_equal(dynamic(tf.constant(image)), expected)
+
+
+def test_unknown_dataset_name_raises_a_clear_value_error():
+  with pytest.raises(ValueError, match="Unknown dataset 'no_such_dataset_xyz'.*'digits', "
+                     "'oxford_iiit_pet', or any TFDS image-classification dataset"):
+    data.get_source("no_such_dataset_xyz")
+
+
+def test_download_failure_without_network_raises_runtime_error(tmp_path, monkeypatch):
+  offline = ConnectionError("Failed to resolve 'storage.googleapis.com'")
+
+  def download_and_prepare(self, *args, **kwargs):
+    raise offline
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download_and_prepare)
+  with pytest.raises(RuntimeError, match="'mnist'.*--config.data.data_dir.*TFDS_DATA_DIR") as err:
+    data.get_source("mnist", data_dir=str(tmp_path))
+  assert err.value.__cause__ is offline
+
+
+@pytest.fixture
+def mock_pets(tmp_path):
+  """TFDS oxford_iiit_pet mocked with 10 random images of random sizes per split.
+
+  tensorflow-datasets' wheel ships no metadata for mock_data, so we write it: the real
+  features (from the builder's code) and splits of the mocked size.
+  """
+  num_examples = 10
+  builder = tfds.builder("oxford_iiit_pet", data_dir=str(tmp_path))
+  builder.info.set_splits(tfds.core.SplitDict([
+      tfds.core.SplitInfo(name=split, shard_lengths=[num_examples], num_bytes=0)
+      for split in ("train", "test")]))
+  os.makedirs(builder.data_dir)
+  builder.info.write_to_directory(builder.data_dir)
+  with tfds.testing.mock_data(num_examples=num_examples, data_dir=str(tmp_path),
+                              policy=tfds.testing.MockPolicy.USE_FILES):
+    yield str(tmp_path)
+
+
+def test_oxford_iiit_pet_through_mock_data(mock_pets):
+  source = data.get_source("oxford_iiit_pet", data_dir=mock_pets)
+  assert (source.num_classes, source.split_sizes) == (37, {"train": 10, "test": 10})
+  assert (source.train_split, source.eval_split) == ("train", "test")
+  examples = list(source.load("train").as_numpy_iterator())
+  assert sorted(examples[0]) == ["image", "label"]
+  assert all(ex["image"].dtype == np.uint8 and ex["image"].shape[2] == 3 for ex in examples)
+  assert len({ex["image"].shape for ex in examples}) > 1        # images of varying size
+
+  train = _take(data.train_batches(source, "train", batch_size=4, image_size=32,
+                                   crop_scale=(0.2, 1.0), hflip=True, mean=HALF, std=HALF,
+                                   seed=0), 3)                  # 2 steps per epoch: crosses one
+  for batch in train:
+    assert batch["image"].shape == (4, 32, 32, 3) and batch["image"].dtype == np.float32
+    assert np.all(np.abs(batch["image"]) <= 1)
+    assert np.all((0 <= batch["label"]) & (batch["label"] < 37))
+  evals = list(data.eval_batches(source, "test", batch_size=4, image_size=32, mean=HALF, std=HALF))
+  assert len(evals) == 3 and sum(b["mask"].sum() for b in evals) == 10
+  labels = np.concatenate([b["label"] for b in evals])[:10]
+  assert np.array_equal(labels, [ex["label"] for ex in source.load("test").as_numpy_iterator()])
+
+
+# ---- training order ----------------------------------------------------------------------------
+
+def test_train_batches_shapes_dtypes_and_normalisation(digits_source):
+  batch = next(_digits_train(digits_source))
+  assert batch["image"].shape == (128, 16, 16, 3) and batch["image"].dtype == np.float32
+  assert batch["label"].shape == (128,) and batch["label"].dtype == np.int32
+  assert batch["image"].min() >= -1 and batch["image"].max() <= 1
+  assert batch["image"].min() < -0.9 and batch["image"].max() > 0.9   # background and ink
+  assert set(np.unique(batch["label"])) <= set(range(10))
+  assert data.num_train_steps_per_epoch(digits_source, "train", 128) == 11
+
+
+def test_same_seed_same_stream_other_seed_differs(digits_source):
+  first = _take(_digits_train(digits_source, seed=3), 2)
+  again = _take(_digits_train(digits_source, seed=3), 2)
+  other = _take(_digits_train(digits_source, seed=4), 2)
+  for a, b, c in zip(first, again, other):
+    np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["label"], b["label"])
+    assert not np.array_equal(a["label"], c["label"])
+    assert not np.allclose(a["image"], c["image"])
+
+
+def test_start_step_resumes_the_stream_across_an_epoch_boundary(digits_source):
+  fresh = _take(_digits_train(digits_source), 14)                # 11 steps per epoch
+  resumed = _take(_digits_train(digits_source, start_step=9), 5)
+  for a, b in zip(fresh[9:], resumed):
+    np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["label"], b["label"])
+
+
+def test_each_epoch_visits_the_seeded_permutation_once():
+  source = _index_source(50)
+  # 6 steps of 8 per epoch (2 examples dropped); augmentation on: constant images survive it.
+  batches = _take(data.train_batches(source, "train", batch_size=8, image_size=5,
+                                     crop_scale=(0.1, 1.0), hflip=True, mean=IDENTITY[0],
+                                     std=IDENTITY[1], seed=7), 12)
+  for epoch in range(2):
+    labels = np.concatenate([b["label"] for b in batches[6 * epoch:6 * epoch + 6]])
+    assert len(set(labels)) == 48
+    np.testing.assert_array_equal(labels, data.epoch_permutation(7, epoch, 50)[:48])
+  for batch in batches:
+    np.testing.assert_allclose(batch["image"] * 255, np.broadcast_to(
+        batch["label"][:, None, None, None].astype(np.float32), batch["image"].shape), atol=1e-3)
+
+
+def test_far_start_step_is_computed_not_replayed():
+  """start_step=10**9 returns at once with the scheduled examples: nothing is skipped through."""
+  source = _index_source(50)
+  step = 10**9
+  batch = next(data.train_batches(source, "train", batch_size=8, image_size=4,
+                                  crop_scale=(1.0, 1.0), hflip=False, mean=IDENTITY[0],
+                                  std=IDENTITY[1], seed=1, start_step=step))
+  epoch, i = divmod(step, 6)
+  expected = data.epoch_permutation(1, epoch, 50)[8 * i:8 * i + 8]
+  np.testing.assert_array_equal(batch["label"], expected)
+
+
+def test_shards_concatenate_to_the_unsharded_global_batch(digits_source):
+  whole = _take(_digits_train(digits_source, batch_size=48, start_step=2), 3)
+  shards = [_take(_digits_train(digits_source, batch_size=16, num_shards=3, shard_index=k,
+                                start_step=2), 3) for k in range(3)]
+  for step, batch in enumerate(whole):
+    for key in ("image", "label"):
+      np.testing.assert_array_equal(np.concatenate([s[step][key] for s in shards]), batch[key])
+
+
+def test_train_schedule_shards_partition_each_global_batch():
+  parts = [next(data.train_schedule(30, seed=5, batch_size=2, num_shards=3, shard_index=k,
+                                    start_step=1)) for k in range(3)]
+  # 30 // 6 = 5 steps per epoch; from step 1 on, 4 steps remain in epoch 0.
+  indices = np.stack([p[0].reshape(4, 2) for p in parts], axis=1).reshape(4, 6)
+  np.testing.assert_array_equal(indices, data.epoch_permutation(5, 0, 30)[6:].reshape(4, 6))
+  positions = np.stack([p[1].reshape(4, 2) for p in parts], axis=1).reshape(-1)
+  np.testing.assert_array_equal(positions, np.arange(6, 30))
+
+
+# ---- augmentation ------------------------------------------------------------------------------
+
+def _asymmetric_image(size: int = 6) -> np.ndarray:
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+  assert not np.array_equal(image, image[:, ::-1])
+  return image
+
+
+def _plain_resize(image: np.ndarray, size: int) -> np.ndarray:
+  resized = tf.image.resize(image, [size, size], method="bicubic", antialias=True)
+  return (tf.clip_by_value(resized, 0, 255) / 255).numpy()
+
+
+@pytest.mark.parametrize("hflip", [False, True])
+def test_full_crop_is_a_plain_resize_and_hflip_mirrors_it(hflip):
+  image = _asymmetric_image()
+  source = _source(np.stack([image] * 16), np.zeros(16))
+  batch = next(data.train_batches(source, "train", batch_size=16, image_size=12,
+                                  crop_scale=(1.0, 1.0), hflip=hflip, mean=IDENTITY[0],
+                                  std=IDENTITY[1], seed=0))
+  expected = _plain_resize(image, 12)
+  same = [np.allclose(out, expected, atol=1e-5) for out in batch["image"]]
+  mirrored = [np.allclose(out, expected[:, ::-1], atol=1e-5) for out in batch["image"]]
+  assert all(s or m for s, m in zip(same, mirrored))
+  if hflip:
+    assert any(same) and any(mirrored)                          # both coin outcomes occur
+  else:
+    assert all(same)
+
+
+def test_random_resized_crop_window_stays_in_bounds_and_in_range():
+  for i in range(200):
+    top, left, h, w = (int(v) for v in data.random_resized_crop_window(
+        30, 50, scale=(0.2, 0.6), ratio=(3 / 4, 4 / 3), seed=tf.constant([0, i])))
+    assert 0 <= top <= 30 - h and 0 <= left <= 50 - w
+    assert 0.18 <= h * w / 1500 <= 0.63                          # bounds + rounding slack
+    assert 0.7 <= w / h <= 1.4
+
+
+def test_random_resized_crop_falls_back_to_a_central_crop():
+  # No window of >= 90% of a 10x100 image has aspect <= 4/3: torchvision's fallback is the
+  # full height with the widest allowed aspect, centred.
+  window = data.random_resized_crop_window(10, 100, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3),
+                                           seed=tf.constant([0, 0]))
+  assert [int(v) for v in window] == [0, 43, 10, 13]
+
+
+# ---- evaluation --------------------------------------------------------------------------------
+
+def test_eval_resizes_the_shorter_side_and_crops_the_centre():
+  rng = np.random.default_rng(1)
+  image = rng.integers(0, 256, (10, 20, 3), dtype=np.uint8)
+  batch = next(data.eval_batches(_source(image[None], [0]), "train", batch_size=1, image_size=8,
+                                 crop_ratio=0.5, mean=IDENTITY[0], std=IDENTITY[1]))
+  # Shorter side 10 -> int(8 / 0.5) = 16, so 10x20 -> 16x32; the central 8x8 starts at (4, 12).
+  resized = tf.image.resize(image, [16, 32], method="bicubic", antialias=True)
+  expected = tf.clip_by_value(resized, 0, 255).numpy()[4:12, 12:20] / 255
+  np.testing.assert_allclose(batch["image"][0], expected, atol=1e-5)
+
+
+def test_eval_counts_every_example_once_with_padding():
+  source = _index_source(50)
+  args = dict(image_size=4, mean=IDENTITY[0], std=IDENTITY[1])
+  whole = list(data.eval_batches(source, "train", batch_size=12, **args))
+  assert len(whole) == 5                                         # ceil(50 / 12)
+  mask = np.concatenate([b["mask"] for b in whole])
+  labels = np.concatenate([b["label"] for b in whole])
+  images = np.concatenate([b["image"] for b in whole])
+  np.testing.assert_array_equal(mask, np.arange(60) < 50)
+  np.testing.assert_array_equal(labels[:50], np.arange(50))
+  np.testing.assert_allclose(images[:50] * 255, np.broadcast_to(
+      np.arange(50, dtype=np.float32)[:, None, None, None], images[:50].shape), atol=1e-3)
+  assert not labels[50:].any() and not images[50:].any()
+
+  shards = [list(data.eval_batches(source, "train", batch_size=4, num_shards=3, shard_index=k,
+                                   **args)) for k in range(3)]
+  assert [len(s) for s in shards] == [5, 5, 5]                   # equal length for every shard
+  for step, batch in enumerate(whole):
+    for key in ("image", "label", "mask"):
+      np.testing.assert_array_equal(np.concatenate([s[step][key] for s in shards]), batch[key])

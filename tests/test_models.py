@@ -1,0 +1,148 @@
+"""Model structure: position embeddings, variants, init, masking in the encoder, classifiers."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mae_jax.models import (SIZES, classifier_from_variant, decode_variant, encoder_from_variant,
+                            mae_from_variant)
+from mae_jax.models.posembed import sincos_2d
+
+RNGS = {"params": jax.random.key(0), "masking": jax.random.key(1), "dropout": jax.random.key(2)}
+
+
+def test_sincos_values():
+  dim, gh, gw = 8, 2, 3
+  table = sincos_2d(dim, (gh, gw), cls_token=True)
+  assert table.shape == (1 + gh * gw, dim) and table.dtype == np.float32
+  np.testing.assert_array_equal(table[0], 0)
+  quarter = dim // 4
+  for r in range(gh):
+    for c in range(gw):
+      row = []
+      for pos in (c, r):   # first half encodes the column, second the row (official order)
+        freqs = [1 / 10000 ** (k / quarter) for k in range(quarter)]
+        row += [math.sin(pos * f) for f in freqs] + [math.cos(pos * f) for f in freqs]
+      np.testing.assert_allclose(table[1 + r * gw + c], row, rtol=1e-6, atol=1e-7)
+
+
+def test_decode_variant():
+  v = decode_variant("B/16")
+  assert (v.width, v.depth, v.num_heads, v.patch_size) == (768, 12, 12, 16)
+  assert decode_variant("H/14").patch_size == 14
+  for bad in ("B", "X/16", "B/x"):
+    with pytest.raises(ValueError, match="unknown model variant"):
+      decode_variant(bad)
+
+
+def _count(tree):
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize("variant,size", [("mu/4", 32), ("mini/4", 32), ("Ti/16", 224),
+                                          ("S/16", 224), ("B/16", 224), ("L/16", 224),
+                                          ("H/14", 224), ("B/8", 64), ("Ti/8", 64)])
+def test_mae_shapes_every_variant(variant, size):
+  model = mae_from_variant(variant)
+  x = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
+  variables = jax.eval_shape(lambda x: model.init(RNGS, x), x)
+  loss, pred, mask = jax.eval_shape(
+      lambda v, x: model.apply(v, x, rngs={"masking": jax.random.key(0)}), variables, x)
+  v = decode_variant(variant)
+  l = (size // v.patch_size) ** 2
+  assert loss.shape == () and pred.shape == (2, l, v.patch_size**2 * 3) and mask.shape == (2, l)
+  enc = variables["params"]["encoder"]
+  assert enc["patch_embed"]["kernel"].shape == (v.patch_size, v.patch_size, 3, v.width)
+  assert len([k for k in enc if k.startswith("blocks_")]) == v.depth
+  # Encoder parameter counts of the published models (ViT-B 85.8M, L 303.3M, H/14 630.8M).
+  published = {"B/16": 85.8e6, "L/16": 303.3e6, "H/14": 630.8e6}
+  if variant in published:
+    assert abs(_count(enc) - published[variant]) / published[variant] < 0.005
+
+
+def test_init_matches_official_scheme():
+  model = mae_from_variant("mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2)
+  params = model.init(RNGS, jnp.zeros((1, 16, 16, 3)))["params"]
+  enc = params["encoder"]
+  qkv = enc["blocks_0"]["attn"]["qkv"]["kernel"]          # xavier-uniform on (32, 96)
+  bound = math.sqrt(6 / (32 + 96))
+  assert np.abs(qkv).max() <= bound and np.abs(qkv).max() > 0.8 * bound
+  conv = enc["patch_embed"]["kernel"]                     # as a (32, 4*4*3) matrix
+  bound = math.sqrt(6 / (48 + 32))
+  assert np.abs(conv).max() <= bound and np.abs(conv).max() > 0.8 * bound
+  np.testing.assert_array_equal(enc["blocks_0"]["attn"]["qkv"]["bias"], 0)
+  np.testing.assert_array_equal(enc["norm"]["scale"], 1)
+  for token in (enc["cls_token"], params["decoder"]["mask_token"]):
+    assert 0.005 < float(np.std(token)) < 0.04
+  assert "pos_embed" not in enc   # fixed, computed
+
+
+def test_mae_masking_and_explicit_noise():
+  model = mae_from_variant("mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2,
+                           mask_ratio=0.75, norm_pix_loss=True)
+  x = jax.random.normal(jax.random.key(3), (2, 16, 16, 3))
+  variables = model.init(RNGS, x)
+  noise = jax.random.uniform(jax.random.key(4), (2, 16))
+  loss, pred, mask = model.apply(variables, x, noise=noise)
+  np.testing.assert_array_equal(mask.sum(1), 12)
+  np.testing.assert_array_equal(mask, np.argsort(np.argsort(noise, 1), 1) >= 4)
+  loss2, pred2, _ = model.apply(variables, x, noise=noise)
+  np.testing.assert_array_equal(pred, pred2)
+  _, _, other = model.apply(variables, x, rngs={"masking": jax.random.key(9)})
+  assert not np.array_equal(mask, other)
+  assert np.isfinite(loss) and loss > 0
+
+
+def test_encoder_sees_only_visible_patches():
+  enc = encoder_from_variant("mu/4")
+  x = jnp.zeros((2, 32, 32, 3))
+  variables = enc.init(RNGS, x)
+  tokens, mask, ids = enc.apply(variables, x, mask_ratio=0.75, rngs={"masking": jax.random.key(0)})
+  assert tokens.shape == (2, 1 + 16, 32) and mask.shape == (2, 64) and ids.shape == (2, 64)
+  tokens, mask, ids = enc.apply(variables, x)
+  assert tokens.shape == (2, 65, 32) and mask is None
+
+
+def test_classifier_pooling_and_head_init():
+  x = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
+  ft = classifier_from_variant("mu/4", 7, global_pool=True, drop_path=0.1)
+  params = ft.init(RNGS, x)["params"]
+  assert "fc_norm" in params and "norm" not in params["encoder"]
+  assert float(np.std(params["head"]["kernel"])) < 1e-4      # std 2e-5
+  assert ft.apply({"params": params}, x).shape == (2, 7)
+  cls = classifier_from_variant("mu/4", 7, global_pool=False)
+  assert "norm" in cls.init(RNGS, x)["params"]["encoder"]
+
+
+def test_drop_path_is_random_in_training_only():
+  model = classifier_from_variant("mu/4", 5, drop_path=0.5, head_init_std=1.0)
+  x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
+  v = model.init(RNGS, x)
+  a = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(1)})
+  b = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(2)})
+  assert not np.allclose(a, b)
+  np.testing.assert_array_equal(model.apply(v, x), model.apply(v, x))
+
+
+def test_linear_probe_freezes_encoder():
+  model = classifier_from_variant("mu/4", 5, probe=True, global_pool=False, head_init_std=0.01)
+  x = jax.random.normal(jax.random.key(0), (8, 16, 16, 3))
+  v = model.init(RNGS, x)
+  assert set(v["batch_stats"]["bn"]) == {"mean", "var"} and "bn" not in v["params"]
+
+  def loss(params):
+    logits, _ = model.apply({"params": params, "batch_stats": v["batch_stats"]}, x, train=True,
+                            mutable=["batch_stats"])
+    return jnp.sum(logits ** 2)
+
+  grads = jax.grad(loss)(v["params"])
+  assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads["encoder"]))
+  assert float(jnp.abs(grads["head"]["kernel"]).max()) > 0
+
+
+def test_every_size_name_decodes():
+  for size in SIZES:
+    assert decode_variant(f"{size}/16").width == SIZES[size][0]
