@@ -1,5 +1,6 @@
 """Test helpers: load the real config files, never copies of them."""
 
+import contextlib
 import importlib.util
 import os
 
@@ -16,3 +17,24 @@ def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg) if arg else module.get_config()
+
+
+@contextlib.contextmanager
+def mock_tfds(name: str, data_dir: str, num_examples: int, splits: tuple[str, ...]):
+  """`tfds.testing.mock_data` for builder `name` with `num_examples` random examples per split.
+
+  tensorflow-datasets ships no mock metadata for these datasets, so we write the
+  builder's real features with splits of the mocked size into `data_dir` first.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import mae_jax.data  # noqa: F401  (registers our builders)
+
+  builder = tfds.builder(name, data_dir=data_dir)
+  builder.info.set_splits(tfds.core.SplitDict([
+      tfds.core.SplitInfo(name=split, shard_lengths=[num_examples], num_bytes=0)
+      for split in splits]))
+  os.makedirs(builder.data_dir, exist_ok=True)
+  builder.info.write_to_directory(builder.data_dir)
+  with tfds.testing.mock_data(num_examples=num_examples, data_dir=data_dir,
+                              policy=tfds.testing.MockPolicy.USE_FILES):
+    yield data_dir

@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 from mae_jax import data
 from mae_jax.data import digits
 from mae_jax.data import sources
+from tests.helpers import mock_tfds
 
 HALF = (0.5, 0.5, 0.5)          # maps pixels to [-1, 1]
 IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # mean, std that keep pixels / 255
@@ -110,21 +111,9 @@ def test_download_failure_without_network_raises_runtime_error(tmp_path, monkeyp
 
 @pytest.fixture
 def mock_pets(tmp_path):
-  """TFDS oxford_iiit_pet mocked with 10 random images of random sizes per split.
-
-  tensorflow-datasets' wheel ships no metadata for mock_data, so we write it: the real
-  features (from the builder's code) and splits of the mocked size.
-  """
-  num_examples = 10
-  builder = tfds.builder("oxford_iiit_pet", data_dir=str(tmp_path))
-  builder.info.set_splits(tfds.core.SplitDict([
-      tfds.core.SplitInfo(name=split, shard_lengths=[num_examples], num_bytes=0)
-      for split in ("train", "test")]))
-  os.makedirs(builder.data_dir)
-  builder.info.write_to_directory(builder.data_dir)
-  with tfds.testing.mock_data(num_examples=num_examples, data_dir=str(tmp_path),
-                              policy=tfds.testing.MockPolicy.USE_FILES):
-    yield str(tmp_path)
+  """TFDS oxford_iiit_pet mocked with 10 random images of random sizes per split."""
+  with mock_tfds("oxford_iiit_pet", str(tmp_path), 10, ("train", "test")) as data_dir:
+    yield data_dir
 
 
 def test_oxford_iiit_pet_through_mock_data(mock_pets):

@@ -8,16 +8,18 @@ val/val_annotations.txt). The archive's 10,000 test images have no labels, so th
 "test" split; mae_jax evaluates on "validation".
 
 Features:
-  * "image": uint8 (64, 64, 3). The archive's JPEG bytes are stored unchanged (no second lossy
-    encoding, a quarter of the size of PNG). A few of them are grayscale; they still decode to
-    RGB (three equal channels) because the feature declares 3 channels and TFDS decodes with
-    that many.
+  * "image": uint8 (64, 64, 3). The archive's JPEG bytes are stored unchanged: no second lossy
+    encoding, and smaller than decoded pixels re-encoded as PNG. A few of them are grayscale;
+    they still decode to RGB (three equal channels) because the feature declares 3 channels
+    and TFDS decodes with that many.
   * "label": ClassLabel whose names are the WordNet ids ("n01443537"), sorted, as in TFDS's
     imagenet2012: stable, unique, and what the archive's folders and annotations use.
   * "id": the archive file name ("n01443537_0.JPEG", "val_0.JPEG"), handy for debugging.
 
 Human-readable class names ("goldfish, Carassius auratus", from words.txt) are saved with the
-prepared dataset as metadata; `class_names(data_dir)` returns them in label order.
+prepared dataset as metadata (metadata.json); `class_names(data_dir)` returns them in label
+order. Metadata rather than a feature: one list per dataset instead of a string per example,
+and no uniqueness requirement (ClassLabel names must be unique; WordNet glosses need not be).
 
 The archive is taken from the TFDS manual dir when it is there (no download), else downloaded.
 Without network access and without it there, preparation fails at once with a RuntimeError that

@@ -1,0 +1,90 @@
+"""The real entry point on every config's :smoke variant, and every config file loading."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from mae_jax import config_lib, experiment, tasks
+from tests.helpers import CONFIG_FILES, REPO, load_config
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+@pytest.mark.parametrize("arg", [None, "smoke"])
+def test_config_loads_validates_and_builds(name, arg):
+  config = load_config(name, arg)
+  experiment.validate(config)
+  for stage in config_lib.STAGES:
+    for field in ("batch_size", "num_epochs", "base_lr", "warmup_epochs",
+                  "checkpoint_every_steps", "init_from"):
+      assert field in config[stage], f"{name}: config.{stage}.{field} missing"
+  # Both models build at the config's size (shapes only: ViT-L would not fit a unit test).
+  size = config.data.image_size
+  x = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
+  rngs = {"params": jax.random.key(0), "masking": jax.random.key(1)}
+  mae = tasks.pretrain_task(config).model
+  loss, _, _ = jax.eval_shape(lambda x: mae.apply(mae.init(rngs, x), x, rngs=rngs), x)
+  assert loss.shape == ()
+  clf = tasks.classifier_task(config, "finetune", 10, "unused").model
+  assert jax.eval_shape(lambda x: clf.apply(clf.init(rngs, x), x), x).shape == (2, 10)
+
+
+def test_unknown_stage_is_refused():
+  config = load_config("digits.py", "smoke")
+  config.stages = "pretrain,probe"
+  with pytest.raises(ValueError, match="config.stages: unknown stage 'probe'"):
+    experiment.validate(config)
+
+
+def _run(args, timeout=600):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=timeout)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+  return proc.stdout
+
+
+def _check_summary(workdir, stages, baselines=()):
+  with open(os.path.join(workdir, "summary.json")) as f:
+    summary = json.load(f)
+  for stage in stages:
+    assert summary[stage]["steps"] > 0
+    if stage == "pretrain":
+      assert 0 < summary[stage]["loss"] < 10
+      assert os.path.exists(os.path.join(workdir, "pretrain", "export", "model.json"))
+    else:
+      assert 0 <= summary[stage]["top1"] <= summary[stage]["top5"] <= 100
+    stage_dir = os.path.join(workdir, stage)
+    assert os.listdir(os.path.join(stage_dir, "checkpoints"))
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(stage_dir))
+    with open(os.path.join(stage_dir, "metrics.jsonl")) as f:
+      records = [json.loads(line) for line in f]
+    train = [r for r in records if r["split"] == "train"]
+    assert {"loss", "lr", "grad_norm", "images_per_sec", "eta"} <= set(train[-1])
+  for b in baselines:
+    assert "top1" in summary["baselines"][b]
+  return summary
+
+
+def test_digits_smoke_through_entry_point_and_rerun_skips(tmp_path):
+  workdir = str(tmp_path / "run")
+  cmd = ["-m", "mae_jax.main", "--config=configs/digits.py:smoke", f"--workdir={workdir}"]
+  out = _run(cmd)
+  assert "[pretrain] train step 2:" in out
+  summary = _check_summary(workdir, config_lib.STAGES, ("linprobe_random_init", "raw_pixels"))
+  # Running the same command again finds every stage finished.
+  out = _run(cmd)
+  assert out.count("already finished") == 4
+  assert _check_summary(workdir, config_lib.STAGES) == summary
+
+
+def test_pets_smoke_through_entry_point_on_mock_data(tmp_path):
+  data_dir, workdir = str(tmp_path / "tfds"), str(tmp_path / "run")
+  _run(["-m", "tests.mock_main", "oxford_iiit_pet", "40", "train,test", data_dir, "--",
+        "--config=configs/pets.py:smoke", f"--workdir={workdir}",
+        f"--config.data.data_dir={data_dir}"])
+  _check_summary(workdir, config_lib.STAGES)
