@@ -61,16 +61,32 @@ def test_digits_split_is_fixed_and_stratified(digits_source):
   assert np.all(test_counts > 0) and np.all(all_counts - test_counts > 0)
   assert np.all(np.abs(test_counts - 0.2 * all_counts) <= 1)
   for images in (x_train, x_test):
-    assert images.dtype == np.uint8 and images.shape[1:] == (8, 8, 3)
+    assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3)
     assert np.array_equal(images[..., 0], images[..., 2])       # gray repeated to RGB
     assert images.max() == 255 and images.min() == 0             # 0..16 ink scaled to 0..255
+
+
+def test_digits_are_a_smooth_upsampling_of_the_originals():
+  from sklearn.datasets import load_digits
+  from sklearn.model_selection import train_test_split
+  raw = load_digits()
+  order, _ = train_test_split(np.arange(len(raw.target)), test_size=0.2, stratify=raw.target,
+                              random_state=0)
+  originals = raw.images[order] * (255 / 16)
+  x_train, _ = digits.digits_arrays()["train"]
+  # Averaged over its 4x4 blocks, each 32x32 image is a blurred copy of its own 8x8 original.
+  blocks = x_train[..., 0].reshape(-1, 8, 4, 8, 4).mean(axis=(2, 4))
+  own = np.abs(blocks - originals).mean(axis=(1, 2))
+  other = np.abs(blocks - np.roll(originals, 1, axis=0)).mean(axis=(1, 2))
+  assert own.max() < 30 and np.median(own) < 0.5 * np.median(other)
+  assert len(np.unique(x_train)) > 100       # interpolated, not nearest-neighbour blocks
 
 
 def test_digits_load_is_uint8_rgb_in_fixed_order(digits_source):
   first = list(digits_source.load("test").as_numpy_iterator())
   again = list(digits_source.load("test").as_numpy_iterator())
   assert len(first) == 360
-  assert first[0]["image"].dtype == np.uint8 and first[0]["image"].shape == (8, 8, 3)
+  assert first[0]["image"].dtype == np.uint8 and first[0]["image"].shape == (32, 32, 3)
   assert first[0]["label"].dtype == np.int32
   assert {int(ex["label"]) for ex in first} == set(range(10))
   assert all(np.array_equal(a["image"], b["image"]) and a["label"] == b["label"]

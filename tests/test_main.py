@@ -88,3 +88,11 @@ def test_pets_smoke_through_entry_point_on_mock_data(tmp_path):
         "--config=configs/pets.py:smoke", f"--workdir={workdir}",
         f"--config.data.data_dir={data_dir}"])
   _check_summary(workdir, config_lib.STAGES)
+
+
+def test_tiny_imagenet_smoke_through_entry_point_on_mock_data(tmp_path):
+  data_dir, workdir = str(tmp_path / "tfds"), str(tmp_path / "run")
+  _run(["-m", "tests.mock_main", "tiny_imagenet", "40", "train,validation", data_dir, "--",
+        "--config=configs/tiny_imagenet.py:smoke", f"--workdir={workdir}",
+        f"--config.data.data_dir={data_dir}"])
+  _check_summary(workdir, config_lib.STAGES, ("finetune_random_init",))

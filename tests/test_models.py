@@ -65,7 +65,7 @@ def test_mae_shapes_every_variant(variant, size):
 
 def test_init_matches_official_scheme():
   model = mae_from_variant("mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2)
-  params = model.init(RNGS, jnp.zeros((1, 16, 16, 3)))["params"]
+  params = jax.jit(model.init)(RNGS, jnp.zeros((1, 16, 16, 3)))["params"]
   enc = params["encoder"]
   qkv = enc["blocks_0"]["attn"]["qkv"]["kernel"]          # xavier-uniform on (32, 96)
   bound = math.sqrt(6 / (32 + 96))
@@ -84,14 +84,15 @@ def test_mae_masking_and_explicit_noise():
   model = mae_from_variant("mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2,
                            mask_ratio=0.75, norm_pix_loss=True)
   x = jax.random.normal(jax.random.key(3), (2, 16, 16, 3))
-  variables = model.init(RNGS, x)
+  variables = jax.jit(model.init)(RNGS, x)
+  apply = jax.jit(model.apply)
   noise = jax.random.uniform(jax.random.key(4), (2, 16))
-  loss, pred, mask = model.apply(variables, x, noise=noise)
+  loss, pred, mask = apply(variables, x, noise=noise)
   np.testing.assert_array_equal(mask.sum(1), 12)
   np.testing.assert_array_equal(mask, np.argsort(np.argsort(noise, 1), 1) >= 4)
-  loss2, pred2, _ = model.apply(variables, x, noise=noise)
+  loss2, pred2, _ = apply(variables, x, noise=noise)
   np.testing.assert_array_equal(pred, pred2)
-  _, _, other = model.apply(variables, x, rngs={"masking": jax.random.key(9)})
+  _, _, other = apply(variables, x, rngs={"masking": jax.random.key(9)})
   assert not np.array_equal(mask, other)
   assert np.isfinite(loss) and loss > 0
 
@@ -99,7 +100,7 @@ def test_mae_masking_and_explicit_noise():
 def test_encoder_sees_only_visible_patches():
   enc = encoder_from_variant("mu/4")
   x = jnp.zeros((2, 32, 32, 3))
-  variables = enc.init(RNGS, x)
+  variables = jax.jit(enc.init)(RNGS, x)
   tokens, mask, ids = enc.apply(variables, x, mask_ratio=0.75, rngs={"masking": jax.random.key(0)})
   assert tokens.shape == (2, 1 + 16, 32) and mask.shape == (2, 64) and ids.shape == (2, 64)
   tokens, mask, ids = enc.apply(variables, x)
@@ -109,7 +110,7 @@ def test_encoder_sees_only_visible_patches():
 def test_classifier_pooling_and_head_init():
   x = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
   ft = classifier_from_variant("mu/4", 7, global_pool=True, drop_path=0.1)
-  params = ft.init(RNGS, x)["params"]
+  params = jax.jit(ft.init)(RNGS, x)["params"]
   assert "fc_norm" in params and "norm" not in params["encoder"]
   assert float(np.std(params["head"]["kernel"])) < 1e-4      # std 2e-5
   assert ft.apply({"params": params}, x).shape == (2, 7)
@@ -120,17 +121,18 @@ def test_classifier_pooling_and_head_init():
 def test_drop_path_is_random_in_training_only():
   model = classifier_from_variant("mu/4", 5, drop_path=0.5, head_init_std=1.0)
   x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
-  v = model.init(RNGS, x)
-  a = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(1)})
-  b = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(2)})
+  v = jax.jit(model.init)(RNGS, x)
+  apply = jax.jit(model.apply, static_argnames="train")
+  a = apply(v, x, train=True, rngs={"dropout": jax.random.key(1)})
+  b = apply(v, x, train=True, rngs={"dropout": jax.random.key(2)})
   assert not np.allclose(a, b)
-  np.testing.assert_array_equal(model.apply(v, x), model.apply(v, x))
+  np.testing.assert_array_equal(apply(v, x), apply(v, x))
 
 
 def test_linear_probe_freezes_encoder():
   model = classifier_from_variant("mu/4", 5, probe=True, global_pool=False, head_init_std=0.01)
   x = jax.random.normal(jax.random.key(0), (8, 16, 16, 3))
-  v = model.init(RNGS, x)
+  v = jax.jit(model.init)(RNGS, x)
   assert set(v["batch_stats"]["bn"]) == {"mean", "var"} and "bn" not in v["params"]
 
   def loss(params):
@@ -138,7 +140,7 @@ def test_linear_probe_freezes_encoder():
                             mutable=["batch_stats"])
     return jnp.sum(logits ** 2)
 
-  grads = jax.grad(loss)(v["params"])
+  grads = jax.jit(jax.grad(loss))(v["params"])
   assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads["encoder"]))
   assert float(jnp.abs(grads["head"]["kernel"]).max()) > 0
 
