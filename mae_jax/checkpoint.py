@@ -36,7 +36,14 @@ class StateCheckpoints:
       return False
     if self.manager.latest_step() == step:
       return False
+    # One save in flight at a time: overlapping async saves of close steps were seen to race in
+    # Orbax's finalisation ("No ArrayMetadata found"). The write still overlaps training.
+    self.wait()
     return self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+
+  def wait(self) -> None:
+    """Blocks until the async save in flight (if any) is on disk."""
+    self.manager.wait_until_finished()
 
   def close(self) -> None:
     self.manager.wait_until_finished()

@@ -147,6 +147,9 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
       std=tuple(data_cfg.std), seed=seed, start_step=start, num_shards=procs, shard_index=pid)
 
   def evaluate() -> dict[str, float]:
+    # Opening a dataset must not overlap a checkpoint write: TFDS's mock_data (tests) swaps the
+    # file system out globally while it builds one, and the write would land in its sandbox.
+    ckpts.wait()
     sums: dict[str, float] = {}
     for b in data.eval_batches(source, source.eval_split, batch_size=data_cfg.eval_batch_size // procs,
                                image_size=size, crop_ratio=data_cfg.eval_crop_ratio,
