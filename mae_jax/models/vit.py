@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mae_jax.masking import num_kept, random_masking
+from mae_jax.masking import random_masking
 from mae_jax.models.posembed import sincos_2d
 
 Dtype = Any
@@ -187,10 +187,4 @@ def encoder_from_variant(variant: str, **kwargs: Any) -> Encoder:
   v = decode_variant(variant)
   return Encoder(width=v.width, depth=v.depth, num_heads=v.num_heads, patch_size=v.patch_size,
                  mlp_ratio=v.mlp_ratio, **kwargs)
-
-
-def tokens_for(image_size: int, patch_size: int, mask_ratio: float = 0.0) -> int:
-  """Encoder sequence length (with cls) for a square image."""
-  l = (image_size // patch_size) ** 2
-  return 1 + (num_kept(l, mask_ratio) if mask_ratio > 0 else l)
 
