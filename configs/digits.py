@@ -26,14 +26,16 @@ def get_config(arg: str | None = None):
     c[stage].checkpoint_every_steps = 200
     c[stage].log_every_steps = 50
 
-  # Tuned to finish all stages in ~13 minutes on 2 CPU cores. No crops in pretraining: the
-  # digits fill the frame, and at 40 epochs random crops cost more reconstruction than they teach.
+  # Tuned to finish all stages in ~12 minutes on 2 CPU cores. Mild crops (half the area or
+  # more): without them the loss falls lower (0.32 vs 0.34) but the features probe worse
+  # (95% vs 97.5% with logistic regression on the cls token).
   c.pretrain.update(batch_size=128, num_epochs=40, base_lr=6e-3, warmup_epochs=5,
-                    crop_scale=(1.0, 1.0))
-  # LARS moves each weight by a fixed fraction of its norm per step; with ~200 steps instead of
-  # the official ~10k, the head (init std 0.01) needs a larger lr to grow to its scale.
-  c.linprobe.update(batch_size=128, num_epochs=20, base_lr=20.0, warmup_epochs=2,
-                    crop_scale=(0.8, 1.0), eval_every_epochs=10)
+                    crop_scale=(0.5, 1.0))
+  # LARS moves the head's matrix by lr * trust_coefficient of its norm per step and the bias
+  # by lr * gradient. The official 0.001 is tuned for ~7k steps; in our 220 the head (init
+  # std 0.01) must grow ~30x, so the matrix gets a larger relative step, the bias a small lr.
+  c.linprobe.update(batch_size=128, num_epochs=20, base_lr=1.0, trust_coefficient=0.05,
+                    warmup_epochs=2, crop_scale=(0.8, 1.0), eval_every_epochs=10)
   c.finetune.update(batch_size=128, num_epochs=15, base_lr=3e-3, warmup_epochs=3,
                     layer_decay=0.75, drop_path=0.1, crop_scale=(0.7, 1.0), eval_every_epochs=5)
   if arg.smoke:

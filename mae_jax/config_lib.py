@@ -79,8 +79,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.pretrain = _stage(batch_size=4096, num_epochs=800, base_lr=1.5e-4, warmup_epochs=40,
                       crop_scale=(0.2, 1.0), b1=0.9, b2=0.95)
   # main_linprobe.py: LARS, blr 0.1, no wd, 10 warmup epochs, cls token, head std 0.01.
+  # LARS moves a weight matrix by lr * trust_coefficient of its norm per step (biases by
+  # lr * gradient): the two knobs set the head's and the bias's step sizes separately.
   c.linprobe = _stage(batch_size=16384, num_epochs=90, base_lr=0.1, weight_decay=0.0,
-                      warmup_epochs=10, momentum=0.9, global_pool=False, head_init_std=0.01)
+                      warmup_epochs=10, momentum=0.9, trust_coefficient=0.001,
+                      global_pool=False, head_init_std=0.01)
   # main_finetune.py (ViT-B): blr 5e-4, layer decay 0.65, drop path 0.1, smoothing 0.1.
   c.finetune = _stage(batch_size=1024, num_epochs=100, base_lr=5e-4, warmup_epochs=5,
                       b1=0.9, b2=0.999, layer_decay=0.65, drop_path=0.1, label_smoothing=0.1,

@@ -112,7 +112,8 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
 
   if probe:
     make_tx = lambda schedule, params: optim.freeze(  # noqa: E731
-        optim.lars(schedule, weight_decay=s.weight_decay, momentum=s.momentum), params,
+        optim.lars(schedule, weight_decay=s.weight_decay, momentum=s.momentum,
+                   trust_coefficient=s.trust_coefficient), params,
         trainable=lambda names: names[0] != "encoder")
   else:
     depth = decode_variant(config.model.variant).depth
