@@ -235,6 +235,7 @@ def _train_augment(read_crop, index: tf.Tensor, key: tf.Tensor, *, image_size: i
   window = lambda height, width: random_resized_crop_window(  # noqa: E731
       height, width, scale=crop_scale, ratio=crop_ratio, seed=crop_seed)
   image = _resize(read_crop(index, window), image_size, image_size)
+  image = tf.ensure_shape(image, [image_size, image_size, 3])
   if hflip:
     flip = tf.random.stateless_uniform([], flip_seed) < 0.5
     # tf.cond, not tf.where: broadcasting a scalar condition over the image is ~4x slower.

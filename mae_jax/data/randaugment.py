@@ -173,13 +173,22 @@ def _op_table() -> list:
 OPS = tuple(name for name, _ in _op_table())
 
 
+@tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
+                              tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32),
+                              tf.TensorSpec([], tf.float32)], autograph=False)
+def _apply_op(image, index, level, sign):
+  # One traced function for every call: tracing the 15 branches anew in each layer of each
+  # pipeline would take tens of seconds.
+  branches = [lambda fn=fn: tf.ensure_shape(fn(image, level, sign), [None, None, 3])
+              for _, fn in _op_table()]
+  return tf.switch_case(index, branches)
+
+
 def apply_op(image: tf.Tensor, index, level, sign=1.0) -> tf.Tensor:
   """Op number `index` of OPS on uint8 (H, W, 3) at `level` in [0, 10] with direction `sign`."""
-  level = tf.cast(level, tf.float32)
-  sign = tf.cast(sign, tf.float32)
-  branches = [lambda fn=fn: tf.ensure_shape(fn(image, level, sign), image.shape)
-              for _, fn in _op_table()]
-  return tf.switch_case(tf.cast(index, tf.int32), branches)
+  out = _apply_op(image, tf.cast(index, tf.int32), tf.cast(level, tf.float32),
+                  tf.cast(sign, tf.float32))
+  return tf.ensure_shape(out, image.shape)
 
 
 def rand_augment(image: tf.Tensor, seed: tf.Tensor, *, num_layers: int, magnitude: float,
