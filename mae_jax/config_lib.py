@@ -37,8 +37,19 @@ def _stage(**fields) -> ml_collections.ConfigDict:
       min_lr=0.0,
       warmup_epochs=5,
       weight_decay=0.05,
-      crop_scale=(0.08, 1.0),     # RandomResizedCrop area range
+      crop_scale=(0.08, 1.0),     # RandomResizedCrop area range (bicubic resize)
+      crop_ratio=(3 / 4, 4 / 3),  # and aspect-ratio range
       hflip=True,
+      # Fine-tune augmentations (mae_jax/data/augment.py), off unless a stage turns them on.
+      rand_augment_layers=0,      # RandAugment ops per image; 0 = off
+      rand_augment_magnitude=9.0,
+      rand_augment_magnitude_std=0.5,
+      color_jitter=0.0,           # only applied when RandAugment is off, as in timm
+      random_erase_prob=0.0,
+      mixup_alpha=0.0,            # Beta(a, a) per batch; 0 = off. Labels become soft.
+      cutmix_alpha=0.0,
+      mixup_prob=1.0,             # probability that a batch is mixed at all
+      mixup_switch_prob=0.5,      # with both on: probability of cutmix instead of mixup
       log_every_steps=50,
       eval_every_epochs=10,       # classifier stages; always evaluated at the end
       checkpoint_every_steps=500,
@@ -67,6 +78,7 @@ def base_config() -> ml_collections.ConfigDict:
       dtype="float32",           # compute dtype; parameters stay float32. "bfloat16" on TPU/GPU.
   ))
   c.data = ml_collections.ConfigDict(dict(
+      # "digits", "imagefolder:/path" (root/<split>/<class>/<image>), "tfds:NAME" or "NAME".
       dataset="oxford_iiit_pet",
       data_dir="",               # TFDS data dir; "" = TFDS_DATA_DIR or ~/tensorflow_datasets
       image_size=224,
@@ -84,10 +96,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.linprobe = _stage(batch_size=16384, num_epochs=90, base_lr=0.1, weight_decay=0.0,
                       warmup_epochs=10, momentum=0.9, trust_coefficient=0.001,
                       global_pool=False, head_init_std=0.01)
-  # main_finetune.py (ViT-B): blr 5e-4, layer decay 0.65, drop path 0.1, smoothing 0.1.
+  # main_finetune.py (ViT-B): blr 5e-4, layer decay 0.65, drop path 0.1, smoothing 0.1;
+  # RandAugment rand-m9-mstd0.5-inc1, color jitter 0.4 (unused by timm next to RandAugment),
+  # random erasing 0.25, mixup 0.8 / cutmix 1.0 per batch.
   c.finetune = _stage(batch_size=1024, num_epochs=100, base_lr=5e-4, warmup_epochs=5,
                       b1=0.9, b2=0.999, layer_decay=0.65, drop_path=0.1, label_smoothing=0.1,
-                      global_pool=True, head_init_std=2e-5, grad_clip_norm=0.0)
+                      global_pool=True, head_init_std=2e-5, grad_clip_norm=0.0,
+                      rand_augment_layers=2, color_jitter=0.4, random_erase_prob=0.25,
+                      mixup_alpha=0.8, cutmix_alpha=1.0)
   # The raw_pixels baseline: logistic regression on eval-preprocessed pixels (scikit-learn).
   c.raw_pixels = ml_collections.ConfigDict(dict(C=1.0, max_iter=1000))
   return c

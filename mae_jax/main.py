@@ -4,6 +4,8 @@ Runs the stages of the config (pretrain, linprobe, finetune), resuming whatever 
 previous run of the same command left in DIR.
 """
 
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -20,7 +22,13 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)   # Orbax logs every save at INFO
-  experiment.run(_CONFIG.value, _WORKDIR.value)
+  # Imported here: mae_jax.data brings TensorFlow, which --help should not wait for.
+  from mae_jax.data import DatasetUnavailableError  # pylint: disable=g-import-not-at-top
+  try:
+    experiment.run(_CONFIG.value, _WORKDIR.value)
+  except DatasetUnavailableError as err:
+    # A missing dataset is the user's to fix, not a bug: the message, without a traceback.
+    sys.exit(f"mae_jax: {err}")
 
 
 if __name__ == "__main__":

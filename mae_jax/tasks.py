@@ -98,8 +98,10 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
     rngs = {"dropout": jax.random.fold_in(rng, example_ids[0])}
     logits, new_state = model.apply({"params": params, **model_state}, batch["image"], train=True,
                                     rngs=rngs, mutable=list(model_state))
-    loss = losses.classification_loss(logits, batch["label"], smoothing)
-    top1 = losses.topk_correct(logits, batch["label"], 1).mean()
+    labels = batch["label"]   # int (N,), or soft (N, K) under mixup/cutmix
+    loss = losses.classification_loss(logits, labels, smoothing)
+    hard = labels if labels.ndim == 1 else jnp.argmax(labels, axis=-1)
+    top1 = losses.topk_correct(logits, hard, 1).mean()
     return loss, (dict(new_state), {"loss": loss, "top1": 100 * top1})
 
   def eval_fn(params, model_state, batch):

@@ -143,8 +143,9 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
   procs, pid = jax.process_count(), jax.process_index()
   batches = data.train_batches(
       source, source.train_split, batch_size=batch // procs, image_size=size,
-      crop_scale=tuple(cfg.crop_scale), hflip=cfg.hflip, mean=tuple(data_cfg.mean),
-      std=tuple(data_cfg.std), seed=seed, start_step=start, num_shards=procs, shard_index=pid)
+      crop_scale=tuple(cfg.crop_scale), crop_ratio=tuple(cfg.crop_ratio), hflip=cfg.hflip,
+      mean=tuple(data_cfg.mean), std=tuple(data_cfg.std), seed=seed, start_step=start,
+      num_shards=procs, shard_index=pid, options=data.Augment.from_config(cfg))
 
   def evaluate() -> dict[str, float]:
     # Opening a dataset must not overlap a checkpoint write: TFDS's mock_data (tests) swaps the

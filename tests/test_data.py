@@ -108,9 +108,11 @@ def test_gray_and_alpha_images_become_rgb():
 
 
 def test_unknown_dataset_name_raises_a_clear_value_error():
-  with pytest.raises(ValueError, match="Unknown dataset 'no_such_dataset_xyz'.*'digits', "
-                     "'oxford_iiit_pet', or any TFDS image-classification dataset"):
-    data.get_source("no_such_dataset_xyz")
+  for name in ("no_such_dataset_xyz", "tfds:no_such_dataset_xyz"):
+    with pytest.raises(ValueError, match="Unknown dataset 'no_such_dataset_xyz'.*'digits', "
+                       "'imagefolder:/path/to/root', 'oxford_iiit_pet', 'tiny_imagenet', or any "
+                       "TFDS image-classification dataset name as 'tfds:NAME'"):
+      data.get_source(name)
 
 
 def test_download_failure_without_network_raises_runtime_error(tmp_path, monkeypatch):
@@ -119,10 +121,25 @@ def test_download_failure_without_network_raises_runtime_error(tmp_path, monkeyp
   def download_and_prepare(self, *args, **kwargs):
     raise offline
 
+  monkeypatch.setattr(sources.requests, "head", lambda *args, **kwargs: None)  # host answers
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download_and_prepare)
   with pytest.raises(RuntimeError, match="'mnist'.*--config.data.data_dir.*TFDS_DATA_DIR") as err:
     data.get_source("mnist", data_dir=str(tmp_path))
   assert err.value.__cause__ is offline
+
+
+def test_offline_pets_names_the_archives_and_the_manual_dir(tmp_path, monkeypatch):
+  def refuse(*args, **kwargs):
+    raise sources.requests.ConnectionError("Name or service not known")
+
+  monkeypatch.setattr(sources.requests, "head", refuse)
+  with pytest.raises(data.DatasetUnavailableError) as err:
+    data.get_source("tfds:oxford_iiit_pet", data_dir=str(tmp_path))
+  message = str(err.value)
+  for part in ("'oxford_iiit_pet'", f"{tmp_path}/downloads/manual/images.tar.gz",
+               f"{tmp_path}/downloads/manual/annotations.tar.gz", "oxford_iiit_pet/<version>/",
+               "gs://tfds-data/datasets", "--config.data.data_dir"):
+    assert part in message
 
 
 @pytest.fixture

@@ -96,3 +96,26 @@ def test_tiny_imagenet_smoke_through_entry_point_on_mock_data(tmp_path):
         "--config=configs/tiny_imagenet.py:smoke", f"--workdir={workdir}",
         f"--config.data.data_dir={data_dir}"])
   _check_summary(workdir, config_lib.STAGES, ("finetune_random_init",))
+
+
+def test_imagefolder_smoke_through_entry_point(tmp_path):
+  from tests.test_imagefolder import make_folder
+  root, workdir = str(tmp_path / "images"), str(tmp_path / "run")
+  make_folder(root, per_class=12, size=(40, 36))
+  # Fine-tune runs the official augmentations: RandAugment, erasing, mixup/cutmix (soft labels).
+  _run(["-m", "mae_jax.main", "--config=configs/pets.py:smoke", f"--workdir={workdir}",
+        f"--config.data.dataset=imagefolder:{root}", "--config.stages=finetune",
+        "--config.finetune.init_from=random"])
+  summary = _check_summary(workdir, ("finetune",))
+  assert summary["finetune"]["top1"] >= 0
+
+
+def test_missing_dataset_is_one_clear_error_without_traceback(tmp_path):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.run(
+      [sys.executable, "-m", "mae_jax.main", "--config=configs/pets.py:smoke",
+       f"--workdir={tmp_path / 'run'}", f"--config.data.dataset=imagefolder:{tmp_path}/none"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1
+  assert "Traceback" not in proc.stderr
+  assert f"mae_jax: Image folder dataset '{tmp_path}/none' does not exist" in proc.stderr

@@ -1,4 +1,5 @@
-"""Input data: datasets (`sources`, `digits`) and tf.data pipelines (`pipeline`).
+"""Input data: datasets (`sources`: digits, image folders, TFDS incl. `tiny_imagenet`) and tf.data
+pipelines (`pipeline`, with `decoding`, `augment`, `randaugment`).
 
 This package is the only place mae_jax imports TensorFlow. TensorFlow only feeds the input
 pipeline, so it is kept off GPUs/TPUs on import: JAX owns the accelerators and their memory.
@@ -6,17 +7,19 @@ pipeline, so it is kept off GPUs/TPUs on import: JAX owns the accelerators and t
 
 import tensorflow as tf
 
+from mae_jax.data.augment import Augment
 from mae_jax.data.pipeline import epoch_permutation
 from mae_jax.data.pipeline import eval_batches
 from mae_jax.data.pipeline import num_train_steps_per_epoch
 from mae_jax.data.pipeline import random_resized_crop_window
 from mae_jax.data.pipeline import train_batches
 from mae_jax.data.pipeline import train_schedule
+from mae_jax.data.sources import DatasetUnavailableError
 from mae_jax.data.sources import get_source
 from mae_jax.data.sources import Source
 from mae_jax.data import tiny_imagenet  # noqa: F401  (registers the TFDS builder)
 
-__all__ = ["Source", "epoch_permutation", "eval_batches", "get_source",
+__all__ = ["Augment", "DatasetUnavailableError", "Source", "epoch_permutation", "eval_batches", "get_source",
            "num_train_steps_per_epoch", "random_resized_crop_window", "train_batches",
            "train_schedule"]
 

@@ -22,7 +22,7 @@ order. Metadata rather than a feature: one list per dataset instead of a string 
 and no uniqueness requirement (ClassLabel names must be unique; WordNet glosses need not be).
 
 The archive is taken from the TFDS manual dir when it is there (no download), else downloaded.
-Without network access and without it there, preparation fails at once with a RuntimeError that
+Without network access and without it there, preparation fails at once with a DatasetUnavailableError that
 says where to put it.
 """
 
@@ -34,6 +34,8 @@ from etils import epath
 import requests
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from mae_jax.data.sources import DatasetUnavailableError
 
 NAME = "tiny_imagenet"
 ARCHIVE = "tiny-imagenet-200.zip"
@@ -146,11 +148,11 @@ def _archive_path(dl_manager: tfds.download.DownloadManager) -> epath.Path:
   try:
     requests.head(URL, timeout=_PROBE_TIMEOUT_S, allow_redirects=False)
   except (requests.ConnectionError, requests.Timeout) as err:
-    raise RuntimeError(message) from err
+    raise DatasetUnavailableError(message) from err
   try:
     return epath.Path(dl_manager.download(URL))
   except (OSError, tfds.download.DownloadError) as err:
-    raise RuntimeError(message) from err
+    raise DatasetUnavailableError(message) from err
 
 
 def _read_lines(zf: zipfile.ZipFile, name: str) -> list[str]:

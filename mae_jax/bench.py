@@ -1,0 +1,255 @@
+"""Benchmarks: `python -m mae_jax.bench --target=T ...`; the last stdout line is a JSON object.
+
+  # Photo-sized JPEGs to measure on (root/train/<class>/*.jpg, ~500x375, from real photos):
+  python -m mae_jax.bench --make_fixture=/tmp/photos --fixture_images=1024
+  # The pretrain input pipeline alone, beside a plain PIL loader in 2 worker processes:
+  python -m mae_jax.bench --target=input --data=imagefolder:/tmp/photos --image_size=224 \
+      --batch_size=64 --num_batches=40
+
+Targets: "input" (the tf.data pretrain pipeline: decode, RandomResizedCrop, flip, normalise).
+Other targets (train steps) register in TARGETS. TensorFlow and PIL are imported inside the
+targets that use them, so this module imports without either.
+
+The PIL baseline is what the official PyTorch release's loader does per image (ImageFolder's
+PIL decode and RGB convert, torchvision RandomResizedCrop(scale 0.2-1, bicubic), flip, ToTensor,
+Normalize), in --pil_workers processes that each build whole batches into shared memory, as a
+torch DataLoader with that many workers does. The two run one after the other, alternating for
+--rounds rounds, so that load from other processes hits both alike; each reports its best round.
+"""
+
+import json
+import math
+import multiprocessing
+import os
+import random
+import sys
+import time
+from typing import Any, Callable
+
+from absl import app, flags
+
+_TARGET = flags.DEFINE_string("target", "input", "What to measure: one of TARGETS.")
+_DATA = flags.DEFINE_string("data", None, "config.data.dataset to read, e.g. imagefolder:DIR.")
+_DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir for TFDS datasets.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Output resolution.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Images per batch.")
+_NUM_BATCHES = flags.DEFINE_integer("num_batches", 40, "Timed batches per round.")
+_WARMUP = flags.DEFINE_integer("warmup_batches", 4, "Untimed batches before each round.")
+_ROUNDS = flags.DEFINE_integer("rounds", 2, "Alternating rounds of ours and the baseline.")
+_PIL_WORKERS = flags.DEFINE_integer("pil_workers", 2, "Worker processes of the PIL baseline; "
+                                    "0 = no baseline.")
+_MAKE_FIXTURE = flags.DEFINE_string("make_fixture", None, "Write photo-sized JPEGs in "
+                                    "DIR/{train,val}/<class>/ and exit.")
+_FIXTURE_IMAGES = flags.DEFINE_integer("fixture_images", 1024, "Training images to write.")
+_FIXTURE_CLASSES = flags.DEFINE_integer("fixture_classes", 8, "Classes to write.")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FIXTURE_SIZE = (500, 375)     # width, height: a typical ImageNet / Oxford pets photo
+
+
+# ---- fixture -----------------------------------------------------------------------------------
+
+def make_fixture(root: str, num_images: int, num_classes: int, seed: int = 0) -> None:
+  """Writes ~500x375 JPEGs (quality 90) cut from scikit-learn's two sample photos.
+
+  Random crops, scales, flips, orientations and colour shifts of real photos: JPEG statistics
+  (and so decoding cost) of natural images, which noise or flat colours would not have.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from sklearn.datasets import load_sample_images  # pylint: disable=g-import-not-at-top
+
+  photos = [Image.fromarray(p) for p in load_sample_images().images]   # 427x640 RGB
+  rng = np.random.default_rng(seed)
+  for split, count in (("train", num_images), ("val", max(num_images // 8, num_classes))):
+    for i in range(count):
+      photo = photos[i % len(photos)]
+      w, h = FIXTURE_SIZE if rng.random() < 0.75 else FIXTURE_SIZE[::-1]
+      scale = rng.uniform(0.5, 1.0)
+      cw, ch = int(photo.width * scale), int(photo.width * scale * h / w)
+      ch = min(ch, photo.height)
+      left, top = rng.integers(0, photo.width - cw + 1), rng.integers(0, photo.height - ch + 1)
+      image = photo.crop((left, top, left + cw, top + ch)).resize((w, h), Image.BICUBIC)
+      if rng.random() < 0.5:
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+      pixels = np.asarray(image, np.float32) * rng.uniform(0.8, 1.2, 3)
+      image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+      folder = os.path.join(root, split, f"class_{i % num_classes:03d}")
+      os.makedirs(folder, exist_ok=True)
+      image.save(os.path.join(folder, f"{i:06d}.jpg"), quality=90)
+
+
+# ---- the PIL baseline --------------------------------------------------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _pil_init(paths: list[str], shm_name: str, slot_shape: tuple[int, ...], scale: float,
+              ratio: tuple[float, float], seed: int) -> None:
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from multiprocessing import shared_memory  # pylint: disable=g-import-not-at-top
+  shm = shared_memory.SharedMemory(name=shm_name)
+  _worker.update(paths=paths, shm=shm, scale=scale, ratio=ratio, seed=seed,
+                 slots=np.ndarray(slot_shape, np.float32, buffer=shm.buf))
+
+
+def _pil_rrc_params(width: int, height: int, scale: tuple[float, float],
+                    ratio: tuple[float, float], rnd: random.Random) -> tuple[int, int, int, int]:
+  """torchvision RandomResizedCrop.get_params: (top, left, height, width)."""
+  area = width * height
+  log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+  for _ in range(10):
+    target = area * rnd.uniform(*scale)
+    aspect = math.exp(rnd.uniform(*log_ratio))
+    w = int(round(math.sqrt(target * aspect)))
+    h = int(round(math.sqrt(target / aspect)))
+    if 0 < w <= width and 0 < h <= height:
+      return rnd.randint(0, height - h), rnd.randint(0, width - w), h, w
+  in_ratio = width / height
+  if in_ratio < ratio[0]:
+    w, h = width, int(round(width / ratio[0]))
+  elif in_ratio > ratio[1]:
+    h, w = height, int(round(height * ratio[1]))
+  else:
+    w, h = width, height
+  return (height - h) // 2, (width - w) // 2, h, w
+
+
+def _pil_batch(batch_index: int, slot: int, batch_size: int, size: int) -> int:
+  """Builds batch `batch_index` into shared-memory slot `slot` (N, 3, size, size), as torch."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  paths, out = _worker["paths"], _worker["slots"][slot]
+  rnd = random.Random(_worker["seed"] * 1_000_003 + batch_index)
+  mean = np.asarray(IMAGENET_MEAN, np.float32)
+  std = np.asarray(IMAGENET_STD, np.float32)
+  for i in range(batch_size):
+    with open(paths[rnd.randrange(len(paths))], "rb") as f:
+      image = Image.open(f).convert("RGB")
+    top, left, h, w = _pil_rrc_params(image.width, image.height, _worker["scale"],
+                                      _worker["ratio"], rnd)
+    image = image.crop((left, top, left + w, top + h)).resize((size, size), Image.BICUBIC)
+    if rnd.random() < 0.5:
+      image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    pixels = np.asarray(image, np.float32) / 255.0                 # ToTensor
+    out[i] = ((pixels - mean) / std).transpose(2, 0, 1)             # Normalize, CHW
+  return slot
+
+
+def pil_images_per_sec(paths: list[str], *, batch_size: int, image_size: int,
+                       num_batches: int, warmup: int, workers: int,
+                       scale: tuple[float, float], ratio: tuple[float, float]) -> float:
+  """Throughput of the PIL loader: `workers` processes, 2 batches in flight per worker."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from multiprocessing import shared_memory  # pylint: disable=g-import-not-at-top
+  num_slots = 2 * workers                                            # DataLoader prefetch 2
+  slot_shape = (num_slots, batch_size, 3, image_size, image_size)
+  shm = shared_memory.SharedMemory(create=True, size=int(np.prod(slot_shape)) * 4)
+  # spawn: fresh interpreters that import this module only, never TensorFlow.
+  ctx = multiprocessing.get_context("spawn")
+  try:
+    with ctx.Pool(workers, initializer=_pil_init,
+                  initargs=(paths, shm.name, slot_shape, scale, ratio, 0)) as pool:
+      slots = np.ndarray(slot_shape, np.float32, buffer=shm.buf)
+      pending, submitted, start = [], 0, None
+      total = warmup + num_batches
+      for slot in range(num_slots):
+        pending.append(pool.apply_async(_pil_batch, (submitted, slot, batch_size, image_size)))
+        submitted += 1
+      for done in range(total):
+        if done == warmup:
+          start = time.perf_counter()
+        slot = pending.pop(0).get()
+        float(slots[slot, 0, 0, 0, 0])                              # the consumer reads it
+        if submitted < total:
+          pending.append(pool.apply_async(_pil_batch, (submitted, slot, batch_size,
+                                                       image_size)))
+          submitted += 1
+      elapsed = time.perf_counter() - start
+      del slots
+  finally:
+    shm.close()
+    shm.unlink()
+  return num_batches * batch_size / elapsed
+
+
+# ---- targets -----------------------------------------------------------------------------------
+
+def _bench_input() -> dict[str, Any]:
+  """The pretrain input pipeline (config_lib's pretrain crop/flip) vs the PIL baseline."""
+  from mae_jax import config_lib  # pylint: disable=g-import-not-at-top
+  from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  from mae_jax.data import imagefolder  # pylint: disable=g-import-not-at-top
+
+  if not _DATA.value:
+    raise app.UsageError("--data is required for --target=input (e.g. imagefolder:DIR)")
+  cfg = config_lib.base_config()
+  stage = cfg.pretrain
+  source = data.get_source(_DATA.value, _DATA_DIR.value or None)
+  batch, size, n, warm = _BATCH_SIZE.value, _IMAGE_SIZE.value, _NUM_BATCHES.value, _WARMUP.value
+
+  def ours(round_index: int) -> float:
+    # A fresh pipeline per round, so nothing it prefetched during the baseline's turn counts.
+    batches = data.train_batches(
+        source, source.train_split, batch_size=batch, image_size=size,
+        crop_scale=tuple(stage.crop_scale), crop_ratio=tuple(stage.crop_ratio),
+        hflip=stage.hflip, mean=tuple(cfg.data.mean), std=tuple(cfg.data.std), seed=0,
+        start_step=round_index * (n + warm))
+    for _ in range(warm):
+      next(batches)
+    start = time.perf_counter()
+    for _ in range(n):
+      next(batches)
+    elapsed = time.perf_counter() - start
+    del batches
+    return n * batch / elapsed
+
+  paths = None
+  if _PIL_WORKERS.value > 0:
+    if not _DATA.value.startswith(imagefolder.PREFIX):
+      raise app.UsageError("the PIL baseline reads image files: use --data=imagefolder:DIR "
+                           "or --pil_workers=0")
+    _, splits = imagefolder.scan(_DATA.value[len(imagefolder.PREFIX):])
+    paths = splits[imagefolder.TRAIN_SPLIT][0]
+  ours_rates, pil_rates = [], []
+  for r in range(_ROUNDS.value):
+    ours_rates.append(ours(r))
+    print(f"round {r}: ours {ours_rates[-1]:.1f} images/s", flush=True)
+    if paths is not None:
+      pil_rates.append(pil_images_per_sec(
+          paths, batch_size=batch, image_size=size, num_batches=n, warmup=warm,
+          workers=_PIL_WORKERS.value, scale=tuple(stage.crop_scale),
+          ratio=tuple(stage.crop_ratio)))
+      print(f"round {r}: PIL ({_PIL_WORKERS.value} workers) {pil_rates[-1]:.1f} images/s",
+            flush=True)
+  result = {"target": "input", "data": _DATA.value, "image_size": size, "batch_size": batch,
+            "num_batches": n, "rounds": _ROUNDS.value, "cpus": os.cpu_count(),
+            "images_per_sec": round(max(ours_rates), 1),
+            "images_per_sec_rounds": [round(x, 1) for x in ours_rates]}
+  if pil_rates:
+    result.update(pil_workers=_PIL_WORKERS.value, pil_images_per_sec=round(max(pil_rates), 1),
+                  pil_images_per_sec_rounds=[round(x, 1) for x in pil_rates],
+                  speedup_vs_pil=round(max(ours_rates) / max(pil_rates), 2))
+  return result
+
+
+TARGETS: dict[str, Callable[[], dict[str, Any]]] = {"input": _bench_input}
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _MAKE_FIXTURE.value:
+    make_fixture(_MAKE_FIXTURE.value, _FIXTURE_IMAGES.value, _FIXTURE_CLASSES.value)
+    print(json.dumps({"fixture": _MAKE_FIXTURE.value, "images": _FIXTURE_IMAGES.value}))
+    return
+  if _TARGET.value not in TARGETS:
+    raise app.UsageError(f"--target must be one of {sorted(TARGETS)}, got {_TARGET.value!r}")
+  result = TARGETS[_TARGET.value]()
+  sys.stdout.flush()
+  print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,39 @@
+"""Encoded images -> pixels, with the crop fused into JPEG decoding.
+
+A training crop often covers a fraction of the photo: `tf.io.decode_and_crop_jpeg` runs the
+inverse DCT and colour conversion only for the blocks of the crop window, where decoding the
+whole image and slicing would do them all. Other formats are decoded whole, then cropped.
+Both paths give the same window for the same seed: it depends only on the image's size, which a
+JPEG header gives without decoding.
+"""
+
+from typing import Callable
+
+import tensorflow as tf
+
+# (height, width) -> (top, left, crop_height, crop_width), all int32 scalars.
+WindowFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]]
+
+
+def decode(encoded: tf.Tensor) -> tf.Tensor:
+  """Encoded JPEG/PNG/GIF/BMP bytes -> uint8 (H, W, 3); gray and alpha images become RGB."""
+  image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+  return tf.ensure_shape(image, [None, None, 3])
+
+
+def decode_and_crop(encoded: tf.Tensor, window: WindowFn) -> tf.Tensor:
+  """The crop `window(height, width)` of an encoded image, as uint8 (crop_h, crop_w, 3)."""
+
+  def jpeg():
+    shape = tf.io.extract_jpeg_shape(encoded)
+    top, left, height, width = window(shape[0], shape[1])
+    return tf.io.decode_and_crop_jpeg(encoded, tf.stack([top, left, height, width]), channels=3)
+
+  def other():
+    image = decode(encoded)
+    shape = tf.shape(image)
+    top, left, height, width = window(shape[0], shape[1])
+    return image[top:top + height, left:left + width]
+
+  image = tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
+  return tf.ensure_shape(image, [None, None, 3])
