@@ -315,7 +315,7 @@ def hf_config(desc: dict[str, Any]) -> dict[str, Any]:
 def save_pth(desc: dict[str, Any], params: dict[str, Any], path: str) -> None:
   """Writes {'model': state_dict} in the official layout (what models_mae / timm load)."""
   torch = _torch()
-  state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in
+  state = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in
            to_official_state(desc, params).items()}
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   torch.save({"model": state}, path)
