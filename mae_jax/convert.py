@@ -114,6 +114,12 @@ def _is_sincos(table: np.ndarray) -> bool:
   return bool(np.allclose(table[0], expected, atol=SINCOS_ATOL))
 
 
+def _fixed_table_error(name: str, table: np.ndarray) -> ValueError:
+  hint = (" (all zeros: transformers 5 leaves the tables of a freshly built ViTMAE unset; "
+          "hub checkpoints have them)" if not np.any(table) else "")
+  return ValueError(f"{name} is not MAE's fixed sin-cos table{hint}")
+
+
 def _need(state: dict[str, Any], *names: str) -> None:
   missing = [n for n in names if n not in state]
   if missing:
@@ -143,13 +149,16 @@ def describe(state: dict[str, np.ndarray], hf_config: dict[str, Any] | None = No
   image_size = hf.get("image_size")
   if POS_EMBED in state:
     image_size = _grid_of(state[POS_EMBED]) * patch
+  # MAE's tables are fixed; only fine-tuning (timm) trains one, which then stays learned.
+  learned = POS_EMBED in state and not _is_sincos(state[POS_EMBED])
+  if learned and kind != "classifier":
+    raise _fixed_table_error(POS_EMBED, state[POS_EMBED])
   desc: dict[str, Any] = dict(
       kind=kind, width=width, depth=_count(state, "blocks"),
       num_heads=int(hf.get("num_attention_heads", max(width // 64, 1))), patch_size=patch,
       mlp_ratio=mlp_ratio, image_size=int(image_size or 224),
       ln_eps=float(hf.get("layer_norm_eps", LN_EPS)),
-      pos_embed="learned" if POS_EMBED in state and not _is_sincos(state[POS_EMBED])
-      else "sincos")
+      pos_embed="learned" if learned else "sincos")
   if kind == "mae":
     _need(state, "decoder_blocks.0.mlp.fc1.weight", "decoder_pred.weight")
     dw = int(state["decoder_embed.weight"].shape[0])
@@ -162,7 +171,7 @@ def describe(state: dict[str, np.ndarray], hf_config: dict[str, Any] | None = No
       raise ValueError(f"decoder MLP ratio {dec_ratio} differs from the encoder's {mlp_ratio}; "
                        "mae_jax's MAE shares one mlp_ratio")
     if DECODER_POS_EMBED in state and not _is_sincos(state[DECODER_POS_EMBED]):
-      raise ValueError(f"{DECODER_POS_EMBED} is not the fixed sin-cos table of MAE")
+      raise _fixed_table_error(DECODER_POS_EMBED, state[DECODER_POS_EMBED])
   if kind == "classifier":
     desc.update(num_classes=int(state["head.weight"].shape[0]),
                 global_pool="fc_norm.weight" in state)
