@@ -91,8 +91,11 @@ def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any] | 
     return hf_to_official({k: np.asarray(v, np.float32) for k, v in state.items()}), hf_config
   if path.endswith(".safetensors"):
     from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-    return load_file(path), None
-  return _torch_load(path), None
+    state = load_file(path)
+  else:
+    state = _torch_load(path)
+  # A lone file may hold HF names too; official names pass through hf_to_official unchanged.
+  return hf_to_official(state), None
 
 
 # ----------------------------------------------------------------------------- architecture

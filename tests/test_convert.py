@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import pickle
 import re
+import shutil
 import sys
 import types
 
@@ -179,6 +180,14 @@ def test_mae_matches_hf_vitmae_from_both_formats(name, tmp_path):
   assert (model.num_heads, model.decoder_heads, model.ln_eps) == (v["heads"], v["dec_heads"],
                                                                   v["eps"])
   _compare_mae(model, variables, hf, images, noise)
+
+  # The older hub layout: pytorch_model.bin (HF's in-memory names) beside the same config.json.
+  (tmp_path / "hf_bin").mkdir()
+  shutil.copy(tmp_path / "hf" / "config.json", tmp_path / "hf_bin")
+  torch.save(hf.state_dict(), tmp_path / "hf_bin" / "pytorch_model.bin")
+  model_bin, variables_bin = convert.load_torch(str(tmp_path / "hf_bin"))
+  assert model_bin == model
+  jax.tree.map(np.testing.assert_array_equal, variables_bin, variables)
 
   # .pth: no config, so head counts and loss settings come from defaults and overrides.
   default_heads = v["heads"] == v["width"] // 64 and v["dec_heads"] == 16
