@@ -132,7 +132,11 @@ def load_encoder(params: Params, loaded: Params, source: str) -> Params:
 
   Every encoder weight of the classifier must come from the export with the same
   shape; the export's final `norm` may go unused (global pooling replaces it by fc_norm).
+  `loaded` is an encoder's params, or a whole model's with an "encoder" subtree (an
+  MAE or classifier converted by mae_jax.convert).
   """
+  if "encoder" in loaded:
+    loaded = loaded["encoder"]
   target = params["encoder"]
   flat_t = traverse_util.flatten_dict(target, sep="/")
   flat_l = traverse_util.flatten_dict(loaded, sep="/")

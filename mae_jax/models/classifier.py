@@ -4,7 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mae_jax.models.vit import Dtype, Encoder, LayerNorm, decode_variant
+from mae_jax.models.vit import LN_EPS, Dtype, Encoder, LayerNorm, decode_variant
 
 
 class Classifier(nn.Module):
@@ -27,6 +27,8 @@ class Classifier(nn.Module):
   head_init_std: float = 2e-5
   bn_axis_name: str | None = None  # set to the data axis so BatchNorm statistics are global
   dtype: Dtype = jnp.float32
+  ln_eps: float = LN_EPS
+  pos_embed: str = "sincos"      # "learned" for fine-tuned official checkpoints (see Encoder)
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -34,9 +36,10 @@ class Classifier(nn.Module):
     tokens, _, _ = Encoder(self.width, self.depth, self.num_heads, self.patch_size,
                            self.mlp_ratio, drop_path=self.drop_path,
                            final_norm=not self.global_pool, dtype=self.dtype,
+                           ln_eps=self.ln_eps, pos_embed=self.pos_embed,
                            name="encoder")(images, train=train and not self.probe)
     if self.global_pool:
-      x = LayerNorm("fc_norm", self.dtype)(tokens[:, 1:].mean(axis=1))
+      x = LayerNorm("fc_norm", self.dtype, self.ln_eps)(tokens[:, 1:].mean(axis=1))
     else:
       x = tokens[:, 0]
     if self.probe:

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 from mae_jax.losses import mae_loss
 from mae_jax.masking import patchify, unshuffle
 from mae_jax.models.posembed import sincos_2d
-from mae_jax.models.vit import Dtype, Encoder, LayerNorm, decode_variant, run_blocks, xavier
+from mae_jax.models.vit import (LN_EPS, Dtype, Encoder, LayerNorm, decode_variant, run_blocks,
+                                xavier)
 
 
 class Decoder(nn.Module):
@@ -19,6 +20,7 @@ class Decoder(nn.Module):
   out_channels: int = 3
   mlp_ratio: float = 4.0
   dtype: Dtype = jnp.float32
+  ln_eps: float = LN_EPS
 
   @nn.compact
   def __call__(self, tokens: jax.Array, ids_restore: jax.Array, grid: tuple[int, int]
@@ -32,8 +34,8 @@ class Decoder(nn.Module):
     x = jnp.concatenate([x[:, :1], patches], axis=1)
     x = x + jnp.asarray(sincos_2d(self.width, grid, cls_token=True)).astype(x.dtype)
     x = run_blocks(x, "decoder_blocks", self.depth, self.num_heads, self.mlp_ratio, 0.0,
-                   self.dtype, deterministic=True)
-    x = LayerNorm("decoder_norm", self.dtype)(x)
+                   self.dtype, deterministic=True, ln_eps=self.ln_eps)
+    x = LayerNorm("decoder_norm", self.dtype, self.ln_eps)(x)
     pred = nn.Dense(self.patch_size**2 * self.out_channels, kernel_init=xavier, dtype=self.dtype,
                     name="decoder_pred")(x)
     return pred[:, 1:]
@@ -55,12 +57,16 @@ class MAE(nn.Module):
   mask_ratio: float = 0.75
   norm_pix_loss: bool = False
   dtype: Dtype = jnp.float32
+  ln_eps: float = LN_EPS
+  pos_embed: str = "sincos"      # the encoder's; the decoder's is always computed
 
   def setup(self):
     self.encoder = Encoder(self.width, self.depth, self.num_heads, self.patch_size,
-                           self.mlp_ratio, dtype=self.dtype)
+                           self.mlp_ratio, dtype=self.dtype, ln_eps=self.ln_eps,
+                           pos_embed=self.pos_embed)
     self.decoder = Decoder(self.decoder_width, self.decoder_depth, self.decoder_heads,
-                           self.patch_size, mlp_ratio=self.mlp_ratio, dtype=self.dtype)
+                           self.patch_size, mlp_ratio=self.mlp_ratio, dtype=self.dtype,
+                           ln_eps=self.ln_eps)
 
   def __call__(self, images: jax.Array, noise: jax.Array | None = None, train: bool = True
                ) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -33,3 +33,29 @@ def sincos_2d(dim: int, grid_size: int | tuple[int, int], cls_token: bool = Fals
   if cls_token:
     emb = np.concatenate([np.zeros([1, dim]), emb], axis=0)
   return emb.astype(np.float32)
+
+
+def resize_table(table: np.ndarray, new_grid: tuple[int, int],
+                 old_grid: tuple[int, int] | None = None) -> np.ndarray:
+  """Bicubic resize of a learned table: (1, 1 + gh*gw, D) -> (1, 1 + new_gh*new_gw, D).
+
+  For learned tables only (fine-tuned checkpoints); a sin-cos table is recomputed
+  with `sincos_2d` instead. Like the official `interpolate_pos_embed` the cls row
+  is kept and the patch rows are resized as an image. Cubic weights are Keys'
+  (a = -0.5, JAX's) where torch uses a = -0.75: values differ slightly from a
+  torch resize, the geometry is the same. `old_grid` defaults to a square grid.
+  """
+  import jax  # pylint: disable=g-import-not-at-top (numpy-only module otherwise)
+
+  _, t, d = table.shape
+  if old_grid is None:
+    side = int(round((t - 1) ** 0.5))
+    old_grid = (side, side)
+  if old_grid[0] * old_grid[1] != t - 1:
+    raise ValueError(f"a table of {t - 1} patch rows does not fit the grid {old_grid}")
+  if tuple(old_grid) == tuple(new_grid):
+    return np.asarray(table)
+  patches = np.asarray(table[0, 1:], np.float32).reshape(*old_grid, d)
+  resized = jax.image.resize(patches, (*new_grid, d), method="bicubic", antialias=False)
+  resized = np.asarray(resized).reshape(1, -1, d)
+  return np.concatenate([np.asarray(table[:, :1], np.float32), resized], axis=1)

@@ -58,8 +58,12 @@ conv_xavier = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axi
                                                out_axis=-1)
 
 
-def LayerNorm(name: str, dtype: Dtype) -> nn.LayerNorm:  # noqa: N802 (reads like the module it makes)
-  return nn.LayerNorm(epsilon=1e-6, dtype=dtype, name=name)
+# The official release uses 1e-6; HF hub ViTMAE configs state 1e-12 (config.json layer_norm_eps).
+LN_EPS = 1e-6
+
+
+def LayerNorm(name: str, dtype: Dtype, eps: float = LN_EPS) -> nn.LayerNorm:  # noqa: N802
+  return nn.LayerNorm(epsilon=eps, dtype=dtype, name=name)
 
 
 class DropPath(nn.Module):
@@ -109,26 +113,30 @@ class Block(nn.Module):
   mlp_ratio: float = 4.0
   drop_path: float = 0.0
   dtype: Dtype = jnp.float32
+  ln_eps: float = LN_EPS
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
     drop = DropPath(self.drop_path)
-    y = Attention(self.num_heads, self.dtype, name="attn")(LayerNorm("norm1", self.dtype)(x))
+    y = Attention(self.num_heads, self.dtype, name="attn")(
+        LayerNorm("norm1", self.dtype, self.ln_eps)(x))
     x = x + drop(y, deterministic)
     y = Mlp(int(x.shape[-1] * self.mlp_ratio), self.dtype, name="mlp")(
-        LayerNorm("norm2", self.dtype)(x))
+        LayerNorm("norm2", self.dtype, self.ln_eps)(x))
     return x + drop(y, deterministic)
 
 
 def run_blocks(x: jax.Array, prefix: str, depth: int, num_heads: int, mlp_ratio: float,
-               drop_path: float, dtype: Dtype, deterministic: bool) -> jax.Array:
+               drop_path: float, dtype: Dtype, deterministic: bool, ln_eps: float = LN_EPS
+               ) -> jax.Array:
   """Applies `depth` blocks named prefix_0..; drop path grows linearly 0 -> drop_path as in timm.
 
   Must be called inside a compact module's __call__ (it creates submodules there).
   """
   rates = np.linspace(0.0, drop_path, depth) if depth else []
   for i in range(depth):
-    x = Block(num_heads, mlp_ratio, float(rates[i]), dtype, name=f"{prefix}_{i}")(x, deterministic)
+    x = Block(num_heads, mlp_ratio, float(rates[i]), dtype, ln_eps,
+              name=f"{prefix}_{i}")(x, deterministic)
   return x
 
 
@@ -138,6 +146,10 @@ class Encoder(nn.Module):
   With `mask_ratio > 0` it keeps a random subset of patches (noise from the
   'masking' rng stream unless given) and sees only those: that is where the
   MAE's speed comes from.
+
+  pos_embed="sincos" computes the table for the input's grid (any resolution);
+  "learned" holds it as a parameter `pos_embed` (1, 1 + L, D), as fine-tuned
+  official checkpoints (timm) do; resize it with posembed.resize_table.
   """
   width: int
   depth: int
@@ -147,6 +159,8 @@ class Encoder(nn.Module):
   drop_path: float = 0.0
   final_norm: bool = True
   dtype: Dtype = jnp.float32
+  ln_eps: float = LN_EPS
+  pos_embed: str = "sincos"
 
   @nn.compact
   def __call__(self, images: jax.Array, *, mask_ratio: float = 0.0,
@@ -165,6 +179,10 @@ class Encoder(nn.Module):
     grid = (h // p, w // p)
     x = x.reshape(n, grid[0] * grid[1], self.width)
     pos = jnp.asarray(sincos_2d(self.width, grid, cls_token=True))
+    if self.pos_embed == "learned":
+      pos = self.param("pos_embed", lambda _: pos[None])[0]
+    elif self.pos_embed != "sincos":
+      raise ValueError(f"pos_embed must be 'sincos' or 'learned', got {self.pos_embed!r}")
     x = x + pos[1:].astype(x.dtype)
 
     mask = ids_restore = None
@@ -177,9 +195,9 @@ class Encoder(nn.Module):
     cls = (cls + pos[:1]).astype(x.dtype)
     x = jnp.concatenate([jnp.broadcast_to(cls, (n, 1, self.width)), x], axis=1)
     x = run_blocks(x, "blocks", self.depth, self.num_heads, self.mlp_ratio, self.drop_path,
-                   self.dtype, deterministic=not train)
+                   self.dtype, deterministic=not train, ln_eps=self.ln_eps)
     if self.final_norm:
-      x = LayerNorm("norm", self.dtype)(x)
+      x = LayerNorm("norm", self.dtype, self.ln_eps)(x)
     return x, mask, ids_restore
 
 
