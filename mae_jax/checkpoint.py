@@ -58,8 +58,9 @@ def export_params(directory: str, params: Any, model: dict[str, Any]) -> None:
   directory = os.path.abspath(directory)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.join(directory, PARAMS_DIR), params, force=True)
-  with open(os.path.join(directory, MODEL_JSON), "w") as f:
-    json.dump(model, f, indent=2)
+  if jax.process_index() == 0:   # the params save above is collective; this file is single-copy
+    with open(os.path.join(directory, MODEL_JSON), "w") as f:
+      json.dump(model, f, indent=2)
 
 
 def is_export(directory: str) -> bool:

@@ -13,6 +13,7 @@ import ml_collections
 import numpy as np
 
 from mae_jax import config_lib, tasks, train
+from mae_jax.distributed import echo, is_main
 from mae_jax.models import decode_variant
 from mae_jax.parallel import PARALLEL_KINDS
 
@@ -54,7 +55,7 @@ def run_stage(config: ml_collections.ConfigDict, name: str, stage: str, workdir:
   stage_dir = os.path.join(workdir, name)
   done = os.path.join(stage_dir, train.RESULT_JSON)
   if os.path.exists(done):
-    print(f"[{name}] already finished: {done}", flush=True)
+    echo(f"[{name}] already finished: {done}")
     with open(done) as f:
       return json.load(f)
   cfg = config[stage]
@@ -104,11 +105,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   from mae_jax import data  # pylint: disable=g-import-not-at-top
 
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  if is_main():
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
   source = data.get_source(config.data.dataset, config.data.data_dir or None)
-  print(f"dataset {source.name}: {source.split_sizes}, {source.num_classes} classes; "
-        f"devices: {jax.devices()}", flush=True)
+  echo(f"dataset {source.name}: {source.split_sizes}, {source.num_classes} classes; "
+       f"{jax.device_count()} devices in {jax.process_count()} process(es): {jax.devices()}")
   summary: dict[str, Any] = {}
   for stage in names(config.stages):
     summary[stage] = run_stage(config, stage, stage, workdir, source)
@@ -120,11 +122,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       stage = b.removesuffix("_random_init")
       baselines[b] = run_stage(config, os.path.join("baselines", b), stage, workdir, source,
                                init_from="random")
-    print(f"[baseline {b}] {baselines[b]}", flush=True)
+    echo(f"[baseline {b}] {baselines[b]}")
   if baselines:
     summary["baselines"] = baselines
-  if jax.process_index() == 0:
+  if is_main():
     with open(os.path.join(workdir, SUMMARY_JSON), "w") as f:
       json.dump(summary, f, indent=2)
-  print(json.dumps(summary, indent=2), flush=True)
+  echo(json.dumps(summary, indent=2))
   return summary
