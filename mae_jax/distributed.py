@@ -10,8 +10,12 @@ Orbax checkpoints are written collectively by all processes.
 
 import importlib.util
 import os
+from typing import Callable, TypeVar
 
 import jax
+from jax.experimental import multihost_utils
+
+T = TypeVar("T")
 
 MODES = ("auto", "on", "off")
 # Device files a Cloud TPU VM exposes (v2-v4: /dev/accel*, v5e and later: /dev/vfio).
@@ -58,6 +62,19 @@ def initialize(mode: str = "auto", coordinator_address: str | None = None,
 def is_main() -> bool:
   """True in the one process that prints and writes the run's single-copy files."""
   return jax.process_index() == 0
+
+
+def main_first(fn: Callable[[], T], what: str) -> T:
+  """fn() in process 0, then, once it has returned there, in every other process.
+
+  For work on a shared disk that must happen once, e.g. preparing a TFDS dataset: the other
+  processes then find it done instead of racing to write the same files.
+  """
+  if jax.process_count() == 1:
+    return fn()
+  result = fn() if is_main() else None
+  multihost_utils.sync_global_devices(what)
+  return result if is_main() else fn()
 
 
 def echo(message: str) -> None:

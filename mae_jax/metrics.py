@@ -1,10 +1,10 @@
 """Where metrics go: the console, `metrics.jsonl` and TensorBoard event files."""
 
 import json
-import os
 import time
 from typing import Any
 
+from etils import epath   # logdir may be on GCS (gs://)
 from tensorboardX import SummaryWriter  # writes event files without TensorFlow
 
 
@@ -27,8 +27,8 @@ class MetricWriter:
     self.console = console
     self.active = active
     if active:
-      os.makedirs(logdir, exist_ok=True)
-      self._jsonl = open(os.path.join(logdir, "metrics.jsonl"), "a")
+      epath.Path(logdir).mkdir(parents=True, exist_ok=True)
+      self._jsonl = epath.Path(logdir, "metrics.jsonl").open("a")
       self._tb = SummaryWriter(logdir)
 
   def write(self, step: int, metrics: dict[str, Any], prefix: str = "train") -> None:

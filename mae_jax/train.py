@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from etils import epath   # the workdir may be on GCS (gs://)
 
 from mae_jax import checkpoint, optim
 from mae_jax.checkpoint import StateCheckpoints
@@ -129,7 +130,7 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
                                 jnp.zeros((1, size, size, 3), jnp.float32), seed)
   state = par.put_state(host_state)
 
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   ckpts = StateCheckpoints(os.path.join(workdir, "checkpoints"), cfg.keep_checkpoints,
                            cfg.checkpoint_every_steps)
   start = 0
@@ -211,7 +212,6 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
   ckpts.close()
   writer.close()
   if is_main():
-    with open(os.path.join(workdir, RESULT_JSON), "w") as f:
-      json.dump(result, f, indent=2)
+    epath.Path(workdir, RESULT_JSON).write_text(json.dumps(result, indent=2))
   return result
 
