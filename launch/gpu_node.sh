@@ -29,19 +29,14 @@ EOF_USAGE
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CONFIG="" WORKDIR="" TFDS_DIR="" SETUP=0 PYTHON="python3"
+SETUP=0 PYTHON="python3"
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --config=*) CONFIG="${1#*=}" ;;
-    --workdir=*) WORKDIR="${1#*=}" ;;
-    --tfds-data-dir=*) TFDS_DIR="${1#*=}" ;;
     --setup) SETUP=1 ;;
     --python=*) PYTHON="${1#*=}" ;;
-    --dry-run) DRY_RUN=1 ;;
-    -h | --help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) die "unknown argument '$1' (see --help)" ;;
+    *) parse_common_arg "$1" ;;
   esac
   shift
 done

@@ -39,7 +39,7 @@ EOF_USAGE
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NODES="" GPUS=8 CPUS="" PARTITION="" ACCOUNT="" TIME="" JOB_NAME="mae_jax"
-CONFIG="" WORKDIR="" TFDS_DIR="" PYTHON="python3"
+PYTHON="python3"
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -50,14 +50,9 @@ while [[ $# -gt 0 ]]; do
     --account=*) ACCOUNT="${1#*=}" ;;
     --time=*) TIME="${1#*=}" ;;
     --job-name=*) JOB_NAME="${1#*=}" ;;
-    --config=*) CONFIG="${1#*=}" ;;
-    --workdir=*) WORKDIR="${1#*=}" ;;
-    --tfds-data-dir=*) TFDS_DIR="${1#*=}" ;;
     --python=*) PYTHON="${1#*=}" ;;
-    --dry-run) DRY_RUN=1 ;;
-    -h | --help) usage; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) die "unknown argument '$1' (see --help)" ;;
+    *) parse_common_arg "$1" ;;
   esac
   shift
 done

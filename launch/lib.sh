@@ -4,8 +4,9 @@
 # Every command that touches a cloud or a cluster goes through `run`, so --dry-run prints
 # exactly what would be executed, one command per line after "+ ", quoted for a shell.
 
-# shellcheck disable=SC2034  # read by the scripts that source this file
-DRY_RUN=0
+# Read by the scripts that source this file; set by parse_common_arg.
+# shellcheck disable=SC2034
+DRY_RUN=0 CONFIG="" WORKDIR="" TFDS_DIR=""
 
 # Quotes one argument for a POSIX shell, leaving plain words as they are (readable dry runs).
 quote() {
@@ -34,6 +35,19 @@ run() {
     printf '+ %s\n' "$(command_line "$@")" >&2
     "$@"
   fi
+}
+
+# The options every script shares; anything else is an error. Call it from the last branch
+# of a script's own `case` over its arguments (the script defines `usage`).
+parse_common_arg() {
+  case "$1" in
+    --config=*) CONFIG="${1#*=}" ;;
+    --workdir=*) WORKDIR="${1#*=}" ;;
+    --tfds-data-dir=*) TFDS_DIR="${1#*=}" ;;
+    --dry-run) DRY_RUN=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
 }
 
 die() {

@@ -16,7 +16,8 @@ Commands:
             --on-demand          on-demand capacity
             --no-wait            return once the request is queued
   setup   Copy this checkout (git HEAD) to every worker and install jax[tpu] and
-          requirements.txt there.
+          requirements.txt there, into a fresh Python venv made with uv.
+            --python-version=V   the venv's Python (default: 3.11)
   run     Start `python3 -m mae_jax.main` on every worker (one process per worker, one
           job over the whole slice), then follow worker 0's log (Ctrl-C stops following,
           not training).
@@ -48,6 +49,7 @@ EOF
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REMOTE_DIR="mae_jax"             # on each worker, relative to the ssh user's home
+REMOTE_VENV="mae_jax_venv"       # TPU images ship Python 3.10; jax and flax need >= 3.11
 REMOTE_LOG="mae_jax.log"
 TARBALL="/tmp/mae_jax_src.tar.gz"
 
@@ -68,7 +70,7 @@ if [[ $COMMAND == "-h" || $COMMAND == "--help" || -z $COMMAND ]]; then
 fi
 shift
 NAME="" ZONE="" PROJECT="" ACCELERATOR="" RUNTIME="" SPOT=1 WAIT=1
-CONFIG="" WORKDIR="" TFDS_DATA_DIR_ARG="" FOLLOW=1 WORKER=0
+FOLLOW=1 WORKER=0 PY_VERSION=3.11
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -80,15 +82,11 @@ while [[ $# -gt 0 ]]; do
     --spot) SPOT=1 ;;
     --on-demand) SPOT=0 ;;
     --no-wait) WAIT=0 ;;
-    --config=*) CONFIG="${1#*=}" ;;
-    --workdir=*) WORKDIR="${1#*=}" ;;
-    --tfds-data-dir=*) TFDS_DATA_DIR_ARG="${1#*=}" ;;
     --no-follow) FOLLOW=0 ;;
     --worker=*) WORKER="${1#*=}" ;;
-    --dry-run) DRY_RUN=1 ;;
-    -h | --help) usage; exit 0 ;;
+    --python-version=*) PY_VERSION="${1#*=}" ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) die "unknown argument '$1' for '$COMMAND' (see --help)" ;;
+    *) parse_common_arg "$1" ;;
   esac
   shift
 done
@@ -142,9 +140,13 @@ cmd_setup() {
   run git -C "$root" archive --format=tar.gz --output="$TARBALL" HEAD
   run gcloud compute tpus tpu-vm scp "$TARBALL" "$NAME:$REMOTE_DIR.tar.gz" "${LOCATION[@]}" \
     --worker=all
-  # google-cloud-storage: tensorboardX writes event files to gs:// with it.
-  ssh_workers all "rm -rf $REMOTE_DIR && mkdir -p $REMOTE_DIR && tar xzf $REMOTE_DIR.tar.gz -C $REMOTE_DIR \
-&& cd $REMOTE_DIR && python3 -m pip install -U 'jax[tpu]' google-cloud-storage -r requirements.txt"
+  # uv fetches a Python the image lacks. google-cloud-storage: tensorboardX writes event files
+  # to gs:// with it.
+  ssh_workers all "rm -rf $REMOTE_DIR $REMOTE_VENV && mkdir -p $REMOTE_DIR \
+&& tar xzf $REMOTE_DIR.tar.gz -C $REMOTE_DIR && python3 -m pip install --user -U uv \
+&& python3 -m uv venv --python $PY_VERSION $REMOTE_VENV && cd $REMOTE_DIR \
+&& python3 -m uv pip install --python ~/$REMOTE_VENV/bin/python -U 'jax[tpu]' google-cloud-storage \
+-r requirements.txt"
 }
 
 cmd_run() {
@@ -152,11 +154,11 @@ cmd_run() {
   require "$WORKDIR" --workdir
   # Every worker runs the same command; jax.distributed finds the others from the TPU
   # metadata (--distributed=on), and only process 0 prints or writes single-copy files.
-  local main=(python3 -m mae_jax.main --config="$CONFIG" --workdir="$WORKDIR" --distributed=on
+  local main=("../$REMOTE_VENV/bin/python" -m mae_jax.main --config="$CONFIG" --workdir="$WORKDIR" --distributed=on
               ${EXTRA[@]+"${EXTRA[@]}"})
   local env_prefix=""
-  if [[ -n $TFDS_DATA_DIR_ARG ]]; then
-    env_prefix="TFDS_DATA_DIR=$(quote "$TFDS_DATA_DIR_ARG") "
+  if [[ -n $TFDS_DIR ]]; then
+    env_prefix="TFDS_DATA_DIR=$(quote "$TFDS_DIR") "
   fi
   # setsid + redirections: the job outlives the ssh session that starts it.
   ssh_workers all "cd $REMOTE_DIR && ${env_prefix}setsid nohup $(command_line "${main[@]}") \

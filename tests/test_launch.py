@@ -91,6 +91,7 @@ def test_tpu_setup_ships_head_and_installs_on_every_worker():
   assert ssh[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "mae"]
   assert _flag(ssh, "--worker") == "all"
   remote = shlex.split(_flag(ssh, "--command"))
+  assert ["uv", "venv", "--python", "3.11", "mae_jax_venv"] == remote[remote.index("venv") - 1:][:5]
   assert "jax[tpu]" in remote and remote[-2:] == ["-r", "requirements.txt"]
 
 
@@ -104,7 +105,7 @@ def test_tpu_run_starts_one_process_per_worker_and_follows_the_log():
   main = remote.index("mae_jax.main")
   assert remote[:3] == ["cd", "mae_jax", "&&"] and "TFDS_DATA_DIR=gs://bucket/tfds" in remote
   assert remote[main - 2:main + 7] == [
-      "python3", "-m", "mae_jax.main", "--config=configs/pets.py",
+      "../mae_jax_venv/bin/python", "-m", "mae_jax.main", "--config=configs/pets.py",
       "--workdir=gs://bucket/mae/pets", "--distributed=on", "--config.pretrain.batch_size=4096",
       "--config.stages=pretrain", ">"]
   assert remote[-1] == "&"   # detached: the job outlives the ssh session
