@@ -9,6 +9,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath   # directories may be on GCS (gs://)
 
+from mae_jax.distributed import is_main
+
 MODEL_JSON = "model.json"
 PARAMS_DIR = "params"
 
@@ -64,7 +66,7 @@ def export_params(directory: str, params: Any, model: dict[str, Any]) -> None:
   directory = _absolute(directory)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.join(directory, PARAMS_DIR), params, force=True)
-  if jax.process_index() == 0:   # the params save above is collective; this file is single-copy
+  if is_main():   # the params save above is collective; this file is single-copy
     epath.Path(directory, MODEL_JSON).write_text(json.dumps(model, indent=2))
 
 
