@@ -7,9 +7,17 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath   # directories may be on GCS (gs://)
+
+from mae_jax.distributed import is_main
 
 MODEL_JSON = "model.json"
 PARAMS_DIR = "params"
+
+
+def _absolute(directory: str) -> str:
+  """Orbax wants absolute paths; a URL (gs://bucket/dir) already is one."""
+  return directory if "://" in directory else os.path.abspath(directory)
 
 
 class StateCheckpoints:
@@ -19,7 +27,7 @@ class StateCheckpoints:
     self.every_steps = every_steps
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
                                            create=True)
-    self.manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    self.manager = ocp.CheckpointManager(_absolute(directory), options=options)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -55,25 +63,24 @@ def export_params(directory: str, params: Any, model: dict[str, Any]) -> None:
 
   This is the format `config.<stage>.init_from` reads.
   """
-  directory = os.path.abspath(directory)
+  directory = _absolute(directory)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.join(directory, PARAMS_DIR), params, force=True)
-  with open(os.path.join(directory, MODEL_JSON), "w") as f:
-    json.dump(model, f, indent=2)
+  if is_main():   # the params save above is collective; this file is single-copy
+    epath.Path(directory, MODEL_JSON).write_text(json.dumps(model, indent=2))
 
 
 def is_export(directory: str) -> bool:
-  return os.path.exists(os.path.join(directory, MODEL_JSON))
+  return epath.Path(directory, MODEL_JSON).exists()
 
 
 def load_params(directory: str) -> tuple[Any, dict[str, Any]]:
   """-> (params as numpy arrays, model description) from an `export_params` folder."""
-  directory = os.path.abspath(directory)
+  directory = _absolute(directory)
   if not is_export(directory):
     raise FileNotFoundError(f"{directory} is not an exported mae_jax model "
                             f"(no {MODEL_JSON}); export one with the pretrain stage")
-  with open(os.path.join(directory, MODEL_JSON)) as f:
-    model = json.load(f)
+  model = json.loads(epath.Path(directory, MODEL_JSON).read_text())
   with ocp.StandardCheckpointer() as ckptr:
     params = ckptr.restore(os.path.join(directory, PARAMS_DIR))
   return jax.tree.map(np.asarray, params), model

@@ -11,8 +11,10 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from etils import epath   # the workdir may be on GCS (gs://), where open() cannot go
 
 from mae_jax import config_lib, tasks, train
+from mae_jax.distributed import echo, is_main, main_first
 from mae_jax.models import decode_variant
 from mae_jax.parallel import PARALLEL_KINDS
 
@@ -40,6 +42,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.model.mask_ratio must be in (0, 1), got {config.model.mask_ratio}")
   if config.parallel not in PARALLEL_KINDS:
     raise ValueError(f"config.parallel must be one of {PARALLEL_KINDS}, got {config.parallel!r}")
+  if config.parallel == "pmap" and jax.process_count() > 1:
+    # pmap's state lives per process (host-local arrays), which Orbax cannot save collectively.
+    raise ValueError("config.parallel='pmap' runs in a single process only; multi-process jobs "
+                     "use 'shard_map' (the default)")
   tasks.dtype_of(config.model.dtype)
 
 
@@ -53,10 +59,9 @@ def run_stage(config: ml_collections.ConfigDict, name: str, stage: str, workdir:
   """Runs `stage` ("pretrain" | "linprobe" | "finetune") in WORKDIR/`name`, or returns its result."""
   stage_dir = os.path.join(workdir, name)
   done = os.path.join(stage_dir, train.RESULT_JSON)
-  if os.path.exists(done):
-    print(f"[{name}] already finished: {done}", flush=True)
-    with open(done) as f:
-      return json.load(f)
+  if epath.Path(done).exists():
+    echo(f"[{name}] already finished: {done}")
+    return json.loads(epath.Path(done).read_text())
   cfg = config[stage]
   if stage == "pretrain":
     task = tasks.pretrain_task(config)
@@ -103,12 +108,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   validate(config)
   from mae_jax import data  # pylint: disable=g-import-not-at-top
 
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-  source = data.get_source(config.data.dataset, config.data.data_dir or None)
-  print(f"dataset {source.name}: {source.split_sizes}, {source.num_classes} classes; "
-        f"devices: {jax.devices()}", flush=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  if is_main():
+    epath.Path(workdir, "config.json").write_text(config.to_json_best_effort(indent=2))
+  source = main_first(lambda: data.get_source(config.data.dataset, config.data.data_dir or None),
+                      "dataset ready")
+  echo(f"dataset {source.name}: {source.split_sizes}, {source.num_classes} classes; "
+       f"{jax.device_count()} devices in {jax.process_count()} process(es): {jax.devices()}")
   summary: dict[str, Any] = {}
   for stage in names(config.stages):
     summary[stage] = run_stage(config, stage, stage, workdir, source)
@@ -120,11 +126,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       stage = b.removesuffix("_random_init")
       baselines[b] = run_stage(config, os.path.join("baselines", b), stage, workdir, source,
                                init_from="random")
-    print(f"[baseline {b}] {baselines[b]}", flush=True)
+    echo(f"[baseline {b}] {baselines[b]}")
   if baselines:
     summary["baselines"] = baselines
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, SUMMARY_JSON), "w") as f:
-      json.dump(summary, f, indent=2)
-  print(json.dumps(summary, indent=2), flush=True)
+  if is_main():
+    epath.Path(workdir, SUMMARY_JSON).write_text(json.dumps(summary, indent=2))
+  echo(json.dumps(summary, indent=2))
   return summary

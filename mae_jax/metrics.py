@@ -1,10 +1,10 @@
 """Where metrics go: the console, `metrics.jsonl` and TensorBoard event files."""
 
 import json
-import os
 import time
 from typing import Any
 
+from etils import epath   # logdir may be on GCS (gs://)
 from tensorboardX import SummaryWriter  # writes event files without TensorFlow
 
 
@@ -16,17 +16,24 @@ def format_duration(seconds: float) -> str:
 
 
 class MetricWriter:
-  """Appends `{"step": .., "stage": .., **metrics}` lines to DIR/metrics.jsonl and TensorBoard."""
+  """Appends `{"step": .., "stage": .., **metrics}` lines to DIR/metrics.jsonl and TensorBoard.
 
-  def __init__(self, logdir: str, stage: str, console: bool = True):
-    os.makedirs(logdir, exist_ok=True)
+  An inactive writer (every process but the first of a multi-process job) writes nothing:
+  the metrics are global, so one copy of them is the whole record.
+  """
+
+  def __init__(self, logdir: str, stage: str, console: bool = True, active: bool = True):
     self.stage = stage
     self.console = console
-    self._jsonl = open(os.path.join(logdir, "metrics.jsonl"), "a")
-    self._tb = SummaryWriter(logdir)
-    self._start = time.time()
+    self.active = active
+    if active:
+      epath.Path(logdir).mkdir(parents=True, exist_ok=True)
+      self._jsonl = epath.Path(logdir, "metrics.jsonl").open("a")
+      self._tb = SummaryWriter(logdir)
 
   def write(self, step: int, metrics: dict[str, Any], prefix: str = "train") -> None:
+    if not self.active:
+      return
     metrics = {k: (float(v) if not isinstance(v, str) else v) for k, v in metrics.items()}
     record = {"stage": self.stage, "split": prefix, "step": step, "time": time.time(), **metrics}
     self._jsonl.write(json.dumps(record) + "\n")
@@ -40,6 +47,8 @@ class MetricWriter:
       print(f"[{self.stage}] {prefix} step {step}: {shown}", flush=True)
 
   def close(self) -> None:
+    if not self.active:
+      return
     self._jsonl.close()
     self._tb.close()
 

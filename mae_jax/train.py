@@ -17,9 +17,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from etils import epath   # the workdir may be on GCS (gs://)
 
 from mae_jax import checkpoint, optim
 from mae_jax.checkpoint import StateCheckpoints
+from mae_jax.distributed import echo, is_main
 from mae_jax.metrics import MetricWriter, format_duration
 from mae_jax.parallel import DataParallel, device_index, pmean, psum
 from mae_jax.tasks import Task
@@ -128,7 +130,7 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
                                 jnp.zeros((1, size, size, 3), jnp.float32), seed)
   state = par.put_state(host_state)
 
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   ckpts = StateCheckpoints(os.path.join(workdir, "checkpoints"), cfg.keep_checkpoints,
                            cfg.checkpoint_every_steps)
   start = 0
@@ -136,7 +138,7 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
     restored = ckpts.restore(par.unreplicate(state))
     state = par.put_state(jax.device_get(restored)) if par.kind == "pmap" else restored
     start = int(jax.device_get(par.unreplicate(state).step))
-    print(f"[{task.name}] resuming from step {start} in {ckpts.manager.directory}", flush=True)
+    echo(f"[{task.name}] resuming from step {start} in {ckpts.manager.directory}")
 
   train_step = par.wrap(make_train_step(task, tx, cfg.grad_accum_steps), donate_state=True)
   eval_step = par.wrap(make_eval_step(task)) if task.eval_fn is not None else None
@@ -163,10 +165,10 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
     return {"top1": 100 * sums["correct1"] / n, "top5": 100 * sums["correct5"] / n,
             "loss": sums["loss_sum"] / n, "examples": sums["count"]}
 
-  writer = MetricWriter(workdir, task.name)
-  print(f"[{task.name}] {total} steps ({spe}/epoch, {total / spe:.1f} epochs), global batch "
-        f"{batch}, {par.num_devices} {jax.devices()[0].platform} device(s) via {par.kind}, "
-        f"peak lr {schedule(warmup):.3e}", flush=True)
+  writer = MetricWriter(workdir, task.name, active=is_main())
+  echo(f"[{task.name}] {total} steps ({spe}/epoch, {total / spe:.1f} epochs), global batch "
+       f"{batch}, {par.num_devices} {jax.devices()[0].platform} device(s) in {procs} "
+       f"process(es) via {par.kind}, peak lr {schedule(warmup):.3e}")
   history: list[float] = []          # per-step train loss, this process's view
   pending: list[dict] = []
   last_eval: dict[str, float] = {}
@@ -210,7 +212,7 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
                              task.description)
   ckpts.close()
   writer.close()
-  with open(os.path.join(workdir, RESULT_JSON), "w") as f:
-    json.dump(result, f, indent=2)
+  if is_main():
+    epath.Path(workdir, RESULT_JSON).write_text(json.dumps(result, indent=2))
   return result
 
