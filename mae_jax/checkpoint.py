@@ -2,7 +2,8 @@
 
 import json
 import os
-from typing import Any
+import shutil
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -10,6 +11,7 @@ import orbax.checkpoint as ocp
 from etils import epath   # directories may be on GCS (gs://)
 
 from mae_jax.distributed import is_main
+from mae_jax.errors import ConfigError
 
 MODEL_JSON = "model.json"
 PARAMS_DIR = "params"
@@ -25,6 +27,7 @@ class StateCheckpoints:
 
   def __init__(self, directory: str, keep: int, every_steps: int):
     self.every_steps = every_steps
+    self._open = True
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
                                            create=True)
     self.manager = ocp.CheckpointManager(_absolute(directory), options=options)
@@ -32,15 +35,45 @@ class StateCheckpoints:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def restore(self, like: Any) -> Any:
-    """Restores the newest checkpoint into the structure, shapes and shardings of `like`."""
+  def restore(self, like: Any, step: int | None = None) -> Any:
+    """Restores `step` (default: the newest) into the structure, shapes and shardings of `like`."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    return self.manager.restore(self.manager.latest_step(),
-                                args=ocp.args.StandardRestore(abstract))
+    step = self.manager.latest_step() if step is None else step
+    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+  def restore_latest_good(self, like: Any, log: Callable[[str], None] = print) -> Any | None:
+    """The newest checkpoint that restores, or None if there is none.
+
+    A damaged one (truncated or missing file, unreadable metadata) is reported, moved to
+    `<directory>_damaged/<step>` so that no later run trips on it again, and skipped.
+    """
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        return self.restore(like, step)
+      except Exception as err:  # pylint: disable=broad-except  (any failure means unusable)
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        aside = self._move_aside(step)
+        log(f"checkpoint step {step} in {self.manager.directory} is damaged ({reason}); "
+            f"moved to {aside}, trying the previous one")
+    return None
+
+  def _move_aside(self, step: int) -> str:
+    directory = os.fspath(self.manager.directory)
+    target = os.path.join(directory.rstrip("/") + "_damaged", str(step))
+    if os.path.exists(target):
+      shutil.rmtree(target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.move(os.path.join(directory, str(step)), target)
+    self.manager.reload()
+    return target
+
+  def is_due(self, step: int) -> bool:
+    """Whether the regular schedule saves at `step`."""
+    return self.every_steps > 0 and step % self.every_steps == 0
 
   def maybe_save(self, step: int, state: Any, force: bool = False) -> bool:
     """Saves at every `every_steps` steps, or when forced (the end of a stage)."""
-    if not force and (self.every_steps <= 0 or step % self.every_steps):
+    if not force and not self.is_due(step):
       return False
     if self.manager.latest_step() == step:
       return False
@@ -54,8 +87,11 @@ class StateCheckpoints:
     self.manager.wait_until_finished()
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
-    self.manager.close()
+    """Waits for the save in flight and stops Orbax's threads; a second call does nothing."""
+    if self._open:
+      self._open = False
+      self.manager.wait_until_finished()
+      self.manager.close()
 
 
 def export_params(directory: str, params: Any, model: dict[str, Any]) -> None:
@@ -74,13 +110,18 @@ def is_export(directory: str) -> bool:
   return epath.Path(directory, MODEL_JSON).exists()
 
 
+def load_description(directory: str) -> dict[str, Any]:
+  """The model description (`model.json`) of an `export_params` folder."""
+  return json.loads(epath.Path(directory, MODEL_JSON).read_text())
+
+
 def load_params(directory: str) -> tuple[Any, dict[str, Any]]:
   """-> (params as numpy arrays, model description) from an `export_params` folder."""
   directory = _absolute(directory)
   if not is_export(directory):
-    raise FileNotFoundError(f"{directory} is not an exported mae_jax model "
-                            f"(no {MODEL_JSON}); export one with the pretrain stage")
-  model = json.loads(epath.Path(directory, MODEL_JSON).read_text())
+    raise ConfigError(f"{directory} is not an exported mae_jax model "
+                      f"(no {MODEL_JSON}); export one with the pretrain stage")
+  model = load_description(directory)
   with ocp.StandardCheckpointer() as ckptr:
     params = ckptr.restore(os.path.join(directory, PARAMS_DIR))
   return jax.tree.map(np.asarray, params), model

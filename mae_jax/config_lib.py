@@ -6,6 +6,8 @@ and changes what its study changes; `:smoke` shrinks any of them to a ~1 minute 
 
 import ml_collections
 
+from mae_jax.errors import ConfigError
+
 STAGES = ("pretrain", "linprobe", "finetune")
 BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -18,7 +20,7 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   for item in filter(None, (arg or "").split(",")):
     key, _, value = item.partition("=")
     if key not in defaults:
-      raise ValueError(f"unknown config argument {key!r}; known: {', '.join(defaults)}")
+      raise ConfigError(f"unknown config argument {key!r}; known: {', '.join(defaults)}")
     kind = type(defaults[key])
     if kind is bool:
       out[key] = value.lower() not in ("0", "false", "no") if value else True

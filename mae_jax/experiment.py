@@ -13,8 +13,9 @@ import ml_collections
 import numpy as np
 from etils import epath   # the workdir may be on GCS (gs://), where open() cannot go
 
-from mae_jax import config_lib, tasks, train
+from mae_jax import checkpoint, config_lib, tasks, train
 from mae_jax.distributed import echo, is_main, main_first
+from mae_jax.errors import ConfigError
 from mae_jax.models import decode_variant
 from mae_jax.parallel import PARALLEL_KINDS
 
@@ -25,28 +26,76 @@ def names(field: str) -> list[str]:
   return [s.strip() for s in field.split(",") if s.strip()]
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Refuses a config that cannot run, naming the field, before anything compiles."""
+def _runs(config: ml_collections.ConfigDict) -> list[tuple[str, str, str | None]]:
+  """(folder name, stage, init_from override) of every training run the config asks for."""
+  out = [(s, s, None) for s in names(config.stages)]
+  out += [(b, b.removesuffix("_random_init"), "random") for b in names(config.baselines)
+          if b != "raw_pixels"]
+  return out
+
+
+def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
+  """Refuses a config that cannot run, naming the field and the reason, before anything compiles."""
   for s in names(config.stages):
     if s not in config_lib.STAGES:
-      raise ValueError(f"config.stages: unknown stage {s!r}; known: {', '.join(config_lib.STAGES)}")
+      raise ConfigError(f"config.stages: unknown stage {s!r}; known: {', '.join(config_lib.STAGES)}")
   for b in names(config.baselines):
     if b not in config_lib.BASELINES:
-      raise ValueError(f"config.baselines: unknown baseline {b!r}; known: "
-                       f"{', '.join(config_lib.BASELINES)}")
+      raise ConfigError(f"config.baselines: unknown baseline {b!r}; known: "
+                        f"{', '.join(config_lib.BASELINES)}")
   v = decode_variant(config.model.variant)
-  if config.data.image_size % v.patch_size:
-    raise ValueError(f"config.data.image_size={config.data.image_size} is not divisible by the "
-                     f"patch size {v.patch_size} of config.model.variant={config.model.variant!r}")
+  if config.data.image_size <= 0 or config.data.image_size % v.patch_size:
+    raise ConfigError(f"config.data.image_size={config.data.image_size} is not a positive multiple "
+                      f"of the patch size {v.patch_size} of config.model.variant="
+                      f"{config.model.variant!r}")
   if not 0.0 < config.model.mask_ratio < 1.0:
-    raise ValueError(f"config.model.mask_ratio must be in (0, 1), got {config.model.mask_ratio}")
+    raise ConfigError(f"config.model.mask_ratio must be in (0, 1), got {config.model.mask_ratio}")
   if config.parallel not in PARALLEL_KINDS:
-    raise ValueError(f"config.parallel must be one of {PARALLEL_KINDS}, got {config.parallel!r}")
+    raise ConfigError(f"config.parallel must be one of {PARALLEL_KINDS}, got {config.parallel!r}")
   if config.parallel == "pmap" and jax.process_count() > 1:
     # pmap's state lives per process (host-local arrays), which Orbax cannot save collectively.
-    raise ValueError("config.parallel='pmap' runs in a single process only; multi-process jobs "
-                     "use 'shard_map' (the default)")
+    raise ConfigError("config.parallel='pmap' runs in a single process only; multi-process jobs "
+                      "use 'shard_map' (the default)")
   tasks.dtype_of(config.model.dtype)
+  devices = jax.device_count()
+  if config.data.eval_batch_size <= 0 or config.data.eval_batch_size % devices:
+    raise ConfigError(f"config.data.eval_batch_size={config.data.eval_batch_size} is not a "
+                      f"positive multiple of the {devices} devices")
+  for _, stage, init_from in _runs(config):
+    cfg = config[stage]
+    if cfg.batch_size <= 0 or cfg.batch_size % devices:
+      raise ConfigError(f"config.{stage}.batch_size={cfg.batch_size} (the global batch) is not a "
+                        f"positive multiple of the {devices} devices")
+    if cfg.grad_accum_steps < 1 or (cfg.batch_size // devices) % cfg.grad_accum_steps:
+      raise ConfigError(f"config.{stage}.grad_accum_steps={cfg.grad_accum_steps} does not divide "
+                        f"the per-device batch {cfg.batch_size // devices}")
+    if stage != "pretrain":
+      _check_init_from(config, stage, init_from or cfg.init_from, workdir)
+
+
+def _check_init_from(config: ml_collections.ConfigDict, stage: str, init_from: str,
+                     workdir: str) -> None:
+  """The encoder a classifier stage starts from must exist and have the config's architecture."""
+  if init_from == "random":
+    return
+  field = f"config.{stage}.init_from"
+  if not init_from:
+    if "pretrain" in names(config.stages):
+      return                       # this run's pretrain stage writes it first
+    init_from = os.path.join(workdir, "pretrain", "export")
+    if not checkpoint.is_export(init_from):
+      raise ConfigError(f"{field} is empty, which means this run's pretrain export, but "
+                        f"{init_from} has none: add pretrain to config.stages or set {field}")
+  if not checkpoint.is_export(init_from):
+    raise ConfigError(f"{field}={init_from!r} is not an exported encoder (no "
+                      f"{checkpoint.MODEL_JSON} there)")
+  exported = checkpoint.load_description(init_from)
+  expected = tasks.model_description(config)
+  keys = ("width", "depth", "num_heads", "patch_size", "mlp_ratio")
+  wrong = [f"{k} {exported.get(k)} vs {expected[k]}" for k in keys if exported.get(k) != expected[k]]
+  if wrong:
+    raise ConfigError(f"{field}={init_from!r} does not fit config.model.variant="
+                      f"{config.model.variant!r}: {', '.join(wrong)} (export vs config)")
 
 
 def _stage_seed(seed: int, name: str) -> int:
@@ -105,7 +154,7 @@ def raw_pixels_baseline(config: ml_collections.ConfigDict, source: Any) -> dict[
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs config.stages then config.baselines in `workdir`; returns and writes the summary."""
-  validate(config)
+  validate(config, workdir)
   from mae_jax import data  # pylint: disable=g-import-not-at-top
 
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)

@@ -9,12 +9,15 @@ pass --coordinator_address=HOST:PORT --num_processes=N --process_id=I (see
 mae_jax/distributed.py). DIR must then be one path every process sees (GCS, NFS).
 """
 
+import os
+import re
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mae_jax import distributed, experiment
+from mae_jax import distributed, experiment, preemption
+from mae_jax.errors import Preempted, UserError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py[:arg]).",
                                           lock_config=True)
@@ -35,16 +38,55 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)   # Orbax logs every save at INFO
-  distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
-                         _PROCESS_ID.value)
-  # Imported here: mae_jax.data brings TensorFlow, which --help should not wait for.
-  from mae_jax.data import DatasetUnavailableError  # pylint: disable=g-import-not-at-top
+from mae_jax import distributed, experiment, preemption
+from mae_jax.errors import Preempted, UserError
   try:
     experiment.run(_CONFIG.value, _WORKDIR.value)
-  except DatasetUnavailableError as err:
-    # A missing dataset is the user's to fix, not a bug: the message, without a traceback.
-    sys.exit(f"mae_jax: {err}")
+  except Preempted as stop:
+    distributed.echo(str(stop))   # a checkpoint of this step is on disk: a clean exit
+  except UserError as err:
+    # The user's to fix, not a bug: one line naming what to change, no traceback.
+    failure = f"mae_jax: error: {err}"
+  # Exiting outside the except block frees the failed run's frames (and its tf.data iterators)
+  # first; at interpreter shutdown TensorFlow would complain about them.
+  if failure:
+    sys.exit(failure)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, but a bad --config (missing file, unknown field, bad value) is one line."""
+  try:
+    rest = flags.FLAGS(argv)
+    if flags.FLAGS["config"].present:
+      path = config_flags.get_config_filename(flags.FLAGS["config"]).split(":")[0]
+      if not os.path.isfile(path):
+        sys.exit(f"mae_jax: error: --config: config file {path!r} does not exist")
+      _CONFIG.value.to_dict()   # a config file that failed to load raises here
+    return rest
+  except flags.Error as err:
+    sys.exit(f"mae_jax: error: {_last_line(str(err))}")
+  except (OSError, AttributeError, KeyError, TypeError, ValueError) as err:
+    # config_flags reports an unknown --config.x.y field as AttributeError/KeyError.
+    text = _last_line(str(err))
+    missing = re.search(r"No such file or directory: ('[^']*')", text)
+    if isinstance(err, OSError) and missing:
+      text = f"config file {missing.group(1)} does not exist"
+    if isinstance(err, (AttributeError, KeyError)):
+      name = text.strip("'\"")
+      given = [a.split("=")[0] for a in argv if a.startswith("--config.") and
+               a.split("=")[0].endswith("." + name)]
+      text = f"unknown config field {(given or [name])[0]!r}; the config file lists the fields"
+    sys.exit(f"mae_jax: error: --config: {text}")
+
+
+def _last_line(text: str) -> str:
+  """A flag error's message without the traceback that config_flags embeds in it."""
+  lines = [l.strip() for l in text.splitlines() if l.strip() and not l.startswith("Pass --help")]
+  if any(l.startswith("Traceback") for l in lines):
+    head, last = lines[0], lines[-1].split(": ", 1)[-1]   # drop the exception's class name
+    return f"{head.rstrip(':')}: {last}"
+  return " ".join(lines)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

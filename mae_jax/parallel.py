@@ -11,6 +11,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from mae_jax.errors import ConfigError
+
 DATA_AXIS = "data"
 PARALLEL_KINDS = ("shard_map", "pmap")
 
@@ -25,7 +27,7 @@ class DataParallel:
 
   def __init__(self, kind: str = "shard_map", devices: list[jax.Device] | None = None):
     if kind not in PARALLEL_KINDS:
-      raise ValueError(f"config.parallel must be one of {PARALLEL_KINDS}, got {kind!r}")
+      raise ConfigError(f"config.parallel must be one of {PARALLEL_KINDS}, got {kind!r}")
     self.kind = kind
     self.devices = list(devices or jax.devices())
     self.local_devices = [d for d in self.devices if d.process_index == jax.process_index()]
@@ -68,7 +70,7 @@ class DataParallel:
 
   def check_batch(self, global_batch: int, what: str) -> None:
     if global_batch % self.num_devices:
-      raise ValueError(f"{what}={global_batch} is not divisible by the {self.num_devices} devices")
+      raise ConfigError(f"{what}={global_batch} is not divisible by the {self.num_devices} devices")
 
 
 def pmean(tree: Any) -> Any:

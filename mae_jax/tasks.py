@@ -16,6 +16,7 @@ import ml_collections
 import optax
 
 from mae_jax import checkpoint, losses, optim
+from mae_jax.errors import ConfigError
 from mae_jax.models import classifier_from_variant, decode_variant, mae_from_variant
 from mae_jax.parallel import DATA_AXIS
 
@@ -51,7 +52,7 @@ class Task:
 
 def dtype_of(name: str) -> jnp.dtype:
   if name not in ("float32", "bfloat16", "float16"):
-    raise ValueError(f"config.model.dtype must be float32, bfloat16 or float16, got {name!r}")
+    raise ConfigError(f"config.model.dtype must be float32, bfloat16 or float16, got {name!r}")
   return jnp.dtype(name)
 
 
@@ -145,7 +146,7 @@ def load_encoder(params: Params, loaded: Params, source: str) -> Params:
   wrong = sorted(f"{k}: {flat_l[k].shape} vs model {flat_t[k].shape}" for k in flat_t
                  if k in flat_l and flat_l[k].shape != flat_t[k].shape)
   if missing or unexpected or wrong:
-    raise ValueError(f"init_from={source} does not fit the model: missing {missing or 'none'}; "
+    raise ConfigError(f"init_from={source} does not fit the model: missing {missing or 'none'}; "
                      f"unexpected {unexpected or 'none'}; shape mismatches {wrong or 'none'}")
   new = {k: jnp.asarray(flat_l[k], flat_t[k].dtype) for k in flat_t}
   return {**params, "encoder": traverse_util.unflatten_dict(new, sep="/")}

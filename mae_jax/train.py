@@ -19,9 +19,10 @@ import numpy as np
 import optax
 from etils import epath   # the workdir may be on GCS (gs://)
 
-from mae_jax import checkpoint, optim
+from mae_jax import checkpoint, optim, preemption
 from mae_jax.checkpoint import StateCheckpoints
 from mae_jax.distributed import echo, is_main
+from mae_jax.errors import ConfigError, NonFiniteError, Preempted
 from mae_jax.metrics import MetricWriter, format_duration
 from mae_jax.parallel import DataParallel, device_index, pmean, psum
 from mae_jax.tasks import Task
@@ -117,11 +118,11 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
   batch = cfg.batch_size
   par.check_batch(batch, "batch_size")
   if (batch // par.num_devices) % cfg.grad_accum_steps:
-    raise ValueError(f"batch_size {batch} / {par.num_devices} devices is not divisible by "
+    raise ConfigError(f"batch_size {batch} / {par.num_devices} devices is not divisible by "
                      f"grad_accum_steps={cfg.grad_accum_steps}")
   spe = data.num_train_steps_per_epoch(source, source.train_split, batch)
   if spe < 1:
-    raise ValueError(f"batch_size={batch} exceeds the {source.split_sizes[source.train_split]} "
+    raise ConfigError(f"batch_size={batch} exceeds the {source.split_sizes[source.train_split]} "
                      f"training examples of {source.name}")
   total, warmup = stage_steps(cfg, spe)
   schedule = optim.warmup_cosine(optim.scaled_lr(cfg.base_lr, batch), warmup, total, cfg.min_lr)
@@ -134,11 +135,12 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
   ckpts = StateCheckpoints(os.path.join(workdir, "checkpoints"), cfg.keep_checkpoints,
                            cfg.checkpoint_every_steps)
   start = 0
-  if ckpts.latest_step() is not None:
-    restored = ckpts.restore(par.unreplicate(state))
+  log = lambda msg: echo(f"[{task.name}] {msg}")  # noqa: E731
+  restored = ckpts.restore_latest_good(par.unreplicate(state), log)
+  if restored is not None:
     state = par.put_state(jax.device_get(restored)) if par.kind == "pmap" else restored
     start = int(jax.device_get(par.unreplicate(state).step))
-    echo(f"[{task.name}] resuming from step {start} in {ckpts.manager.directory}")
+    log(f"resuming from step {start} in {ckpts.manager.directory}")
 
   train_step = par.wrap(make_train_step(task, tx, cfg.grad_accum_steps), donate_state=True)
   eval_step = par.wrap(make_eval_step(task)) if task.eval_fn is not None else None
@@ -170,31 +172,62 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
        f"{batch}, {par.num_devices} {jax.devices()[0].platform} device(s) in {procs} "
        f"process(es) via {par.kind}, peak lr {schedule(warmup):.3e}")
   history: list[float] = []          # per-step train loss, this process's view
-  pending: list[dict] = []
+  unchecked: list[dict] = []         # device metrics of steps not yet checked for NaN/inf
+  window: list[dict] = []            # checked host metrics since the last log line
   last_eval: dict[str, float] = {}
   t_window, t_start, first_step = time.time(), time.time(), start
-  for step in range(start, total):
-    state, metrics = train_step(state, par.put_batch(next(batches)))
-    pending.append(metrics)
-    done = step + 1
-    if done % cfg.log_every_steps == 0 or done == total:
-      fetched = jax.device_get(par.unreplicate(pending))
-      history.extend(float(m["loss"]) for m in fetched)
-      mean = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-      if not math.isfinite(mean["loss"]):
-        raise FloatingPointError(f"[{task.name}] non-finite loss at step {done}; "
-                                 f"last checkpoint: step {ckpts.latest_step()}")
-      now = time.time()
-      rate = len(pending) * batch / (now - t_window)
-      eta = (total - done) * (now - t_start) / max(done - first_step, 1)
-      writer.write(done, {**mean, "lr": float(schedule(step)), "images_per_sec": rate,
-                          "epoch": done / spe, "eta": format_duration(eta)})
-      pending, t_window = [], now
-    if eval_step is not None and done % spe == 0 and done < total and cfg.eval_every_epochs > 0 \
-        and (done // spe) % cfg.eval_every_epochs == 0:
-      last_eval = evaluate()
-      writer.write(done, last_eval, prefix="eval")
-    ckpts.maybe_save(done, par.unreplicate(state))
+  preemption.install()
+
+  def check_finite(done: int) -> None:
+    """Fetches the unchecked steps' metrics; stops at the first non-finite one."""
+    fetched = jax.device_get(par.unreplicate(unchecked))
+    unchecked.clear()
+    for i, m in enumerate(fetched):
+      if not (math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
+        bad, good = done - len(fetched) + i + 1, ckpts.latest_step()
+        where = (f"the last good checkpoint is step {good} in {ckpts.manager.directory}"
+                 if good is not None else "no checkpoint was written")
+        raise NonFiniteError(
+            f"[{task.name}] non-finite training at step {bad} (loss={float(m['loss'])}, "
+            f"grad_norm={float(m['grad_norm'])}); nothing after it is saved: {where}. "
+            f"Lower config.{task.name}.base_lr or raise warmup_epochs, then rerun to resume.")
+    history.extend(float(m["loss"]) for m in fetched)
+    window.extend(fetched)
+
+  try:
+    for step in range(start, total):
+      state, metrics = train_step(state, par.put_batch(next(batches)))
+      unchecked.append(metrics)
+      done = step + 1
+      log_now = done % cfg.log_every_steps == 0 or done == total
+      preempted = preemption.reached(done, ckpts.manager)
+      save_now = ckpts.is_due(done) or done == total or preempted
+      if log_now or save_now:
+        check_finite(done)      # so that no NaN state is ever written as a checkpoint
+      if log_now:
+        mean = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+        now = time.time()
+        rate = len(window) * batch / (now - t_window)
+        eta = (total - done) * (now - t_start) / max(done - first_step, 1)
+        writer.write(done, {**mean, "lr": float(schedule(step)), "images_per_sec": rate,
+                            "epoch": done / spe, "eta": format_duration(eta)})
+        window.clear()
+        t_window = now
+      if preempted:
+        ckpts.maybe_save(done, par.unreplicate(state), force=True)   # closed below
+        raise Preempted(f"[{task.name}] stopped by SIGTERM at step {done}/{total}: checkpoint "
+                        f"saved in {ckpts.manager.directory}; run the same command to continue")
+      if eval_step is not None and done % spe == 0 and done < total and cfg.eval_every_epochs > 0 \
+          and (done // spe) % cfg.eval_every_epochs == 0:
+        last_eval = evaluate()
+        writer.write(done, last_eval, prefix="eval")
+      ckpts.maybe_save(done, par.unreplicate(state))
+  except BaseException:
+    # Orbax's async threads must stop before the interpreter does, or exiting prints their
+    # tracebacks; a save already in flight is of a checked (finite) state, so let it finish.
+    ckpts.close()
+    writer.close()
+    raise
   ckpts.maybe_save(total, par.unreplicate(state), force=True)
 
   result: dict[str, Any] = {"steps": total, "epochs": total / spe,

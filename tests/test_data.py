@@ -109,7 +109,7 @@ def test_gray_and_alpha_images_become_rgb():
 
 def test_unknown_dataset_name_raises_a_clear_value_error():
   for name in ("no_such_dataset_xyz", "tfds:no_such_dataset_xyz"):
-    with pytest.raises(ValueError, match="Unknown dataset 'no_such_dataset_xyz'.*'digits', "
+    with pytest.raises(ValueError, match="unknown dataset 'no_such_dataset_xyz'.*'digits', "
                        "'imagefolder:/path/to/root', 'oxford_iiit_pet', 'tiny_imagenet', or any "
                        "TFDS image-classification dataset name as 'tfds:NAME'"):
       data.get_source(name)

@@ -14,6 +14,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from mae_jax.errors import ConfigError
+
 PREFIX = "imagefolder:"
 TRAIN_SPLIT = "train"
 EVAL_SPLITS = ("val", "validation", "test")
@@ -40,7 +42,7 @@ def scan(root: str) -> tuple[list[str], dict[str, tuple[list[str], np.ndarray]]]
     paths, labels = [], []
     for class_dir in sorted(d.name for d in os.scandir(os.path.join(root, split)) if d.is_dir()):
       if class_dir not in index:
-        raise ValueError(f"{root}/{split}/{class_dir} is a class that {train_dir} does not have; "
+        raise ConfigError(f"{root}/{split}/{class_dir} is a class that {train_dir} does not have; "
                          f"its classes are the training split's sub-folders.")
       for dirpath, dirnames, filenames in os.walk(os.path.join(root, split, class_dir)):
         dirnames.sort()  # os.walk visits in this order: fixed, whatever the file system's

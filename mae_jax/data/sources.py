@@ -24,6 +24,7 @@ import tensorflow_datasets as tfds
 from mae_jax.data import decoding
 from mae_jax.data import digits
 from mae_jax.data import imagefolder
+from mae_jax.errors import ConfigError, UserError
 
 _KNOWN_NAMES = ("'digits', 'imagefolder:/path/to/root', 'oxford_iiit_pet', 'tiny_imagenet', or "
                 "any TFDS image-classification dataset name as 'tfds:NAME' or 'NAME' (e.g. "
@@ -34,7 +35,7 @@ _TFDS_PREFIX = "tfds:"
 _PROBE_TIMEOUT_S = 10
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(UserError, RuntimeError):
   """A dataset that cannot be read here; the message says which files to put where."""
 
 
@@ -117,21 +118,21 @@ def _tfds_source(name: str, data_dir: str | None) -> Source:
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as err:
-    raise ValueError(f"Unknown dataset {name!r}: use {_KNOWN_NAMES}.") from err
+    raise ConfigError(f"config.data.dataset: unknown dataset {name!r}: use {_KNOWN_NAMES}.") from err
   features = builder.info.features
   if ("image" not in features or "label" not in features
       or not isinstance(features["label"], tfds.features.ClassLabel)):
-    raise ValueError(f"TFDS dataset {name!r} is not an image-classification dataset: it needs "
+    raise ConfigError(f"TFDS dataset {name!r} is not an image-classification dataset: it needs "
                      f"an 'image' and a class 'label' feature, it has {sorted(features.keys())}.")
   if features["image"].np_dtype != np.uint8:
-    raise ValueError(f"TFDS dataset {name!r} has {features['image'].np_dtype} images; "
+    raise ConfigError(f"TFDS dataset {name!r} has {features['image'].np_dtype} images; "
                      "only uint8 images are supported.")
   _prepare(builder, name)
 
   split_sizes = {split: info.num_examples for split, info in builder.info.splits.items()}
   eval_split = next((s for s in ("test", "validation") if s in split_sizes), None)
   if "train" not in split_sizes or eval_split is None:
-    raise ValueError(f"TFDS dataset {name!r} needs a 'train' split and a 'test' or 'validation' "
+    raise ConfigError(f"TFDS dataset {name!r} needs a 'train' split and a 'test' or 'validation' "
                      f"split; it has {sorted(split_sizes)}.")
   encoded = None
   if isinstance(features["image"], tfds.features.Image):  # stored as encoded PNG/JPEG bytes

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mae_jax.errors import ConfigError
 from mae_jax.masking import random_masking
 from mae_jax.models.posembed import sincos_2d
 
@@ -46,8 +47,8 @@ def decode_variant(variant: str) -> Variant:
     width, depth, heads = SIZES[size]
     return Variant(width, depth, heads, int(patch))
   except (ValueError, KeyError):
-    raise ValueError(
-        f"unknown model variant {variant!r}: expected SIZE/PATCH with SIZE one of "
+    raise ConfigError(
+        f"config.model.variant: unknown model variant {variant!r}: expected SIZE/PATCH with SIZE one of "
         f"{', '.join(SIZES)} and PATCH an integer, e.g. 'B/16'") from None
 
 
