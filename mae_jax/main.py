@@ -38,8 +38,10 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)   # Orbax logs every save at INFO
-from mae_jax import distributed, experiment, preemption
-from mae_jax.errors import Preempted, UserError
+  distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value,
+                         _PROCESS_ID.value)
+  preemption.install()   # after distributed start-up: with several processes JAX owns SIGTERM
+  failure = None
   try:
     experiment.run(_CONFIG.value, _WORKDIR.value)
   except Preempted as stop:
