@@ -118,4 +118,4 @@ def test_missing_dataset_is_one_clear_error_without_traceback(tmp_path):
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 1
   assert "Traceback" not in proc.stderr
-  assert f"mae_jax: Image folder dataset '{tmp_path}/none' does not exist" in proc.stderr
+  assert f"mae_jax: error: Image folder dataset '{tmp_path}/none' does not exist" in proc.stderr
