@@ -201,5 +201,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     summary["baselines"] = baselines
   if is_main():
     epath.Path(workdir, SUMMARY_JSON).write_text(json.dumps(summary, indent=2))
+    from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
+    report.write_report(workdir, summary, source.name, config.model.variant)
   echo(json.dumps(summary, indent=2))
   return summary
