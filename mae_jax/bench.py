@@ -274,11 +274,14 @@ def _bench_train_step(target: str) -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from mae_jax import config_lib, optim, tasks, train  # pylint: disable=g-import-not-at-top
+  from mae_jax.models import decode_variant  # pylint: disable=g-import-not-at-top
   from mae_jax.parallel import DataParallel  # pylint: disable=g-import-not-at-top
 
   config = config_lib.base_config()
   config.model.variant, config.model.dtype = _VARIANT.value, _DTYPE.value
-  config.model.mask_ratio = _MASK_RATIO.value
+  num_patches = (_IMAGE_SIZE.value // decode_variant(_VARIANT.value).patch_size) ** 2
+  # The MAE loss needs a removed patch: mask 0 is measured with one patch removed.
+  config.model.mask_ratio = _MASK_RATIO.value or 0.5 / num_patches
   width, depth, heads = (int(x) for x in _DECODER.value)
   config.model.decoder_width, config.model.decoder_depth, config.model.decoder_heads = \
       width, depth, heads
@@ -326,7 +329,7 @@ def _bench_train_step(target: str) -> dict[str, Any]:
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None
   peak_memory = (stats or {}).get("peak_bytes_in_use")
   return {"target": target, "framework": "jax", "variant": _VARIANT.value, "image_size": size,
-          "batch_size": batch, "mask_ratio": _MASK_RATIO.value if target == "pretrain" else None,
+          "batch_size": batch, "mask_ratio": config.model.mask_ratio if target == "pretrain" else None,
           "decoder": [width, depth, heads] if target == "pretrain" else None,
           "dtype": _DTYPE.value, "steps": _STEPS.value, "devices": par.num_devices,
           "device_kind": device.device_kind,
