@@ -112,6 +112,9 @@ def base_config() -> ml_collections.ConfigDict:
   # of the same eval images during pretraining.
   c.visualize = ml_collections.ConfigDict(dict(
       checkpoint="",             # the stage's MAE (see visualize.py); "" = this run's pretrain
+      # .pth / HF files: whether the model predicts norm_pix targets. "" = what the file says
+      # (HF config.json; a .pth says nothing: False, as the official mae_visualize weights).
+      norm_pix_loss="",          # or "true" / "false"
       num_images=8,              # rows of the grid: the first eval-split images
       mask_ratio=0.0,            # 0 = the model's config.model.mask_ratio
       seed=0,                    # masking noise, the same every time for comparable grids

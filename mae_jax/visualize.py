@@ -159,7 +159,11 @@ def load_mae(path: str, config: ml_collections.ConfigDict) -> tuple[nn.Module, A
   if checkpoint.is_export(path) and checkpoint.load_description(path).get("kind") != "mae":
     raise ConfigError(f"{path} holds an encoder only (the pretrain export); reconstructions need "
                      "the decoder: pass the run's workdir or its pretrain/checkpoints folder")
-  desc, params = convert.load(path, image_size=config.data.image_size)
+  flag = config.visualize.norm_pix_loss.lower()
+  if flag not in ("", "true", "false"):
+    raise ConfigError(f"config.visualize.norm_pix_loss must be '', 'true' or 'false', got {flag!r}")
+  desc, params = convert.load(path, image_size=config.data.image_size,
+                              norm_pix_loss={"": None, "true": True, "false": False}[flag])
   if desc.get("kind") != "mae":
     raise ConfigError(f"{path} holds a {desc.get('kind')} without the MAE decoder; official "
                      "mae_visualize_*.pth files and HF ViTMAEForPreTraining have one")
