@@ -6,9 +6,15 @@
   python -m mae_jax.bench --target=input --data=imagefolder:/tmp/photos --image_size=224 \
       --batch_size=64 --num_batches=40
 
-Targets: "input" (the tf.data pretrain pipeline: decode, RandomResizedCrop, flip, normalise).
-Other targets (train steps) register in TARGETS. TensorFlow and PIL are imported inside the
-targets that use them, so this module imports without either.
+  # The real jitted train step (train.make_train_step, AdamW) on synthetic data:
+  python -m mae_jax.bench --target=pretrain --variant=B/16 --image_size=224 --batch_size=8 \
+      --mask_ratio=0.75 --steps=10 --dtype=float32
+
+Targets: "input" (the tf.data pretrain pipeline: decode, RandomResizedCrop, flip, normalise);
+"pretrain" and "finetune" (one optimizer step of the stage's task: MAE with a
+--decoder_width x --decoder_depth decoder, or the fine-tune classifier with layer decay).
+TensorFlow and PIL are imported inside the targets that use them, so the train-step
+targets never load TensorFlow. bench/torch_mae.py measures the PyTorch side (README).
 
 The PIL baseline is what the official PyTorch release's loader does per image (ImageFolder's
 PIL decode and RGB convert, torchvision RandomResizedCrop(scale 0.2-1, bicubic), flip, ToTensor,
@@ -38,6 +44,14 @@ _WARMUP = flags.DEFINE_integer("warmup_batches", 4, "Untimed batches before each
 _ROUNDS = flags.DEFINE_integer("rounds", 2, "Alternating rounds of ours and the baseline.")
 _PIL_WORKERS = flags.DEFINE_integer("pil_workers", 2, "Worker processes of the PIL baseline; "
                                     "0 = no baseline.")
+_VARIANT = flags.DEFINE_string("variant", "B/16", "Train steps: model variant.")
+_MASK_RATIO = flags.DEFINE_float("mask_ratio", 0.75, "pretrain: fraction of patches removed.")
+_STEPS = flags.DEFINE_integer("steps", 10, "Train steps: timed steps.")
+_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", 2, "Train steps: untimed steps after the "
+                                     "compiling one.")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+_DECODER = flags.DEFINE_list("decoder", ["512", "8", "16"], "pretrain: decoder width,depth,heads.")
+_NUM_CLASSES = flags.DEFINE_integer("num_classes", 1000, "finetune: classes of the head.")
 _MAKE_FIXTURE = flags.DEFINE_string("make_fixture", None, "Write photo-sized JPEGs in "
                                     "DIR/{train,val}/<class>/ and exit.")
 _FIXTURE_IMAGES = flags.DEFINE_integer("fixture_images", 1024, "Training images to write.")
@@ -234,7 +248,105 @@ def _bench_input() -> dict[str, Any]:
   return result
 
 
-TARGETS: dict[str, Callable[[], dict[str, Any]]] = {"input": _bench_input}
+# Dense peak FLOP/s per device by jax device_kind prefix (vendor datasheets); float32 on
+# GPUs means TF32 tensor cores, which XLA uses for float32 matmuls by default.
+PEAK_FLOPS: dict[str, dict[str, float]] = {
+    "NVIDIA H100": {"bfloat16": 989e12, "float32": 495e12},
+    "NVIDIA H200": {"bfloat16": 989e12, "float32": 495e12},
+    "NVIDIA A100": {"bfloat16": 312e12, "float32": 156e12},
+    "TPU v4": {"bfloat16": 275e12},
+    "TPU v5 lite": {"bfloat16": 197e12},
+    "TPU v5p": {"bfloat16": 459e12},
+    "TPU v6 lite": {"bfloat16": 918e12},
+}
+
+
+def peak_flops(device_kind: str, dtype: str) -> float | None:
+  """The device's peak for `dtype`, or None where unknown (CPUs, unlisted accelerators)."""
+  for prefix, peaks in PEAK_FLOPS.items():
+    if device_kind.startswith(prefix):
+      return peaks.get(dtype)
+  return None
+
+
+def _bench_train_step(target: str) -> dict[str, Any]:
+  """Times train.make_train_step of the `target` stage on one synthetic batch, reused."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from mae_jax import config_lib, optim, tasks, train  # pylint: disable=g-import-not-at-top
+  from mae_jax.models import decode_variant  # pylint: disable=g-import-not-at-top
+  from mae_jax.parallel import DataParallel  # pylint: disable=g-import-not-at-top
+
+  config = config_lib.base_config()
+  config.model.variant, config.model.dtype = _VARIANT.value, _DTYPE.value
+  num_patches = (_IMAGE_SIZE.value // decode_variant(_VARIANT.value).patch_size) ** 2
+  # The MAE loss needs a removed patch: mask 0 is measured with one patch removed.
+  config.model.mask_ratio = _MASK_RATIO.value or 0.5 / num_patches
+  width, depth, heads = (int(x) for x in _DECODER.value)
+  config.model.decoder_width, config.model.decoder_depth, config.model.decoder_heads = \
+      width, depth, heads
+  config.data.image_size = size = _IMAGE_SIZE.value
+  config.visualize.every_steps = 0
+  config.finetune.init_from = "random"
+  batch = _BATCH_SIZE.value
+  if target == "pretrain":
+    task = tasks.pretrain_task(config)
+  else:
+    task = tasks.classifier_task(config, "finetune", _NUM_CLASSES.value, workdir="")
+  cfg = config[target]
+  par = DataParallel(config.parallel)
+  par.check_batch(batch, "batch_size")
+  schedule = optim.warmup_cosine(optim.scaled_lr(cfg.base_lr, batch), 0, 1000, 0.0)
+  host_state, tx = train.create_state(task, lambda p: task.make_tx(schedule, p),
+                                      np.zeros((1, size, size, 3), np.float32), seed=0)
+  state = par.put_state(host_state)
+  rng = np.random.default_rng(0)
+  data = par.put_batch({"image": rng.normal(size=(batch, size, size, 3)).astype(np.float32),
+                        "label": rng.integers(0, _NUM_CLASSES.value, batch).astype(np.int32)})
+  step = par.wrap(train.make_train_step(task, tx), donate_state=True)
+
+  t0 = time.perf_counter()
+  compiled = step.lower(state, data).compile()     # the calls below reuse this executable
+  compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  # The compiled module is one device's program; every device runs one.
+  flops = float(cost.get("flops", 0.0)) * par.num_devices if cost else 0.0
+  for _ in range(max(_WARMUP_STEPS.value, 1)):
+    state, metrics = compiled(state, data)
+  jax.block_until_ready(metrics)
+  t0 = time.perf_counter()
+  for _ in range(_STEPS.value):
+    state, metrics = compiled(state, data)
+  jax.block_until_ready((state, metrics))
+  elapsed = time.perf_counter() - t0
+  if not np.isfinite(float(jax.device_get(par.unreplicate(metrics)["loss"]))):
+    raise FloatingPointError("non-finite loss in the benchmark")
+
+  device = jax.devices()[0]
+  images_per_sec = _STEPS.value * batch / elapsed
+  peak = peak_flops(device.device_kind, _DTYPE.value)
+  stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+  peak_memory = (stats or {}).get("peak_bytes_in_use")
+  return {"target": target, "framework": "jax", "variant": _VARIANT.value, "image_size": size,
+          "batch_size": batch, "mask_ratio": config.model.mask_ratio if target == "pretrain" else None,
+          "decoder": [width, depth, heads] if target == "pretrain" else None,
+          "dtype": _DTYPE.value, "steps": _STEPS.value, "devices": par.num_devices,
+          "device_kind": device.device_kind,
+          "images_per_sec": round(images_per_sec, 2),
+          "step_ms": round(1000 * elapsed / _STEPS.value, 2),
+          "compile_s": round(compile_s, 2),
+          "flops_per_image": flops / batch if flops else None,
+          "mfu": round(flops / batch * images_per_sec / (peak * par.num_devices), 4)
+                 if peak and flops else None,
+          "peak_memory_bytes": peak_memory}
+
+
+TARGETS: dict[str, Callable[[], dict[str, Any]]] = {
+    "input": _bench_input,
+    "pretrain": lambda: _bench_train_step("pretrain"),
+    "finetune": lambda: _bench_train_step("finetune"),
+}
 
 
 def main(argv: list[str]) -> None:

@@ -8,7 +8,9 @@ import ml_collections
 
 from mae_jax.errors import ConfigError
 
-STAGES = ("pretrain", "linprobe", "finetune")
+STAGES = ("pretrain", "linprobe", "finetune")   # training stages, each with a config.<stage>
+# Stages that train nothing; "visualize" runs on the pretrain stage's last checkpoint.
+EXTRA_STAGES = ("visualize",)
 BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -106,6 +108,19 @@ def base_config() -> ml_collections.ConfigDict:
                       global_pool=True, head_init_std=2e-5, grad_clip_norm=0.0,
                       rand_augment_layers=2, color_jitter=0.4, random_erase_prob=0.25,
                       mixup_alpha=0.8, cutmix_alpha=1.0)
+  # Reconstruction grids (mae_jax/visualize.py): the "visualize" stage, and TensorBoard images
+  # of the same eval images during pretraining.
+  c.visualize = ml_collections.ConfigDict(dict(
+      checkpoint="",             # the stage's MAE (see visualize.py); "" = this run's pretrain
+      # .pth / HF files: whether the model predicts norm_pix targets. "" = what the file says
+      # (HF config.json; a .pth says nothing: False, as the official mae_visualize weights).
+      norm_pix_loss="",          # or "true" / "false"
+      num_images=8,              # rows of the grid: the first eval-split images
+      mask_ratio=0.0,            # 0 = the model's config.model.mask_ratio
+      seed=0,                    # masking noise, the same every time for comparable grids
+      min_panel_size=128,        # small images are enlarged (pixel repetition) to this width
+      every_steps=1000,          # pretraining: a TensorBoard grid every N steps and at the end; 0 = off
+  ))
   # The raw_pixels baseline: logistic regression on eval-preprocessed pixels (scikit-learn).
   c.raw_pixels = ml_collections.ConfigDict(dict(C=1.0, max_iter=1000))
   return c
@@ -119,6 +134,7 @@ def smoke(c: ml_collections.ConfigDict, image_size: int, patch_size: int
   c.model.dtype = "float32"
   c.data.image_size = image_size
   c.data.eval_batch_size = 32
+  c.visualize.every_steps = 0     # tests/test_visualize.py covers it; every smoke run need not
   for name in STAGES:
     s = c[name]
     s.batch_size, s.num_steps, s.warmup_epochs = 16, 6, 0

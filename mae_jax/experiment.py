@@ -28,7 +28,7 @@ def names(field: str) -> list[str]:
 
 def _runs(config: ml_collections.ConfigDict) -> list[tuple[str, str, str | None]]:
   """(folder name, stage, init_from override) of every training run the config asks for."""
-  out = [(s, s, None) for s in names(config.stages)]
+  out = [(s, s, None) for s in names(config.stages) if s in config_lib.STAGES]
   out += [(b, b.removesuffix("_random_init"), "random") for b in names(config.baselines)
           if b != "raw_pixels"]
   return out
@@ -37,8 +37,14 @@ def _runs(config: ml_collections.ConfigDict) -> list[tuple[str, str, str | None]
 def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
   """Refuses a config that cannot run, naming the field and the reason, before anything compiles."""
   for s in names(config.stages):
-    if s not in config_lib.STAGES:
-      raise ConfigError(f"config.stages: unknown stage {s!r}; known: {', '.join(config_lib.STAGES)}")
+    if s not in config_lib.STAGES + config_lib.EXTRA_STAGES:
+      raise ConfigError(f"config.stages: unknown stage {s!r}; known: "
+                        f"{', '.join(config_lib.STAGES + config_lib.EXTRA_STAGES)}")
+  if "visualize" in names(config.stages) and not config.visualize.checkpoint:
+    if "pretrain" not in names(config.stages) and not epath.Path(
+        workdir, "pretrain", "checkpoints").exists():
+      raise ConfigError("config.stages has visualize but neither pretrain nor "
+                        "config.visualize.checkpoint: there is no MAE to reconstruct with")
   for b in names(config.baselines):
     if b not in config_lib.BASELINES:
       raise ConfigError(f"config.baselines: unknown baseline {b!r}; known: "
@@ -125,6 +131,18 @@ def run_stage(config: ml_collections.ConfigDict, name: str, stage: str, workdir:
                            seed=_stage_seed(config.seed, name), parallel=config.parallel)
 
 
+def visualize_stage(config: ml_collections.ConfigDict, workdir: str, source: Any
+                    ) -> dict[str, Any]:
+  """Reconstruction grid of config.visualize.checkpoint (default: this run's pretrain stage)."""
+  from mae_jax import visualize  # pylint: disable=g-import-not-at-top
+  ckpt = config.visualize.checkpoint or os.path.join(workdir, "pretrain", "checkpoints")
+  if not is_main():
+    return {}
+  result = visualize.run_stage(config, ckpt, os.path.join(workdir, "visualize"), source)
+  echo(f"[visualize] {result['png']}")
+  return result
+
+
 def raw_pixels_baseline(config: ml_collections.ConfigDict, source: Any) -> dict[str, Any]:
   """Logistic regression on the eval-preprocessed pixels: what no representation learning gets."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
@@ -170,7 +188,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
        f"{jax.device_count()} devices in {jax.process_count()} process(es): {jax.devices()}")
   summary: dict[str, Any] = {}
   for stage in names(config.stages):
-    summary[stage] = run_stage(config, stage, stage, workdir, source)
+    if stage == "visualize":
+      summary[stage] = visualize_stage(config, workdir, source)
+    else:
+      summary[stage] = run_stage(config, stage, stage, workdir, source)
   baselines = {}
   for b in names(config.baselines):
     if b == "raw_pixels":
@@ -184,5 +205,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     summary["baselines"] = baselines
   if is_main():
     epath.Path(workdir, SUMMARY_JSON).write_text(json.dumps(summary, indent=2))
+    from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
+    report.write_report(workdir, summary, source.name, config.model.variant)
   echo(json.dumps(summary, indent=2))
   return summary

@@ -46,6 +46,12 @@ class MetricWriter:
       shown = " ".join(_fmt(k, v) for k, v in metrics.items())
       print(f"[{self.stage}] {prefix} step {step}: {shown}", flush=True)
 
+  def write_image(self, step: int, tag: str, image: Any) -> None:
+    """image: uint8 (H, W, C), to TensorBoard's images tab."""
+    if self.active:
+      self._tb.add_image(tag, image, step, dataformats="HWC")
+      self._tb.flush()
+
   def close(self) -> None:
     if not self.active:
       return

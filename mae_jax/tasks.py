@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from mae_jax import checkpoint, losses, optim
+from mae_jax import checkpoint, losses, optim, visualize
 from mae_jax.errors import ConfigError
 from mae_jax.models import classifier_from_variant, decode_variant, mae_from_variant
 from mae_jax.parallel import DATA_AXIS
@@ -29,6 +29,14 @@ LossFn = Callable[[Params, dict, Batch, jax.Array, jax.Array], tuple[jax.Array, 
 
 
 @dataclasses.dataclass(frozen=True)
+class Snapshot:
+  """An image of the model that the loop logs every `every_steps` steps and at the end."""
+  every_steps: int
+  num_images: int                                        # eval images it is drawn from
+  draw: Callable[[Params, Any], Any]                     # (host params, images) -> uint8 HWC
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
   name: str
   model: nn.Module
@@ -37,6 +45,7 @@ class Task:
   init_from: str                 # export folder, or "random"
   eval_fn: Callable[[Params, dict, Batch], dict[str, jax.Array]] | None = None
   description: dict[str, Any] = dataclasses.field(default_factory=dict)  # for the export JSON
+  snapshot: Snapshot | None = None
 
   def init(self, rng: jax.Array, images: jax.Array) -> dict[str, Any]:
     """Random variables for `images` of one batch shape, then `init_from` applied."""
@@ -79,8 +88,12 @@ def pretrain_task(config: ml_collections.ConfigDict) -> Task:
   s = config.pretrain
   make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
       schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay)
+  vis = config.visualize
+  draw = lambda params, images: visualize.grid_png(  # noqa: E731
+      model, params, images, vis, tuple(config.data.mean), tuple(config.data.std))
+  snapshot = Snapshot(vis.every_steps, vis.num_images, draw) if vis.every_steps > 0 else None
   return Task("pretrain", model, loss_fn, make_tx, init_from="random",
-              description=model_description(config))
+              description=model_description(config), snapshot=snapshot)
 
 
 def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: int,

@@ -168,6 +168,18 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
             "loss": sums["loss_sum"] / n, "examples": sums["count"]}
 
   writer = MetricWriter(workdir, task.name, active=is_main())
+  snap = task.snapshot if writer.active else None
+  snap_images = None
+  if snap is not None:
+    from mae_jax import visualize  # pylint: disable=g-import-not-at-top
+    snap_images = visualize.eval_images(data_cfg, source, snap.num_images)
+
+  def snapshot(done: int) -> None:
+    # This process's copy of the replicated params and a local jit: process 0 alone draws,
+    # without a collective.
+    params = jax.tree.map(lambda a: np.asarray(a.addressable_data(0)),
+                          par.unreplicate(state).params)
+    writer.write_image(done, f"{task.name}/reconstructions", snap.draw(params, snap_images))
   echo(f"[{task.name}] {total} steps ({spe}/epoch, {total / spe:.1f} epochs), global batch "
        f"{batch}, {par.num_devices} {jax.devices()[0].platform} device(s) in {procs} "
        f"process(es) via {par.kind}, peak lr {schedule(warmup):.3e}")
@@ -213,6 +225,8 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
                             "epoch": done / spe, "eta": format_duration(eta)})
         window.clear()
         t_window = now
+      if snap is not None and (done % snap.every_steps == 0 or done == total):
+        snapshot(done)
       if preempted:
         ckpts.maybe_save(done, par.unreplicate(state), force=True)   # closed below
         raise Preempted(f"[{task.name}] stopped by SIGTERM at step {done}/{total}: checkpoint "

@@ -1,0 +1,144 @@
+"""The PyTorch side of the train-step benchmark: HF transformers' ViTMAEForPreTraining.
+
+Same model (encoder variant, decoder width x depth x heads, MLP ratio 4, norm_pix_loss), same
+synthetic batch shape, one AdamW step (betas 0.9/0.95, weight decay 0.05, as the official
+pretraining) per iteration; prints the same JSON keys as `python -m mae_jax.bench` as its
+last stdout line. Not part of the mae_jax package: it needs torch and transformers.
+
+  # PyTorch alone:
+  python bench/torch_mae.py --variant=B/16 --image_size=224 --batch_size=8 --steps=5
+  # Side by side, one after the other in one command (ours first, in a subprocess):
+  python bench/torch_mae.py --compare --variant=Ti/8 --image_size=64 --batch_size=64 --steps=5
+
+With --compare the last line is {"jax": {...}, "torch": {...}, "jax_over_torch": images/s
+ratio}. Masking noise differs (torch.rand vs jax.random), the work per step does not.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from mae_jax.bench import peak_flops  # noqa: E402  (no JAX import: absl only)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--variant", default="B/16")
+  p.add_argument("--image_size", type=int, default=224)
+  p.add_argument("--batch_size", type=int, default=8)
+  p.add_argument("--mask_ratio", type=float, default=0.75)
+  p.add_argument("--steps", type=int, default=10)
+  p.add_argument("--warmup_steps", type=int, default=2)
+  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                 help="bfloat16 = torch.autocast (AMP); parameters stay float32")
+  p.add_argument("--decoder", default="512,8,16", help="decoder width,depth,heads")
+  p.add_argument("--lr", type=float, default=1.5e-4 * 8 / 256)
+  p.add_argument("--compare", action="store_true",
+                 help="run `python -m mae_jax.bench --target=pretrain` with these flags first")
+  return p.parse_args(argv)
+
+
+def _variant(name: str) -> tuple[int, int, int, int]:
+  """"B/16" -> (width, depth, heads, patch) with mae_jax's own table, so both sides agree."""
+  from mae_jax.models.vit import decode_variant  # pylint: disable=g-import-not-at-top
+  v = decode_variant(name)
+  return v.width, v.depth, v.num_heads, v.patch_size
+
+
+def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=g-import-not-at-top
+  from transformers import ViTMAEConfig, ViTMAEForPreTraining  # pylint: disable=g-import-not-at-top
+
+  width, depth, heads, patch = _variant(args.variant)
+  dw, dd, dh = (int(x) for x in args.decoder.split(","))
+  config = ViTMAEConfig(
+      hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads,
+      intermediate_size=4 * width, patch_size=patch, image_size=args.image_size,
+      decoder_hidden_size=dw, decoder_num_hidden_layers=dd, decoder_num_attention_heads=dh,
+      decoder_intermediate_size=4 * dw, mask_ratio=args.mask_ratio, norm_pix_loss=True,
+      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-6)
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch.manual_seed(0)
+  model = ViTMAEForPreTraining(config).to(device).train()
+  opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
+  images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
+  amp = torch.autocast(device, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
+
+  def step() -> torch.Tensor:
+    with amp:
+      loss = model(pixel_values=images).loss
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
+
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+  t0 = time.perf_counter()
+  step()                          # first call: allocations, kernel selection
+  sync()
+  first_s = time.perf_counter() - t0
+  with FlopCounterMode(display=False) as counter:
+    step()
+  for _ in range(max(args.warmup_steps - 1, 0)):
+    step()
+  sync()
+  if device == "cuda":
+    torch.cuda.reset_peak_memory_stats()
+  t0 = time.perf_counter()
+  for _ in range(args.steps):
+    loss = step()
+  sync()
+  elapsed = time.perf_counter() - t0
+  if not torch.isfinite(loss):
+    raise FloatingPointError("non-finite loss in the benchmark")
+  flops = float(counter.get_total_flops())
+  kind = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+  peak = peak_flops(kind, args.dtype)
+  ips = args.steps * args.batch_size / elapsed
+  return {"target": "pretrain", "framework": f"torch {torch.__version__} + transformers",
+          "variant": args.variant, "image_size": args.image_size,
+          "batch_size": args.batch_size, "mask_ratio": args.mask_ratio, "decoder": [dw, dd, dh],
+          "dtype": args.dtype, "steps": args.steps, "devices": 1, "device_kind": kind,
+          "threads": torch.get_num_threads(),
+          "images_per_sec": round(ips, 2), "step_ms": round(1000 * elapsed / args.steps, 2),
+          "compile_s": round(first_s, 2),      # eager: the first step, nothing is compiled
+          "flops_per_image": flops / args.batch_size,
+          "mfu": round(flops / args.batch_size * ips / peak, 4) if peak else None,
+          "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None}
+
+
+def bench_jax(args: argparse.Namespace) -> dict[str, Any]:
+  """Ours, in a fresh interpreter, with the same flags."""
+  cmd = [sys.executable, "-m", "mae_jax.bench", "--target=pretrain", f"--variant={args.variant}",
+         f"--image_size={args.image_size}", f"--batch_size={args.batch_size}",
+         f"--mask_ratio={args.mask_ratio}", f"--steps={args.steps}",
+         f"--warmup_steps={args.warmup_steps}", f"--dtype={args.dtype}",
+         f"--decoder={args.decoder}"]
+  env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  out = subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, text=True)
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+  args = parse_args(argv)
+  if not args.compare:
+    print(json.dumps(bench_torch(args)), flush=True)
+    return
+  ours = bench_jax(args)
+  print(json.dumps(ours), flush=True)
+  theirs = bench_torch(args)
+  print(json.dumps(theirs), flush=True)
+  print(json.dumps({"jax": ours, "torch": theirs, "jax_over_torch":
+                    round(ours["images_per_sec"] / theirs["images_per_sec"], 3)}), flush=True)
+
+
+if __name__ == "__main__":
+  main()

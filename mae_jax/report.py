@@ -1,0 +1,124 @@
+"""End-of-run report in the workdir: loss.png, accuracy.png and results.md.
+
+Curves come from each stage's metrics.jsonl; the table from summary.json, with published
+figures beside ours where they were measured on the same dataset.
+"""
+
+import json
+import os
+from typing import Any
+
+from etils import epath   # the workdir may be on GCS (gs://)
+
+LOSS_PNG, ACCURACY_PNG, RESULTS_MD = "loss.png", "accuracy.png", "results.md"
+
+# Published top-1 (%) by dataset: (who measured it, model, {stage: top-1}).
+REFERENCES: dict[str, tuple[str, str, dict[str, float]]] = {
+    "oxford_iiit_pet": ("study (MAE on Oxford-IIIT Pets)", "ViT-B/16",
+                        {"finetune": 84.86, "linprobe": 75.63}),
+    "imagenet2012": ("official MAE (He et al. 2022)", "ViT-B/16",
+                     {"finetune": 83.6, "linprobe": 68.0}),
+}
+_ROW_NAMES = {"pretrain": "pretrain (MAE loss)", "linprobe": "linear probe",
+              "finetune": "fine-tune", "linprobe_random_init": "linear probe, random init",
+              "finetune_random_init": "fine-tune, random init",
+              "raw_pixels": "logistic regression on raw pixels"}
+
+
+def read_metrics(path: str) -> list[dict[str, Any]]:
+  """The records of a metrics.jsonl; [] when there is none."""
+  p = epath.Path(path)
+  if not p.exists():
+    return []
+  return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def run_metrics(workdir: str, summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+  """{run name: metrics records} of every trained stage and baseline in `summary`."""
+  folders = {name: name for name in summary if name not in ("baselines", "visualize")}
+  folders.update({b: os.path.join("baselines", b) for b in summary.get("baselines", {})})
+  out = {}
+  for name, folder in folders.items():
+    records = read_metrics(os.path.join(workdir, folder, "metrics.jsonl"))
+    if records:
+      out[name] = records
+  return out
+
+
+def _series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[int], list[float]]:
+  rows = [r for r in records if r.get("split") == split and isinstance(r.get(key), (int, float))]
+  return [r["step"] for r in rows], [r[key] for r in rows]
+
+
+def plot_curves(runs: dict[str, list[dict[str, Any]]], key: str, ylabel: str, path: str) -> bool:
+  """One panel per run with its train and eval `key` against step; False if no run has `key`."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")           # files only, no display
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  shown = {n: r for n, r in runs.items() if _series(r, "train", key)[0] or _series(r, "eval", key)[0]}
+  if not shown:
+    return False
+  fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 3.5), squeeze=False)
+  for ax, (name, records) in zip(axes[0], shown.items()):
+    for split, style in (("train", "-"), ("eval", "o-")):
+      steps, values = _series(records, split, key)
+      if steps:
+        ax.plot(steps, values, style, label=split, markersize=4)
+    ax.set_title(_ROW_NAMES.get(name, name))
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.tight_layout()
+  with epath.Path(path).open("wb") as f:
+    fig.savefig(f, format="png", dpi=100)
+  plt.close(fig)
+  return True
+
+
+def _base_name(dataset: str) -> str:
+  """'tfds:imagenet2012/subset:5.1.0' -> 'imagenet2012'."""
+  return dataset.removeprefix("tfds:").split(":")[0].split("/")[0]
+
+
+def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
+  """Markdown: one row per stage and baseline; a published column where `dataset` has one."""
+  ref = REFERENCES.get(_base_name(dataset))
+  head = ["run", f"ours ({variant}) top-1 %", "top-5 %"]
+  if ref:
+    head.append(f"{ref[0]}, {ref[1]} top-1 %")
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  rows = [(k, v) for k, v in summary.items() if k not in ("baselines", "visualize")]
+  rows += list(summary.get("baselines", {}).items())
+  for name, result in rows:
+    if "top1" in result:
+      cells = [f"{result['top1']:.2f}", f"{result.get('top5', float('nan')):.2f}"]
+    elif "loss" in result:
+      cells = [f"loss {result['loss']:.4f}", ""]
+    else:
+      continue
+    row = [_ROW_NAMES.get(name, name), *cells]
+    if ref:
+      published = ref[2].get(name)
+      row.append(f"{published:.2f}" if published is not None else "")
+    lines.append("| " + " | ".join(row) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_report(workdir: str, summary: dict[str, Any], dataset: str, variant: str
+                 ) -> list[str]:
+  """Writes the plots and results.md into `workdir`; returns the files written."""
+  runs = run_metrics(workdir, summary)
+  written = []
+  for key, label, name in (("loss", "loss", LOSS_PNG), ("top1", "top-1 %", ACCURACY_PNG)):
+    if plot_curves(runs, key, label, os.path.join(workdir, name)):
+      written.append(name)
+  md = [f"# Results: {dataset}, {variant}\n", results_table(summary, dataset, variant)]
+  ref = REFERENCES.get(_base_name(dataset))
+  if ref:
+    md.append(f"\nPublished figures: {ref[0]}, {ref[1]}; "
+              "ours come from this run's config, which may differ in model size and schedule.\n")
+  md += [f"\n![{n}]({n})\n" for n in written]
+  epath.Path(workdir, RESULTS_MD).write_text("".join(md))
+  return written + [RESULTS_MD]

@@ -1,0 +1,224 @@
+"""Reconstructions as PNG grids: original | masked | reconstruction | reconstruction + visible.
+
+  # After (or as) the pretrain stage: "visualize" in config.stages writes WORKDIR/visualize/.
+  # On any MAE checkpoint with its decoder:
+  python -m mae_jax.visualize --checkpoint=WORKDIR --config=configs/digits.py --out=/tmp/recon
+  python -m mae_jax.visualize --checkpoint=mae_visualize_vit_large.pth \
+      --config=configs/pets.py --out=/tmp/recon
+
+--checkpoint takes a run's workdir (its WORKDIR/pretrain/checkpoints train state, the only
+place that keeps the decoder), such a checkpoints folder itself, an official MAE .pth with a
+decoder (mae_visualize_*.pth, mae_pretrain_* files hold the encoder only), an HF ViTMAE
+directory, or an mae_jax.convert export of a whole MAE. The pretrain stage's `export/` holds
+the encoder alone and cannot reconstruct. Images come from the config's dataset, eval split.
+
+A model trained with norm_pix_loss predicts every patch normalised by its own mean and
+variance, which a removed patch does not reveal. Its prediction is mapped back with the
+statistics of the image's visible patches (the mean over them of each patch's mean and
+variance), so the panel shows only what the model knows. Without norm_pix_loss the prediction
+is already in the normalised image space, as in the official demo.
+"""
+
+import math
+import os
+from typing import Any
+
+from absl import app, flags
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from etils import epath
+from ml_collections import config_flags
+
+from mae_jax.errors import ConfigError, UserError
+from mae_jax.masking import patchify, unpatchify
+
+PANELS = ("original", "masked", "reconstruction", "reconstruction + visible")
+PNG_NAME = "reconstructions_step{step}.png"
+
+
+# ---- pure helpers -------------------------------------------------------------------------------
+
+def unnormalize_pred(pred: jax.Array, patches: jax.Array, mask: jax.Array, norm_pix_loss: bool,
+                     eps: float = 1e-6) -> jax.Array:
+  """pred, patches: (N, L, P); mask: (N, L), 1 = removed -> pred (N, L, P) in the patches' space.
+
+  With `norm_pix_loss`, pred * sqrt(v + eps) + m, where m and v are the means over the image's
+  visible patches of each patch's mean and unbiased variance (the loss's statistics).
+  """
+  if not norm_pix_loss:
+    return pred
+  patches = patches.astype(jnp.float32)
+  visible = 1.0 - mask.astype(jnp.float32)
+  count = jnp.maximum(visible.sum(axis=1, keepdims=True), 1.0)              # (N, 1)
+  mean = (patches.mean(axis=-1) * visible).sum(axis=1, keepdims=True) / count
+  var = (patches.var(axis=-1, ddof=1) * visible).sum(axis=1, keepdims=True) / count
+  return pred * jnp.sqrt(var + eps)[..., None] + mean[..., None]
+
+
+def reconstruction_panels(images: jax.Array, pred: jax.Array, mask: jax.Array, patch_size: int,
+                          norm_pix_loss: bool, mean: tuple[float, ...], std: tuple[float, ...],
+                          fill: float = 0.5) -> jax.Array:
+  """images: (N, H, W, C) normalised; pred: (N, L, p*p*C); mask: (N, L) -> (N, 4, H, W, C).
+
+  The four PANELS in pixel space [0, 1] (x * std + mean, clipped); removed patches of the
+  masked panel are `fill` grey.
+  """
+  n, h, w, c = images.shape
+  grid = (h // patch_size, w // patch_size)
+  patches = patchify(images, patch_size)
+  recon = unnormalize_pred(pred.astype(jnp.float32), patches, mask, norm_pix_loss)
+  removed = mask.astype(jnp.float32)[..., None]                             # (N, L, 1)
+  to_image = lambda x: unpatchify(x, patch_size, grid, c)  # noqa: E731
+  pixels = lambda x: jnp.clip(x * jnp.asarray(std) + jnp.asarray(mean), 0.0, 1.0)  # noqa: E731
+  original = pixels(images.astype(jnp.float32))
+  masked = jnp.where(to_image(jnp.broadcast_to(removed, patches.shape)) > 0, fill, original)
+  pasted = to_image(patches * (1 - removed) + recon * removed)
+  return jnp.stack([original, masked, pixels(to_image(recon)), pixels(pasted)], axis=1)
+
+
+def panel_grid(panels: np.ndarray, pad: int = 2, scale: int = 1) -> np.ndarray:
+  """panels: (N, K, H, W, C) in [0, 1] -> uint8 (N*(S*H+pad)+pad, K*(S*W+pad)+pad, C), S = scale.
+
+  One row per image, one column per panel, white `pad`-pixel gutters; each panel enlarged
+  `scale` times by pixel repetition (so 8x8 patches stay sharp).
+  """
+  panels = np.asarray(panels, np.float32)
+  if scale > 1:
+    panels = panels.repeat(scale, axis=2).repeat(scale, axis=3)
+  n, k, h, w, c = panels.shape
+  out = np.ones((n * (h + pad) + pad, k * (w + pad) + pad, c), np.float32)
+  for i in range(n):
+    for j in range(k):
+      top, left = pad + i * (h + pad), pad + j * (w + pad)
+      out[top:top + h, left:left + w] = panels[i, j]
+  return np.round(out * 255).astype(np.uint8)
+
+
+def upscale_for(image_size: int, min_panel_size: int) -> int:
+  """The integer enlargement that makes a panel at least `min_panel_size` pixels wide."""
+  return max(1, math.ceil(min_panel_size / image_size))
+
+
+def save_png(path: str, grid: np.ndarray) -> str:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
+  with epath.Path(path).open("wb") as f:
+    Image.fromarray(grid).save(f, format="PNG")
+  return path
+
+
+# ---- models -------------------------------------------------------------------------------------
+
+def reconstruct(model: nn.Module, params: Any, images: jax.Array, seed: int,
+                mask_ratio: float | None = None) -> tuple[jax.Array, jax.Array]:
+  """images: (N, H, W, 3) normalised -> pred (N, L, p*p*3), mask (N, L); masking noise from `seed`."""
+  if mask_ratio is not None and mask_ratio > 0:
+    model = model.clone(mask_ratio=mask_ratio)
+  n, h, w, _ = images.shape
+  num_patches = (h // model.patch_size) * (w // model.patch_size)
+  noise = jax.random.uniform(jax.random.key(seed), (n, num_patches))
+  _, pred, mask = jax.jit(lambda p, x, z: model.apply({"params": p}, x, noise=z, train=False))(
+      params, images, noise)
+  return pred, mask
+
+
+def grid_png(model: nn.Module, params: Any, images: np.ndarray, vis: ml_collections.ConfigDict,
+             mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+  """The uint8 grid of `images` (N, H, W, 3) normalised, as config.visualize `vis` says."""
+  pred, mask = reconstruct(model, params, jnp.asarray(images), vis.seed, vis.mask_ratio)
+  panels = reconstruction_panels(jnp.asarray(images), pred, mask, model.patch_size,
+                                 model.norm_pix_loss, mean, std)
+  return panel_grid(np.asarray(panels), scale=upscale_for(images.shape[1], vis.min_panel_size))
+
+
+def _latest_state_params(directory: str) -> Any:
+  """The params of the newest train state in an Orbax CheckpointManager folder."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  with ocp.CheckpointManager(os.path.abspath(directory)) as manager:
+    step = manager.latest_step()
+    if step is None:
+      raise ConfigError(f"no checkpoint in {directory}")
+    state = manager.restore(step, args=ocp.args.StandardRestore())
+  return jax.tree.map(np.asarray, state["params"]), step
+
+
+def load_mae(path: str, config: ml_collections.ConfigDict) -> tuple[nn.Module, Any, str]:
+  """-> (MAE module, params, what was loaded) from any checkpoint the module docstring lists."""
+  from mae_jax import checkpoint, convert, tasks  # pylint: disable=g-import-not-at-top
+  state_dir = path
+  if epath.Path(path, "pretrain", "checkpoints").exists():
+    state_dir = os.path.join(path, "pretrain", "checkpoints")
+  elif epath.Path(path, "checkpoints").exists():
+    state_dir = os.path.join(path, "checkpoints")
+  if os.path.isdir(state_dir) and any(d.isdigit() for d in os.listdir(state_dir)):
+    params, step = _latest_state_params(state_dir)
+    return tasks.pretrain_task(config).model, params, f"{state_dir} step {step}"
+  if checkpoint.is_export(path) and checkpoint.load_description(path).get("kind") != "mae":
+    raise ConfigError(f"{path} holds an encoder only (the pretrain export); reconstructions need "
+                     "the decoder: pass the run's workdir or its pretrain/checkpoints folder")
+  flag = config.visualize.norm_pix_loss.lower()
+  if flag not in ("", "true", "false"):
+    raise ConfigError(f"config.visualize.norm_pix_loss must be '', 'true' or 'false', got {flag!r}")
+  desc, params = convert.load(path, image_size=config.data.image_size,
+                              norm_pix_loss={"": None, "true": True, "false": False}[flag])
+  if desc.get("kind") != "mae":
+    raise ConfigError(f"{path} holds a {desc.get('kind')} without the MAE decoder; official "
+                     "mae_visualize_*.pth files and HF ViTMAEForPreTraining have one")
+  return convert.build_model(desc), params, path
+
+
+def eval_images(d: ml_collections.ConfigDict, source: Any, num_images: int) -> np.ndarray:
+  """The first `num_images` images of the eval split as config.data `d` preprocesses them:
+  (N, H, W, 3)."""
+  from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  batches = data.eval_batches(source, source.eval_split, batch_size=num_images,
+                              image_size=d.image_size, crop_ratio=d.eval_crop_ratio,
+                              mean=tuple(d.mean), std=tuple(d.std))
+  batch = next(iter(batches))
+  return np.asarray(batch["image"][batch["mask"] > 0])
+
+
+def run_stage(config: ml_collections.ConfigDict, checkpoint_path: str, out_dir: str,
+              source: Any) -> dict[str, Any]:
+  """Writes the reconstruction grid of `checkpoint_path` into `out_dir`; returns what it did."""
+  model, params, loaded = load_mae(checkpoint_path, config)
+  images = eval_images(config.data, source, config.visualize.num_images)
+  grid = grid_png(model, params, images, config.visualize, tuple(config.data.mean),
+                  tuple(config.data.std))
+  path = save_png(os.path.join(out_dir, "reconstructions.png"), grid)
+  return {"png": path, "checkpoint": loaded, "images": int(images.shape[0]),
+          "columns": list(PANELS), "norm_pix_loss": bool(model.norm_pix_loss)}
+
+
+def _define_flags() -> dict[str, Any]:
+  # Only when run as a program: tasks.py imports this module too, and flags may exist once.
+  return dict(
+      config=config_flags.DEFINE_config_file("config", None, "Experiment config (configs/*.py)."),
+      checkpoint=flags.DEFINE_string("checkpoint", None,
+                                     "Workdir, checkpoints folder, .pth, HF dir or MAE export."),
+      out=flags.DEFINE_string("out", None, "Folder for reconstructions.png."))
+
+
+def main(argv: list[str], flag: dict[str, Any]) -> None:
+  import json  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from mae_jax import data  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)   # Orbax logs at INFO
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not all(f.value for f in flag.values()):
+    raise app.UsageError("--config, --checkpoint and --out are required")
+  config = flag["config"].value
+  source = data.get_source(config.data.dataset, config.data.data_dir or None)
+  try:
+    print(json.dumps(run_stage(config, flag["checkpoint"].value, flag["out"].value, source)))
+  except UserError as err:
+    raise SystemExit(f"mae_jax.visualize: error: {err}") from None
+
+
+if __name__ == "__main__":
+  _FLAGS = _define_flags()
+  app.run(lambda argv: main(argv, _FLAGS))

@@ -1,0 +1,52 @@
+"""End-of-run report: curves from metrics.jsonl, results table with published figures."""
+
+import json
+import os
+
+import numpy as np
+
+from mae_jax import report
+
+
+def _fake_run(workdir):
+  for folder, stage in (("pretrain", "pretrain"), ("linprobe", "linprobe"),
+                        (os.path.join("baselines", "linprobe_random_init"), "linprobe")):
+    os.makedirs(os.path.join(workdir, folder))
+    with open(os.path.join(workdir, folder, "metrics.jsonl"), "w") as f:
+      for step in range(10, 60, 10):
+        rec = {"stage": stage, "split": "train", "step": step, "loss": 1.0 / step}
+        if stage != "pretrain":
+          rec["top1"] = float(step)
+        f.write(json.dumps(rec) + "\n")
+      if stage != "pretrain":
+        f.write(json.dumps({"stage": stage, "split": "eval", "step": 50, "top1": 42.0}) + "\n")
+  return {"pretrain": {"loss": 0.3333}, "linprobe": {"top1": 71.25, "top5": 90.5},
+          "visualize": {"png": "x"},
+          "baselines": {"linprobe_random_init": {"top1": 12.0, "top5": 40.0},
+                        "raw_pixels": {"top1": 30.0, "top5": 70.0}}}
+
+
+def test_report_plots_and_table(tmp_path):
+  summary = _fake_run(str(tmp_path))
+  written = report.write_report(str(tmp_path), summary, "oxford_iiit_pet", "B/16")
+  assert written == [report.LOSS_PNG, report.ACCURACY_PNG, report.RESULTS_MD]
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  loss = np.asarray(Image.open(tmp_path / report.LOSS_PNG).convert("RGB"))
+  acc = np.asarray(Image.open(tmp_path / report.ACCURACY_PNG).convert("RGB"))
+  # Three runs with a loss, side by side; two with accuracy (pretrain has none).
+  assert loss.shape[1] > acc.shape[1] > loss.shape[0]
+  assert (loss < 250).any() and (acc < 250).any()           # something is drawn
+  md = (tmp_path / report.RESULTS_MD).read_text()
+  rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("|")}
+  assert "| 71.25 | 90.50 | 75.63 |" in rows["linear probe"]
+  assert "loss 0.3333" in rows["pretrain (MAE loss)"]
+  assert rows["logistic regression on raw pixels"].endswith("| 30.00 | 70.00 |  |")
+  assert "study" in md and "![loss.png](loss.png)" in md
+
+
+def test_table_has_official_numbers_for_imagenet_only():
+  summary = {"finetune": {"top1": 80.0, "top5": 95.0}}
+  assert "| 80.00 | 95.00 | 83.60 |" in report.results_table(summary, "tfds:imagenet2012:5.1.0",
+                                                             "B/16")
+  digits = report.results_table(summary, "digits", "mini/4")
+  assert digits.splitlines()[0].count("|") == 4 and "83.6" not in digits
