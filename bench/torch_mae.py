@@ -10,8 +10,11 @@ last stdout line. Not part of the mae_jax package: it needs torch and transforme
   # Side by side, one after the other in one command (ours first, in a subprocess):
   python bench/torch_mae.py --compare --variant=Ti/8 --image_size=64 --batch_size=64 --steps=5
 
-With --compare the last line is {"jax": {...}, "torch": {...}, "jax_over_torch": images/s
-ratio}. Masking noise differs (torch.rand vs jax.random), the work per step does not.
+With --compare both sides start as separate processes, compile and warm up, then take turns
+for --rounds rounds of --steps steps (ours, theirs, ours, ...), so that the slow spells of a
+shared machine hit both alike; each reports its best round. The last line is {"jax": {...},
+"torch": {...}, "jax_over_torch": images/s ratio}. Masking noise differs (torch.rand vs
+jax.random), the work per step does not.
 """
 
 import argparse
@@ -25,7 +28,7 @@ from typing import Any
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mae_jax.bench import peak_flops  # noqa: E402  (no JAX import: absl only)
+from mae_jax.bench import peak_flops, timed_rounds  # noqa: E402  (no JAX import: absl only)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,12 +39,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument("--mask_ratio", type=float, default=0.75)
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--warmup_steps", type=int, default=2)
+  p.add_argument("--rounds", type=int, default=3, help="rounds of --steps timed steps; best counts")
+  p.add_argument("--lockstep", action="store_true",
+                 help="wait for a stdin line before each round (what --compare drives)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                  help="bfloat16 = torch.autocast (AMP); parameters stay float32")
   p.add_argument("--decoder", default="512,8,16", help="decoder width,depth,heads")
   p.add_argument("--lr", type=float, default=1.5e-4 * 8 / 256)
   p.add_argument("--compare", action="store_true",
-                 help="run `python -m mae_jax.bench --target=pretrain` with these flags first")
+                 help="ours (`python -m mae_jax.bench --target=pretrain`) and PyTorch, taking turns")
   return p.parse_args(argv)
 
 
@@ -92,52 +98,99 @@ def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
   sync()
   if device == "cuda":
     torch.cuda.reset_peak_memory_stats()
-  t0 = time.perf_counter()
-  for _ in range(args.steps):
-    loss = step()
-  sync()
-  elapsed = time.perf_counter() - t0
+  loss = None
+
+  def run_round() -> float:
+    nonlocal loss
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+      loss = step()
+    sync()
+    return (time.perf_counter() - t0) / args.steps
+
+  rounds = timed_rounds(run_round, args.rounds, args.lockstep)
+  step_s = min(rounds)
   if not torch.isfinite(loss):
     raise FloatingPointError("non-finite loss in the benchmark")
   flops = float(counter.get_total_flops())
   kind = torch.cuda.get_device_name() if device == "cuda" else "cpu"
   peak = peak_flops(kind, args.dtype)
-  ips = args.steps * args.batch_size / elapsed
+  ips = args.batch_size / step_s
   return {"target": "pretrain", "framework": f"torch {torch.__version__} + transformers",
           "variant": args.variant, "image_size": args.image_size,
           "batch_size": args.batch_size, "mask_ratio": args.mask_ratio, "decoder": [dw, dd, dh],
           "dtype": args.dtype, "steps": args.steps, "devices": 1, "device_kind": kind,
           "threads": torch.get_num_threads(),
-          "images_per_sec": round(ips, 2), "step_ms": round(1000 * elapsed / args.steps, 2),
+          "images_per_sec": round(ips, 2), "step_ms": round(1000 * step_s, 2),
+          "step_ms_rounds": [round(1000 * x, 2) for x in rounds],
           "compile_s": round(first_s, 2),      # eager: the first step, nothing is compiled
           "flops_per_image": flops / args.batch_size,
           "mfu": round(flops / args.batch_size * ips / peak, 4) if peak else None,
           "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None}
 
 
-def bench_jax(args: argparse.Namespace) -> dict[str, Any]:
-  """Ours, in a fresh interpreter, with the same flags."""
-  cmd = [sys.executable, "-m", "mae_jax.bench", "--target=pretrain", f"--variant={args.variant}",
-         f"--image_size={args.image_size}", f"--batch_size={args.batch_size}",
-         f"--mask_ratio={args.mask_ratio}", f"--steps={args.steps}",
-         f"--warmup_steps={args.warmup_steps}", f"--dtype={args.dtype}",
-         f"--decoder={args.decoder}"]
-  env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  out = subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, text=True)
-  return json.loads(out.stdout.strip().splitlines()[-1])
+def _flags(args: argparse.Namespace) -> list[str]:
+  return [f"--variant={args.variant}", f"--image_size={args.image_size}",
+          f"--batch_size={args.batch_size}", f"--mask_ratio={args.mask_ratio}",
+          f"--steps={args.steps}", f"--warmup_steps={args.warmup_steps}",
+          f"--dtype={args.dtype}", f"--decoder={args.decoder}", f"--rounds={args.rounds}",
+          "--lockstep"]
+
+
+class _Side:
+  """One benchmark process in lockstep: started, then driven round by round over its stdin."""
+
+  def __init__(self, name: str, cmd: list[str]):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    self.name = name
+    self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+    self.expect("ready")
+
+  def expect(self, word: str) -> str:
+    for line in self.proc.stdout:
+      if line.startswith(word):
+        return line.strip()
+    raise RuntimeError(f"the {self.name} benchmark exited (code {self.proc.wait()}) before "
+                       f"printing {word!r}; run it alone to see why")
+
+  def round(self) -> float:
+    """Runs one round; its ms per step."""
+    self.proc.stdin.write("go\n")
+    self.proc.stdin.flush()
+    return float(self.expect("done").split()[1])
+
+  def result(self) -> dict[str, Any]:
+    self.proc.stdin.close()
+    lines = self.proc.stdout.read().strip().splitlines()
+    if self.proc.wait() != 0 or not lines:
+      raise RuntimeError(f"the {self.name} benchmark failed (code {self.proc.returncode})")
+    return json.loads(lines[-1])
+
+
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+  """Ours (`python -m mae_jax.bench`) and PyTorch in two processes, taking turns."""
+  ours = _Side("jax", [sys.executable, "-m", "mae_jax.bench", "--target=pretrain"]
+               + _flags(args))
+  theirs = _Side("torch", [sys.executable, os.path.abspath(__file__)] + _flags(args))
+  for r in range(args.rounds):
+    print(f"round {r}: jax {ours.round():.1f} ms/step, torch {theirs.round():.1f} ms/step",
+          flush=True)
+  result = {"jax": ours.result(), "torch": theirs.result()}
+  result["jax_over_torch"] = round(result["jax"]["images_per_sec"]
+                                   / result["torch"]["images_per_sec"], 3)
+  return result
 
 
 def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
-  if not args.compare:
+  if args.compare:
+    result = compare(args)
+    print(json.dumps(result["jax"]), flush=True)
+    print(json.dumps(result["torch"]), flush=True)
+    print(json.dumps(result), flush=True)
+  else:
     print(json.dumps(bench_torch(args)), flush=True)
-    return
-  ours = bench_jax(args)
-  print(json.dumps(ours), flush=True)
-  theirs = bench_torch(args)
-  print(json.dumps(theirs), flush=True)
-  print(json.dumps({"jax": ours, "torch": theirs, "jax_over_torch":
-                    round(ours["images_per_sec"] / theirs["images_per_sec"], 3)}), flush=True)
 
 
 if __name__ == "__main__":

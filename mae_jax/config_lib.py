@@ -80,6 +80,9 @@ def base_config() -> ml_collections.ConfigDict:
       decoder_depth=8,
       decoder_heads=16,
       dtype="float32",           # compute dtype; parameters stay float32. "bfloat16" on TPU/GPU.
+      # Attention implementation (models/attention.py), same numbers either way: "xla"
+      # (jax.nn.dot_product_attention), "chunked" (faster on CPUs), "auto" (chunked on CPU).
+      attention="auto",
   ))
   c.data = ml_collections.ConfigDict(dict(
       # "digits", "imagefolder:/path" (root/<split>/<class>/<image>), "tfds:NAME" or "NAME".

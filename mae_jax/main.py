@@ -13,7 +13,12 @@ import os
 import re
 import sys
 
-from absl import app, flags, logging
+from mae_jax import allocator
+
+if __name__ == "__main__":
+  allocator.reexec()   # before JAX is imported; see allocator.py
+
+from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags
 
 from mae_jax import distributed, experiment, preemption

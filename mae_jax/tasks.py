@@ -76,7 +76,7 @@ def pretrain_task(config: ml_collections.ConfigDict) -> Task:
   model = mae_from_variant(m.variant, decoder_width=m.decoder_width,
                            decoder_depth=m.decoder_depth, decoder_heads=m.decoder_heads,
                            mask_ratio=m.mask_ratio, norm_pix_loss=m.norm_pix_loss,
-                           dtype=dtype_of(m.dtype))
+                           dtype=dtype_of(m.dtype), attention=m.attention)
   num_patches = (config.data.image_size // model.patch_size) ** 2
 
   def loss_fn(params, model_state, batch, rng, example_ids):
@@ -104,7 +104,8 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
   model = classifier_from_variant(
       config.model.variant, num_classes, global_pool=s.global_pool,
       drop_path=0.0 if probe else s.drop_path, probe=probe, head_init_std=s.head_init_std,
-      bn_axis_name=DATA_AXIS, dtype=dtype_of(config.model.dtype))
+      bn_axis_name=DATA_AXIS, dtype=dtype_of(config.model.dtype),
+      attention=config.model.attention)
   smoothing = 0.0 if probe else s.label_smoothing
 
   def loss_fn(params, model_state, batch, rng, example_ids):

@@ -47,3 +47,31 @@ def test_peak_flops_table():
   assert bench.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
   assert bench.peak_flops("TPU v4", "float32") is None
   assert bench.peak_flops("cpu", "float32") is None
+
+
+def test_timed_rounds_lockstep_waits_for_each_go(monkeypatch, capsys):
+  import io  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(sys, "stdin", io.StringIO("go\ngo\n"))      # then end of input
+  times = iter([0.5, 0.25, 1.0])
+  rounds = bench.timed_rounds(lambda: next(times), rounds=3, lockstep=True)
+  assert rounds == [0.5, 0.25]                                       # stopped at end of input
+  assert capsys.readouterr().out.splitlines() == ["ready", "done 500.0", "done 250.0"]
+  assert bench.timed_rounds(lambda: 2.0, rounds=2, lockstep=False) == [2.0, 2.0]
+
+
+def test_torch_compare_takes_turns_and_reports_both():
+  cmd = [sys.executable, os.path.join(REPO, "bench", "torch_mae.py"), "--compare",
+         "--variant=mu/8", "--image_size=32", "--batch_size=4", "--steps=1", "--rounds=2",
+         "--warmup_steps=1", "--decoder=32,1,2"]
+  env = dict(os.environ, PYTHONPATH=REPO, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = proc.stdout.strip().splitlines()
+  assert [l.split(":")[0] for l in lines if l.startswith("round")] == ["round 0", "round 1"]
+  result = json.loads(lines[-1])
+  for side in ("jax", "torch"):
+    assert len(result[side]["step_ms_rounds"]) == 2
+    assert result[side]["step_ms"] == min(result[side]["step_ms_rounds"])
+    assert result[side]["mask_ratio"] == 0.75 and result[side]["batch_size"] == 4
+  assert result["jax_over_torch"] == round(
+      result["jax"]["images_per_sec"] / result["torch"]["images_per_sec"], 3)

@@ -29,6 +29,7 @@ class Classifier(nn.Module):
   dtype: Dtype = jnp.float32
   ln_eps: float = LN_EPS
   pos_embed: str = "sincos"      # "learned" for fine-tuned official checkpoints (see Encoder)
+  attention: str = "auto"        # models/attention.py; the same numbers either way
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -37,6 +38,7 @@ class Classifier(nn.Module):
                            self.mlp_ratio, drop_path=self.drop_path,
                            final_norm=not self.global_pool, dtype=self.dtype,
                            ln_eps=self.ln_eps, pos_embed=self.pos_embed,
+                           attention=self.attention,
                            name="encoder")(images, train=train and not self.probe)
     if self.global_pool:
       x = LayerNorm("fc_norm", self.dtype, self.ln_eps)(tokens[:, 1:].mean(axis=1))

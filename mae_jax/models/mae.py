@@ -21,6 +21,7 @@ class Decoder(nn.Module):
   mlp_ratio: float = 4.0
   dtype: Dtype = jnp.float32
   ln_eps: float = LN_EPS
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, tokens: jax.Array, ids_restore: jax.Array, grid: tuple[int, int]
@@ -34,7 +35,7 @@ class Decoder(nn.Module):
     x = jnp.concatenate([x[:, :1], patches], axis=1)
     x = x + jnp.asarray(sincos_2d(self.width, grid, cls_token=True)).astype(x.dtype)
     x = run_blocks(x, "decoder_blocks", self.depth, self.num_heads, self.mlp_ratio, 0.0,
-                   self.dtype, deterministic=True, ln_eps=self.ln_eps)
+                   self.dtype, deterministic=True, ln_eps=self.ln_eps, attention=self.attention)
     x = LayerNorm("decoder_norm", self.dtype, self.ln_eps)(x)
     pred = nn.Dense(self.patch_size**2 * self.out_channels, kernel_init=xavier, dtype=self.dtype,
                     name="decoder_pred")(x)
@@ -59,14 +60,15 @@ class MAE(nn.Module):
   dtype: Dtype = jnp.float32
   ln_eps: float = LN_EPS
   pos_embed: str = "sincos"      # the encoder's; the decoder's is always computed
+  attention: str = "auto"        # models/attention.py; the same numbers either way
 
   def setup(self):
     self.encoder = Encoder(self.width, self.depth, self.num_heads, self.patch_size,
                            self.mlp_ratio, dtype=self.dtype, ln_eps=self.ln_eps,
-                           pos_embed=self.pos_embed)
+                           pos_embed=self.pos_embed, attention=self.attention)
     self.decoder = Decoder(self.decoder_width, self.decoder_depth, self.decoder_heads,
                            self.patch_size, mlp_ratio=self.mlp_ratio, dtype=self.dtype,
-                           ln_eps=self.ln_eps)
+                           ln_eps=self.ln_eps, attention=self.attention)
 
   def __call__(self, images: jax.Array, noise: jax.Array | None = None, train: bool = True
                ) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mae_jax.errors import ConfigError
+from mae_jax.models.attention import dot_product_attention
 from mae_jax.masking import random_masking
 from mae_jax.models.posembed import sincos_2d
 
@@ -82,9 +83,13 @@ class DropPath(nn.Module):
 
 
 class Attention(nn.Module):
-  """Multi-head self-attention with one fused qkv projection (torch layout: q|k|v, then heads)."""
+  """Multi-head self-attention with one fused qkv projection (torch layout: q|k|v, then heads).
+
+  `attention` picks the implementation (models/attention.py); all give the same numbers.
+  """
   num_heads: int
   dtype: Dtype = jnp.float32
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -92,8 +97,17 @@ class Attention(nn.Module):
     h = self.num_heads
     qkv = nn.Dense(3 * d, kernel_init=xavier, dtype=self.dtype, name="qkv")(x)
     q, k, v = jnp.moveaxis(qkv.reshape(n, t, 3, h, d // h), 2, 0)  # each (N, T, H, d/h)
-    out = jax.nn.dot_product_attention(q, k, v)
+    out = dot_product_attention(q, k, v, self.attention)
     return nn.Dense(d, kernel_init=xavier, dtype=self.dtype, name="proj")(out.reshape(n, t, d))
+
+
+def gelu(x: jax.Array) -> jax.Array:
+  """Exact (erf) GELU, written as torch's nn.GELU computes it.
+
+  jax.nn.gelu(approximate=False) goes through erfc, which XLA's CPU backend evaluates with
+  several branches; erf is one cheap polynomial (about half the time on a CPU).
+  """
+  return 0.5 * x * (1.0 + jax.lax.erf(x * 0.7071067811865476))   # 1/sqrt(2); keeps x's dtype
 
 
 class Mlp(nn.Module):
@@ -104,7 +118,7 @@ class Mlp(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     d = x.shape[-1]
     x = nn.Dense(self.hidden, kernel_init=xavier, dtype=self.dtype, name="fc1")(x)
-    x = nn.gelu(x, approximate=False)
+    x = gelu(x)
     return nn.Dense(d, kernel_init=xavier, dtype=self.dtype, name="fc2")(x)
 
 
@@ -115,11 +129,12 @@ class Block(nn.Module):
   drop_path: float = 0.0
   dtype: Dtype = jnp.float32
   ln_eps: float = LN_EPS
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
     drop = DropPath(self.drop_path)
-    y = Attention(self.num_heads, self.dtype, name="attn")(
+    y = Attention(self.num_heads, self.dtype, self.attention, name="attn")(
         LayerNorm("norm1", self.dtype, self.ln_eps)(x))
     x = x + drop(y, deterministic)
     y = Mlp(int(x.shape[-1] * self.mlp_ratio), self.dtype, name="mlp")(
@@ -128,15 +143,15 @@ class Block(nn.Module):
 
 
 def run_blocks(x: jax.Array, prefix: str, depth: int, num_heads: int, mlp_ratio: float,
-               drop_path: float, dtype: Dtype, deterministic: bool, ln_eps: float = LN_EPS
-               ) -> jax.Array:
+               drop_path: float, dtype: Dtype, deterministic: bool, ln_eps: float = LN_EPS,
+               attention: str = "auto") -> jax.Array:
   """Applies `depth` blocks named prefix_0..; drop path grows linearly 0 -> drop_path as in timm.
 
   Must be called inside a compact module's __call__ (it creates submodules there).
   """
   rates = np.linspace(0.0, drop_path, depth) if depth else []
   for i in range(depth):
-    x = Block(num_heads, mlp_ratio, float(rates[i]), dtype, ln_eps,
+    x = Block(num_heads, mlp_ratio, float(rates[i]), dtype, ln_eps, attention,
               name=f"{prefix}_{i}")(x, deterministic)
   return x
 
@@ -162,6 +177,7 @@ class Encoder(nn.Module):
   dtype: Dtype = jnp.float32
   ln_eps: float = LN_EPS
   pos_embed: str = "sincos"
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, images: jax.Array, *, mask_ratio: float = 0.0,
@@ -196,7 +212,8 @@ class Encoder(nn.Module):
     cls = (cls + pos[:1]).astype(x.dtype)
     x = jnp.concatenate([jnp.broadcast_to(cls, (n, 1, self.width)), x], axis=1)
     x = run_blocks(x, "blocks", self.depth, self.num_heads, self.mlp_ratio, self.drop_path,
-                   self.dtype, deterministic=not train, ln_eps=self.ln_eps)
+                   self.dtype, deterministic=not train, ln_eps=self.ln_eps,
+                   attention=self.attention)
     if self.final_norm:
       x = LayerNorm("norm", self.dtype, self.ln_eps)(x)
     return x, mask, ids_restore
