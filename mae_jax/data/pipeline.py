@@ -25,6 +25,7 @@ a random-access file format instead. Evaluation streams the split once in its fi
 needs no cache.
 """
 
+import ctypes
 import math
 from typing import Iterator
 
@@ -108,6 +109,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
     raise ValueError(f"{source.name}/{split} has {num_examples} examples, fewer than one global "
                      f"batch of {batch_size} x {num_shards} shards")
 
+  _keep_freed_memory()
   read_crop, labels = _cache_split(source, split)
   schedule = tf.data.Dataset.from_generator(
       lambda: train_schedule(num_examples, seed=seed, batch_size=batch_size,
@@ -130,11 +132,13 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
       image = augment.color_jitter(image, jitter_seed, options.color_jitter)
     if options.random_erase_prob > 0:
       image = augment.random_erase(image, erase_seed, options.random_erase_prob, mean, std)
+    image = _normalize(image, mean, std)
     return {"image": image, "label": labels[index], "position": position}
 
   def finish(batch):
-    # Normalising whole batches is several times cheaper than per image (vectorised).
-    image, label = _normalize(batch["image"], mean, std), batch["label"]
+    # Images are normalised already: per image, while they are in cache, is cheaper than one
+    # more pass over a whole batch in memory. Mixing commutes with the per-channel affine map.
+    image, label = batch["image"], batch["label"]
     if options.mixes:
       step = batch["position"][0] // global_batch   # the same draw for every shard of a step
       image, label = augment.mix_batch(
@@ -328,6 +332,28 @@ def _check_sharding(batch_size: int, num_shards: int, shard_index: int) -> None:
     raise ValueError(f"batch_size must be positive, got {batch_size}")
   if not 0 <= shard_index < num_shards:
     raise ValueError(f"need 0 <= shard_index < num_shards, got {shard_index} and {num_shards}")
+
+
+def _keep_freed_memory() -> None:
+  """Stops glibc's malloc from returning freed memory to the OS after every tensor.
+
+  TensorFlow's CPU allocator is malloc; every decoded crop, resized image and batch is a fresh
+  0.3-40 MB buffer. By default glibc unmaps or trims such buffers when they are freed, so the next
+  one is faulted in again page by page: measured on 224 px batches of photos, that kernel time
+  was a third of the pipeline's CPU time. Raising the mmap and trim thresholds (to glibc's
+  maxima: 32 MB and 1 GB) keeps freed memory in the heap for reuse. The process's resident memory
+  stays at its peak instead of shrinking. No-op without glibc.
+  """
+  try:
+    libc = ctypes.CDLL("libc.so.6")
+  except OSError:
+    return
+  mallopt = getattr(libc, "mallopt", None)
+  if mallopt is not None:
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3   # malloc.h
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_top_pad, 64 << 20)   # grow the heap in large steps, not a few pages at a time
 
 
 def _deterministic(ds: tf.data.Dataset) -> tf.data.Dataset:

@@ -1,0 +1,43 @@
+"""The pipeline's bicubic resize against PIL's, which torchvision's RandomResizedCrop uses."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from sklearn.datasets import load_sample_images
+
+from mae_jax.data import pipeline
+
+# (top, left, height, width) crops of the 427x640 sample photos, and output sizes: shrinking by
+# up to 2.9x, enlarging, and mixed (one side shrinks, the other grows), as RandomResizedCrop does.
+CASES = [((0, 0, 427, 640), (224, 224)), ((40, 100, 300, 250), (224, 224)),
+         ((10, 20, 150, 180), (224, 224)), ((100, 50, 97, 400), (224, 224)),
+         ((5, 7, 333, 333), (64, 48)), ((200, 300, 13, 9), (32, 32))]
+
+
+@pytest.fixture(scope="module")
+def photos():
+  return load_sample_images().images
+
+
+@pytest.mark.parametrize("window,size", CASES)
+def test_matches_pil_bicubic_on_photo_crops(photos, window, size):
+  top, left, h, w = window
+  for photo in photos:
+    crop = np.ascontiguousarray(photo[top:top + h, left:left + w])
+    expected = np.asarray(Image.fromarray(crop).resize(size[::-1], Image.BICUBIC), np.float32)
+    ours = pipeline._resize(tf.constant(crop), *size).numpy()  # pylint: disable=protected-access
+    assert ours.shape == expected.shape
+    # PIL rounds to uint8 after each of its two passes, so up to ~1 level apart per pixel;
+    # an aliasing (unfiltered) shrink or a shifted grid is several levels off on photos.
+    diff = np.abs(ours - expected)
+    assert diff.mean() < 0.6, diff.mean()
+    assert np.quantile(diff, 0.999) < 3.0
+
+
+def test_aliasing_resize_is_caught(photos):
+  """The bound above has teeth: a non-antialiased shrink of a photo breaks it."""
+  crop = photos[0]
+  expected = np.asarray(Image.fromarray(crop).resize((160, 120), Image.BICUBIC), np.float32)
+  aliased = np.clip(tf.image.resize(crop, [120, 160], method="bicubic").numpy(), 0, 255)
+  assert np.abs(aliased - expected).mean() > 0.6
