@@ -19,6 +19,7 @@ neither applies, where LD_PRELOAD already names an allocator or the tunable is s
 MAE_JAX_ALLOCATOR=system.
 """
 
+import ctypes
 import ctypes.util
 import os
 import sys
@@ -94,3 +95,28 @@ def reexec() -> None:
   sys.stdout.flush()
   sys.stderr.flush()
   os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], {**os.environ, **extra})
+
+
+def keep_freed_memory() -> None:
+  """Stops glibc's malloc from returning freed memory to the OS after every tensor (at runtime).
+
+  For the input pipeline, whose TensorFlow buffers are mostly below glibc's 32 MB mmap cap;
+  the re-exec above covers XLA's larger ones. No effect under tcmalloc.
+
+  TensorFlow's CPU allocator is malloc; every decoded crop, resized image and batch is a fresh
+  0.3-40 MB buffer. By default glibc unmaps or trims such buffers when they are freed, so the next
+  one is faulted in again page by page: measured on 224 px batches of photos, that kernel time
+  was a third of the pipeline's CPU time. Raising the mmap and trim thresholds (to glibc's
+  maxima: 32 MB and 1 GB) keeps freed memory in the heap for reuse. The process's resident memory
+  stays at its peak instead of shrinking. No-op without glibc.
+  """
+  try:
+    libc = ctypes.CDLL("libc.so.6")
+  except OSError:
+    return
+  mallopt = getattr(libc, "mallopt", None)
+  if mallopt is not None:
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3   # malloc.h
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_top_pad, 64 << 20)   # grow the heap in large steps, not a few pages at a time

@@ -25,13 +25,13 @@ a random-access file format instead. Evaluation streams the split once in its fi
 needs no cache.
 """
 
-import ctypes
 import math
 from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
 
+from mae_jax import allocator
 from mae_jax.data import augment
 from mae_jax.data import decoding
 from mae_jax.data import randaugment
@@ -109,7 +109,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
     raise ValueError(f"{source.name}/{split} has {num_examples} examples, fewer than one global "
                      f"batch of {batch_size} x {num_shards} shards")
 
-  _keep_freed_memory()
+  allocator.keep_freed_memory()
   read_crop, labels = _cache_split(source, split)
   schedule = tf.data.Dataset.from_generator(
       lambda: train_schedule(num_examples, seed=seed, batch_size=batch_size,
@@ -332,28 +332,6 @@ def _check_sharding(batch_size: int, num_shards: int, shard_index: int) -> None:
     raise ValueError(f"batch_size must be positive, got {batch_size}")
   if not 0 <= shard_index < num_shards:
     raise ValueError(f"need 0 <= shard_index < num_shards, got {shard_index} and {num_shards}")
-
-
-def _keep_freed_memory() -> None:
-  """Stops glibc's malloc from returning freed memory to the OS after every tensor.
-
-  TensorFlow's CPU allocator is malloc; every decoded crop, resized image and batch is a fresh
-  0.3-40 MB buffer. By default glibc unmaps or trims such buffers when they are freed, so the next
-  one is faulted in again page by page: measured on 224 px batches of photos, that kernel time
-  was a third of the pipeline's CPU time. Raising the mmap and trim thresholds (to glibc's
-  maxima: 32 MB and 1 GB) keeps freed memory in the heap for reuse. The process's resident memory
-  stays at its peak instead of shrinking. No-op without glibc.
-  """
-  try:
-    libc = ctypes.CDLL("libc.so.6")
-  except OSError:
-    return
-  mallopt = getattr(libc, "mallopt", None)
-  if mallopt is not None:
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3   # malloc.h
-    mallopt(m_mmap_threshold, 32 << 20)
-    mallopt(m_trim_threshold, 1 << 30)
-    mallopt(m_top_pad, 64 << 20)   # grow the heap in large steps, not a few pages at a time
 
 
 def _deterministic(ds: tf.data.Dataset) -> tf.data.Dataset:
