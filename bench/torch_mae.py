@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                  help="bfloat16 = torch.autocast (AMP); parameters stay float32")
   p.add_argument("--decoder", default="512,8,16", help="decoder width,depth,heads")
+  p.add_argument("--attention", default="auto", help="ours: config.model.attention")
   p.add_argument("--lr", type=float, default=1.5e-4 * 8 / 256)
   p.add_argument("--compare", action="store_true",
                  help="ours (`python -m mae_jax.bench --target=pretrain`) and PyTorch, taking turns")
@@ -70,7 +71,8 @@ def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
       intermediate_size=4 * width, patch_size=patch, image_size=args.image_size,
       decoder_hidden_size=dw, decoder_num_hidden_layers=dd, decoder_num_attention_heads=dh,
       decoder_intermediate_size=4 * dw, mask_ratio=args.mask_ratio, norm_pix_loss=True,
-      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-6)
+      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-6,
+      attn_implementation="sdpa")
   device = "cuda" if torch.cuda.is_available() else "cpu"
   torch.manual_seed(0)
   model = ViTMAEForPreTraining(config).to(device).train()
@@ -109,6 +111,8 @@ def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
     return (time.perf_counter() - t0) / args.steps
 
   rounds = timed_rounds(run_round, args.rounds, args.lockstep)
+  if not rounds:
+    raise RuntimeError("no round was timed (in --lockstep, stdin closed before the first)")
   step_s = min(rounds)
   if not torch.isfinite(loss):
     raise FloatingPointError("non-finite loss in the benchmark")
@@ -140,8 +144,9 @@ def _flags(args: argparse.Namespace) -> list[str]:
 class _Side:
   """One benchmark process in lockstep: started, then driven round by round over its stdin."""
 
-  def __init__(self, name: str, cmd: list[str]):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  def __init__(self, name: str, cmd: list[str], env: dict[str, str] | None = None):
+    env = dict(os.environ, **(env or {}),
+               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     self.name = name
     self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
@@ -170,8 +175,12 @@ class _Side:
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
   """Ours (`python -m mae_jax.bench`) and PyTorch in two processes, taking turns."""
+  # Both processes hold the same accelerator: JAX would otherwise reserve 75% of its memory
+  # at start and leave PyTorch too little.
+  jax_env = {"XLA_PYTHON_CLIENT_MEM_FRACTION":
+             os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")}
   ours = _Side("jax", [sys.executable, "-m", "mae_jax.bench", "--target=pretrain"]
-               + _flags(args))
+               + _flags(args) + [f"--attention={args.attention}"], jax_env)
   theirs = _Side("torch", [sys.executable, os.path.abspath(__file__)] + _flags(args))
   for r in range(args.rounds):
     print(f"round {r}: jax {ours.round():.1f} ms/step, torch {theirs.round():.1f} ms/step",

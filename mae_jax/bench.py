@@ -59,6 +59,11 @@ _STEPS = flags.DEFINE_integer("steps", 10, "Train steps: timed steps.")
 _WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", 2, "Train steps: untimed steps after the "
                                      "compiling one.")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+_ATTENTION = flags.DEFINE_string("attention", "auto", "Train steps: config.model.attention "
+                                 "(models/attention.py).")
+_PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "Train steps: after timing, trace --steps "
+                                   "steps with jax.profiler into DIR and print the costliest "
+                                   "ops to stderr (mae_jax/profiling.py).")
 _DECODER = flags.DEFINE_list("decoder", ["512", "8", "16"], "pretrain: decoder width,depth,heads.")
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", 1000, "finetune: classes of the head.")
 _MAKE_FIXTURE = flags.DEFINE_string("make_fixture", None, "Write photo-sized JPEGs in "
@@ -301,12 +306,16 @@ def _bench_train_step(target: str) -> dict[str, Any]:
   """Times train.make_train_step of the `target` stage on one synthetic batch, reused."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from mae_jax import config_lib, optim, tasks, train  # pylint: disable=g-import-not-at-top
+  from mae_jax import config_lib, flops, optim, tasks, train  # pylint: disable=g-import-not-at-top
   from mae_jax.models import decode_variant  # pylint: disable=g-import-not-at-top
+  from mae_jax.models.attention import ATTENTION_KINDS, auto_kind  # pylint: disable=g-import-not-at-top
   from mae_jax.parallel import DataParallel  # pylint: disable=g-import-not-at-top
 
   config = config_lib.base_config()
   config.model.variant, config.model.dtype = _VARIANT.value, _DTYPE.value
+  if _ATTENTION.value not in ATTENTION_KINDS:
+    raise app.UsageError(f"--attention must be one of {ATTENTION_KINDS}, got {_ATTENTION.value!r}")
+  config.model.attention = _ATTENTION.value
   num_patches = (_IMAGE_SIZE.value // decode_variant(_VARIANT.value).patch_size) ** 2
   # The MAE loss needs a removed patch: mask 0 is measured with one patch removed.
   config.model.mask_ratio = _MASK_RATIO.value or 0.5 / num_patches
@@ -336,10 +345,11 @@ def _bench_train_step(target: str) -> dict[str, Any]:
   t0 = time.perf_counter()
   compiled = step.lower(state, data).compile()     # the calls below reuse this executable
   compile_s = time.perf_counter() - t0
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  # The compiled module is one device's program; every device runs one.
-  flops = float(cost.get("flops", 0.0)) * par.num_devices if cost else 0.0
+  if target == "pretrain":
+    flops_per_image = flops.pretrain_flops_per_image(_VARIANT.value, size, config.model.mask_ratio,
+                                                     (width, depth, heads))
+  else:
+    flops_per_image = flops.classifier_flops_per_image(_VARIANT.value, size, _NUM_CLASSES.value)
   for _ in range(max(_WARMUP_STEPS.value, 1)):
     state, metrics = compiled(state, data)
   jax.block_until_ready(metrics)
@@ -353,7 +363,14 @@ def _bench_train_step(target: str) -> dict[str, Any]:
     return (time.perf_counter() - t0) / _STEPS.value
 
   rounds = timed_rounds(run_round, _ROUNDS.value, _LOCKSTEP.value)
+  if not rounds:
+    raise RuntimeError("no round was timed (in --lockstep, stdin closed before the first)")
   step_s = min(rounds)
+  if _PROFILE_DIR.value:
+    from mae_jax import profiling  # pylint: disable=g-import-not-at-top
+    trace_file = profiling.trace(run_round, _PROFILE_DIR.value)
+    print(f"trace: {trace_file}\n" + profiling.format_table(
+        profiling.op_table(trace_file, _STEPS.value)), file=sys.stderr, flush=True)
   if not np.isfinite(float(jax.device_get(par.unreplicate(metrics)["loss"]))):
     raise FloatingPointError("non-finite loss in the benchmark")
 
@@ -367,13 +384,14 @@ def _bench_train_step(target: str) -> dict[str, Any]:
           "decoder": [width, depth, heads] if target == "pretrain" else None,
           "dtype": _DTYPE.value, "steps": _STEPS.value, "devices": par.num_devices,
           "device_kind": device.device_kind,
+          "attention": auto_kind(_DTYPE.value) if _ATTENTION.value == "auto" else _ATTENTION.value,
           "images_per_sec": round(images_per_sec, 2),
           "step_ms": round(1000 * step_s, 2),
           "step_ms_rounds": [round(1000 * x, 2) for x in rounds],
           "compile_s": round(compile_s, 2),
-          "flops_per_image": flops / batch if flops else None,
-          "mfu": round(flops / batch * images_per_sec / (peak * par.num_devices), 4)
-                 if peak and flops else None,
+          "flops_per_image": flops_per_image,       # model FLOPs, as torch counts (flops.py)
+          "mfu": round(flops_per_image * images_per_sec / (peak * par.num_devices), 4)
+                 if peak else None,
           "peak_memory_bytes": peak_memory,
           "allocator": allocator.describe()}
 

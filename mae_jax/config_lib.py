@@ -81,7 +81,8 @@ def base_config() -> ml_collections.ConfigDict:
       decoder_heads=16,
       dtype="float32",           # compute dtype; parameters stay float32. "bfloat16" on TPU/GPU.
       # Attention implementation (models/attention.py), same numbers either way: "xla"
-      # (jax.nn.dot_product_attention), "chunked" (faster on CPUs), "auto" (chunked on CPU).
+      # (jax.nn.dot_product_attention), "chunked" (faster on CPUs), "cudnn" (fused kernel,
+      # NVIDIA GPUs, 16-bit dtypes), "auto" (chunked on CPU, cudnn where it applies, else xla).
       attention="auto",
   ))
   c.data = ml_collections.ConfigDict(dict(

@@ -46,6 +46,29 @@ def test_bfloat16_runs_with_float32_softmax():
                              jax.nn.dot_product_attention(q, k, v).astype(np.float32), atol=3e-2)
 
 
+@pytest.mark.parametrize("tokens", [17, 16])
+def test_cudnn_form_pads_odd_lengths_and_masks_the_padding(tokens):
+  # The padding logic of cudnn_attention, run through XLA's op (same sequence-length masking):
+  # values and gradients must equal plain attention over the unpadded tokens.
+  q, k, v, c = _qkv((3, tokens, 2, 8))
+
+  def loss(fn):
+    return lambda q, k, v: jnp.sum(fn(q, k, v) * c)
+
+  padded = lambda q, k, v: attention.cudnn_attention(q, k, v, implementation="xla")  # noqa: E731
+  ref = loss(jax.nn.dot_product_attention)
+  assert padded(q, k, v).shape == q.shape
+  np.testing.assert_allclose(loss(padded)(q, k, v), ref(q, k, v), rtol=1e-5)
+  for got, want in zip(jax.grad(loss(padded), (0, 1, 2))(q, k, v),
+                       jax.grad(ref, (0, 1, 2))(q, k, v)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_kind_per_backend():
+  # Tests run on CPUs: the chunked form for every dtype.
+  assert attention.auto_kind(jnp.float32) == attention.auto_kind(jnp.bfloat16) == "chunked"
+
+
 def test_unknown_kind_is_an_error():
   q = jnp.zeros((1, 2, 1, 4))
   with pytest.raises(ValueError, match="attention must be one of"):

@@ -5,14 +5,14 @@ import os
 import subprocess
 import sys
 
-from mae_jax import bench
+from mae_jax import bench, flops
 from tests.helpers import REPO
 
 # Both targets through bench.main in one fresh interpreter (one import of JAX, not two).
 _PROGRAM = """
 import sys
 from absl import flags
-from mae_jax import bench
+from mae_jax import bench, flops
 for target in ("pretrain", "finetune"):
   bench.main(flags.FLAGS(["bench", "--target=" + target] + sys.argv[1:]))
 print("tensorflow loaded:", "tensorflow" in sys.modules)
@@ -40,6 +40,9 @@ def _check(result):
   assert abs(result["images_per_sec"] * result["step_ms"] / 1000 - 4) < 0.1
   # mu/4 at 16 px: 16 patches; at least the patch embedding's forward FLOPs per image.
   assert result["flops_per_image"] > 2 * 16 * (4 * 4 * 3) * 32
+  assert result["flops_per_image"] == (
+      flops.pretrain_flops_per_image("mu/4", 16, 0.75, (32, 1, 2)) if result["target"] == "pretrain"
+      else flops.classifier_flops_per_image("mu/4", 16, 10))
   assert result["mfu"] is None and result["peak_memory_bytes"] is None   # CPU: unknown
 
 
@@ -47,6 +50,12 @@ def test_peak_flops_table():
   assert bench.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
   assert bench.peak_flops("TPU v4", "float32") is None
   assert bench.peak_flops("cpu", "float32") is None
+
+
+def test_model_flops_match_torch_flop_counter_at_full_size():
+  # torch.utils.flop_counter on HF ViTMAEForPreTraining, L/16 @224, mask 0.75, decoder 512x8
+  # (bench/torch_mae.py on an H100, 2026-11-23): 124,667,224,064 per image.
+  assert flops.pretrain_flops_per_image("L/16", 224, 0.75) == 124_667_224_064
 
 
 def test_timed_rounds_lockstep_waits_for_each_go(monkeypatch, capsys):
@@ -73,5 +82,11 @@ def test_torch_compare_takes_turns_and_reports_both():
     assert len(result[side]["step_ms_rounds"]) == 2
     assert result[side]["step_ms"] == min(result[side]["step_ms_rounds"])
     assert result[side]["mask_ratio"] == 0.75 and result[side]["batch_size"] == 4
+  # Our hand count of model FLOPs is torch's FlopCounterMode count of the same step, less
+  # attention: FlopCounterMode has no entry for torch's fused CPU SDPA kernel (it has for the
+  # CUDA ones: the L/16 test below). Attention forward = 4 T^2 D per block, 3.5x in training:
+  # encoder 2 blocks of 1 + 4 kept tokens, width 32; decoder 1 block of 1 + 16 tokens, width 32.
+  attention = 7 * (2 * 4 * 5**2 * 32 + 1 * 4 * 17**2 * 32) // 2
+  assert result["jax"]["flops_per_image"] == result["torch"]["flops_per_image"] + attention
   assert result["jax_over_torch"] == round(
       result["jax"]["images_per_sec"] / result["torch"]["images_per_sec"], 3)

@@ -9,12 +9,16 @@ and its softmax saves only its output for the backward pass. Measured on a 2-cor
 (fwd+bwd of the decoder's attention at B/16 @224, batch 8): 67-82 ms with XLA's op, 40-45 ms
 chunked; PyTorch's SDPA kernel takes 29-41 ms there. Both forms give the same numbers up to
 float rounding (tests/test_attention.py).
+
+On NVIDIA GPUs with bfloat16 or float16 inputs, "auto" asks for cuDNN's fused (flash)
+attention kernel by name: `jax.nn.dot_product_attention` without `implementation` runs XLA's
+unfused form there too.
 """
 
 import jax
 import jax.numpy as jnp
 
-ATTENTION_KINDS = ("auto", "xla", "chunked")
+ATTENTION_KINDS = ("auto", "xla", "chunked", "cudnn")
 
 # Scores per lax.map step of the chunked form: about a core's L2 cache. Larger chunks spill
 # to memory, much smaller ones pay the loop's per-step cost (measured: 1 MiB beat 256 KiB
@@ -59,17 +63,54 @@ def chunked_attention(q: jax.Array, k: jax.Array, v: jax.Array,
   return jax.lax.map(_attend_one, (q, k, v), batch_size=chunk)
 
 
+def cudnn_attention(q: jax.Array, k: jax.Array, v: jax.Array,
+                    implementation: str = "cudnn") -> jax.Array:
+  """q, k, v: (N, T, H, D) -> (N, T, H, D) through cuDNN's fused kernel.
+
+  JAX's cuDNN path (0.11) rejects odd sequence lengths when differentiated (it counts its own
+  placeholder as a bias); ViT lengths are 1 + patches, often odd (197, 99). So an odd length is
+  padded by one token, and the padding is masked out of every softmax by sequence lengths.
+  `implementation` is for tests on machines without cuDNN ("xla" takes the same lengths).
+  """
+  n, t = q.shape[:2]
+  if t % 2 == 0:
+    return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
+  q, k, v = (jnp.pad(x, ((0, 0), (0, 1), (0, 0), (0, 0))) for x in (q, k, v))
+  lengths = jnp.full((n,), t, jnp.int32)
+  out = jax.nn.dot_product_attention(q, k, v, implementation=implementation,
+                                     query_seq_lengths=lengths, key_value_seq_lengths=lengths)
+  return out[:, :t]
+
+
+def auto_kind(dtype: jnp.dtype) -> str:
+  """What "auto" runs for inputs of `dtype` on the default backend."""
+  if jax.default_backend() == "cpu":
+    return "chunked"
+  if _on_cuda() and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16):
+    return "cudnn"
+  return "xla"
+
+
+def _on_cuda() -> bool:
+  """NVIDIA GPU backend (not ROCm, which jax.default_backend() also calls "gpu")."""
+  device = jax.devices()[0]
+  return device.platform == "gpu" and "cuda" in device.client.platform_version.lower()
+
+
 def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, kind: str = "auto"
                           ) -> jax.Array:
   """q: (N, T, H, D), k and v: (N, S, H, D) -> (N, T, H, D).
 
-  kind: "xla" = jax.nn.dot_product_attention; "chunked" = chunked_attention; "auto" = chunked
-  on the CPU backend, XLA's elsewhere.
+  kind: "xla" = jax.nn.dot_product_attention; "chunked" = chunked_attention; "cudnn" = cuDNN's
+  fused kernel (NVIDIA GPUs, bfloat16/float16 only); "auto" = chunked on the CPU backend, cuDNN
+  on GPUs for 16-bit inputs, XLA's op otherwise.
   """
   if kind == "auto":
-    kind = "chunked" if jax.default_backend() == "cpu" else "xla"
+    kind = auto_kind(q.dtype)
   if kind == "chunked":
     return chunked_attention(q, k, v)
+  if kind == "cudnn":
+    return cudnn_attention(q, k, v)
   if kind == "xla":
-    return jax.nn.dot_product_attention(q, k, v)
+    return jax.nn.dot_product_attention(q, k, v, implementation=kind)
   raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {kind!r}")

@@ -1,0 +1,48 @@
+"""Model FLOPs of one training step per image, counted the way PyTorch's FlopCounterMode does.
+
+Why count by hand: MFU is model FLOPs over peak. XLA's own count is of the program it
+compiled, which leaves out the matmuls it hands to libraries (cuBLAS on GPUs), and counts
+elementwise work and recomputation besides. Counting as torch.utils.flop_counter does makes
+our MFU and the PyTorch side's comparable (tests/test_bench_step.py checks that the two
+counts agree on a real run):
+  - 2 * m * n * k per matmul;
+  - training = forward + backward: 3x the forward matmuls (gradients of inputs and weights);
+    3.5x for attention's two matmuls (the fused backward recomputes the scores), and 2x for
+    the patch embedding (the images need no gradient);
+  - elementwise work, norms, softmax and the optimizer update are not counted.
+"""
+
+from mae_jax.masking import num_kept
+from mae_jax.models.vit import decode_variant
+
+
+def _blocks(tokens: int, width: int, depth: int, mlp_ratio: float = 4.0) -> tuple[int, int]:
+  """Forward (dense, attention) FLOPs of `depth` transformer blocks over `tokens` tokens."""
+  hidden = int(width * mlp_ratio)
+  dense = 2 * tokens * (3 * width * width + width * width + 2 * width * hidden)
+  attention = 2 * 2 * tokens * tokens * width          # q @ k^T and probs @ v
+  return depth * dense, depth * attention
+
+
+def pretrain_flops_per_image(variant: str, image_size: int, mask_ratio: float,
+                             decoder: tuple[int, int, int] = (512, 8, 16)) -> int:
+  """One MAE training step (forward + backward), per image. decoder: (width, depth, heads)."""
+  v = decode_variant(variant)
+  patches = (image_size // v.patch_size) ** 2
+  pixels = v.patch_size ** 2 * 3
+  kept = 1 + num_kept(patches, mask_ratio)             # + cls token
+  width = decoder[0]
+  enc_dense, enc_attn = _blocks(kept, v.width, v.depth, v.mlp_ratio)
+  dec_dense, dec_attn = _blocks(1 + patches, width, decoder[1])
+  embed = 2 * patches * pixels * v.width
+  dense = enc_dense + dec_dense + 2 * kept * v.width * width + 2 * (1 + patches) * width * pixels
+  return 2 * embed + 3 * dense + 7 * (enc_attn + dec_attn) // 2
+
+
+def classifier_flops_per_image(variant: str, image_size: int, num_classes: int) -> int:
+  """One fine-tuning step (encoder on every patch, head; forward + backward), per image."""
+  v = decode_variant(variant)
+  patches = (image_size // v.patch_size) ** 2
+  dense, attention = _blocks(1 + patches, v.width, v.depth, v.mlp_ratio)
+  embed = 2 * patches * v.patch_size ** 2 * 3 * v.width
+  return 2 * embed + 3 * (dense + 2 * v.width * num_classes) + 7 * attention // 2
