@@ -84,7 +84,7 @@ def describe(environ: dict[str, str] | None = None) -> str:
   for name in _ALLOCATORS:
     if name in preload:
       return name
-  return "glibc+thp" if "glibc.malloc.hugetlb=1" in environ.get("GLIBC_TUNABLES", "") else "glibc"
+  return "glibc+thp" if HUGETLB in environ.get("GLIBC_TUNABLES", "") else "glibc"
 
 
 def reexec() -> None:
