@@ -17,7 +17,7 @@ from mae_jax import checkpoint, config_lib, tasks, train
 from mae_jax.distributed import echo, is_main, main_first
 from mae_jax.errors import ConfigError
 from mae_jax.models import decode_variant
-from mae_jax.models.attention import ATTENTION_KINDS
+from mae_jax.models.attention import ATTENTION_KINDS, on_cuda
 from mae_jax.parallel import PARALLEL_KINDS
 
 SUMMARY_JSON = "summary.json"
@@ -67,6 +67,10 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
   if config.model.attention not in ATTENTION_KINDS:
     raise ConfigError(f"config.model.attention must be one of {ATTENTION_KINDS}, got "
                       f"{config.model.attention!r}")
+  if config.model.attention == "cudnn" and not (
+      on_cuda() and config.model.dtype in ("bfloat16", "float16")):
+    raise ConfigError("config.model.attention='cudnn' needs an NVIDIA GPU and "
+                      "config.model.dtype 'bfloat16' or 'float16'; 'auto' picks it where it runs")
   devices = jax.device_count()
   if config.data.eval_batch_size <= 0 or config.data.eval_batch_size % devices:
     raise ConfigError(f"config.data.eval_batch_size={config.data.eval_batch_size} is not a "

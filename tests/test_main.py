@@ -40,6 +40,13 @@ def test_unknown_stage_is_refused():
     experiment.validate(config)
 
 
+def test_cudnn_attention_off_nvidia_gpus_is_a_config_error():
+  config = load_config("digits.py", "smoke")
+  config.model.attention, config.model.dtype = "cudnn", "bfloat16"    # tests run on CPUs
+  with pytest.raises(ValueError, match="attention='cudnn' needs an NVIDIA GPU"):
+    experiment.validate(config)
+
+
 def _run(args, timeout=600):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,

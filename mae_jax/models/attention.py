@@ -86,12 +86,12 @@ def auto_kind(dtype: jnp.dtype) -> str:
   """What "auto" runs for inputs of `dtype` on the default backend."""
   if jax.default_backend() == "cpu":
     return "chunked"
-  if _on_cuda() and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16):
+  if on_cuda() and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16):
     return "cudnn"
   return "xla"
 
 
-def _on_cuda() -> bool:
+def on_cuda() -> bool:
   """NVIDIA GPU backend (not ROCm, which jax.default_backend() also calls "gpu")."""
   device = jax.devices()[0]
   return device.platform == "gpu" and "cuda" in device.client.platform_version.lower()
