@@ -17,7 +17,7 @@ from mae_jax import checkpoint, config_lib, tasks, train
 from mae_jax.distributed import echo, is_main, main_first
 from mae_jax.errors import ConfigError
 from mae_jax.models import decode_variant
-from mae_jax.models.attention import ATTENTION_KINDS, on_cuda
+from mae_jax.models.attention import ATTENTION_KINDS, cudnn_runs
 from mae_jax.parallel import PARALLEL_KINDS
 
 SUMMARY_JSON = "summary.json"
@@ -67,8 +67,7 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
   if config.model.attention not in ATTENTION_KINDS:
     raise ConfigError(f"config.model.attention must be one of {ATTENTION_KINDS}, got "
                       f"{config.model.attention!r}")
-  if config.model.attention == "cudnn" and not (
-      on_cuda() and config.model.dtype in ("bfloat16", "float16")):
+  if config.model.attention == "cudnn" and not cudnn_runs(config.model.dtype):
     raise ConfigError("config.model.attention='cudnn' needs an NVIDIA GPU and "
                       "config.model.dtype 'bfloat16' or 'float16'; 'auto' picks it where it runs")
   devices = jax.device_count()

@@ -13,7 +13,7 @@ counts agree on a real run):
 """
 
 from mae_jax.masking import num_kept
-from mae_jax.models.vit import decode_variant
+from mae_jax.models.vit import Variant, decode_variant
 
 
 def _blocks(tokens: int, width: int, depth: int, mlp_ratio: float = 4.0) -> tuple[int, int]:
@@ -22,6 +22,11 @@ def _blocks(tokens: int, width: int, depth: int, mlp_ratio: float = 4.0) -> tupl
   dense = 2 * tokens * (3 * width * width + width * width + 2 * width * hidden)
   attention = 2 * 2 * tokens * tokens * width          # q @ k^T and probs @ v
   return depth * dense, depth * attention
+
+
+def _patch_embed(variant: Variant, patches: int) -> int:
+  """Forward FLOPs of the patch embedding: one (p * p * 3 -> width) matmul per patch."""
+  return 2 * patches * variant.patch_size ** 2 * 3 * variant.width
 
 
 def pretrain_flops_per_image(variant: str, image_size: int, mask_ratio: float,
@@ -34,7 +39,7 @@ def pretrain_flops_per_image(variant: str, image_size: int, mask_ratio: float,
   width = decoder[0]
   enc_dense, enc_attn = _blocks(kept, v.width, v.depth, v.mlp_ratio)
   dec_dense, dec_attn = _blocks(1 + patches, width, decoder[1])
-  embed = 2 * patches * pixels * v.width
+  embed = _patch_embed(v, patches)
   dense = enc_dense + dec_dense + 2 * kept * v.width * width + 2 * (1 + patches) * width * pixels
   return 2 * embed + 3 * dense + 7 * (enc_attn + dec_attn) // 2
 
@@ -44,5 +49,5 @@ def classifier_flops_per_image(variant: str, image_size: int, num_classes: int) 
   v = decode_variant(variant)
   patches = (image_size // v.patch_size) ** 2
   dense, attention = _blocks(1 + patches, v.width, v.depth, v.mlp_ratio)
-  embed = 2 * patches * v.patch_size ** 2 * 3 * v.width
+  embed = _patch_embed(v, patches)
   return 2 * embed + 3 * (dense + 2 * v.width * num_classes) + 7 * attention // 2

@@ -86,13 +86,14 @@ def auto_kind(dtype: jnp.dtype) -> str:
   """What "auto" runs for inputs of `dtype` on the default backend."""
   if jax.default_backend() == "cpu":
     return "chunked"
-  if on_cuda() and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16):
-    return "cudnn"
-  return "xla"
+  return "cudnn" if cudnn_runs(dtype) else "xla"
 
 
-def on_cuda() -> bool:
-  """NVIDIA GPU backend (not ROCm, which jax.default_backend() also calls "gpu")."""
+def cudnn_runs(dtype: jnp.dtype) -> bool:
+  """Whether kind "cudnn" runs here for inputs of `dtype`: an NVIDIA GPU backend (not ROCm,
+  which jax.default_backend() also calls "gpu") and a 16-bit float dtype."""
+  if jnp.dtype(dtype) not in (jnp.bfloat16, jnp.float16):
+    return False
   device = jax.devices()[0]
   return device.platform == "gpu" and "cuda" in device.client.platform_version.lower()
 
