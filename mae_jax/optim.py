@@ -35,6 +35,18 @@ def _names(path: tuple[Any, ...]) -> list[str]:
   return [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
 
 
+def global_norm(tree: Any) -> jax.Array:
+  """sqrt(sum of squares) over all leaves, in float32; as optax.tree.norm, as one dot per leaf.
+
+  optax.tree.norm squares each leaf into a new array and then sums it; a dot reads each leaf
+  once and writes nothing. On a 2-core CPU (B/16 MAE, 111.7 M gradients) the train step ran
+  ~2% faster with this form (medians of paired rounds, two runs), though either costs only
+  ~20 ms alone: in the step the squares' 447 MB compete with the backward pass for memory.
+  """
+  leaves = [x.ravel() for x in jax.tree.leaves(tree)]
+  return jnp.sqrt(sum(jnp.vdot(x, x, preferred_element_type=jnp.float32) for x in leaves))
+
+
 def decay_mask(params: Any) -> Any:
   """True where weight decay applies: matrices and kernels, not biases, norms or tokens."""
   return jax.tree_util.tree_map_with_path(

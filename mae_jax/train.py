@@ -72,7 +72,7 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, grad_accum_ste
       grads = jax.tree.map(lambda g: g / grad_accum_steps, grads)
       metrics = jax.tree.map(jnp.mean, metrics)
     grads, metrics, model_state = pmean((grads, metrics, model_state))
-    metrics["grad_norm"] = optax.tree.norm(grads)
+    metrics["grad_norm"] = optim.global_norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state,

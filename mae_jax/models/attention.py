@@ -1,14 +1,14 @@
 """Scaled dot-product attention: XLA's fused op, or a batch-chunked form that is faster on CPUs.
 
 Why two forms: on GPUs and TPUs `jax.nn.dot_product_attention` lets XLA (or cuDNN) fuse the
-whole attention. On a CPU, XLA runs it as separate passes over the (N, H, T, T) scores (scale,
-max, exp, sum, divide, and as many again in the backward pass); for the MAE decoder at 224 px
-(batch 8, 16 heads, 197 tokens) those scores are 20 MB, so every pass goes to memory. The
-chunked form computes a few examples at a time (`lax.map`), so their scores stay in cache,
-and its softmax saves only its output for the backward pass. Measured on a 2-core CPU
-(fwd+bwd of the decoder's attention at B/16 @224, batch 8): 67-82 ms with XLA's op, 40-45 ms
-chunked; PyTorch's SDPA kernel takes 29-41 ms there. Both forms give the same numbers up to
-float rounding (tests/test_attention.py).
+whole attention. On a CPU, XLA runs it as separate passes over the (N, H, T, T) scores, and
+its softmax saves more than it needs for the backward pass. The "chunked" form computes
+the scores as per-example batched matmuls with a softmax whose backward pass needs only its
+output, and bounds the scores held at once by computing CHUNK_BYTES of them at a time
+(`lax.map`). Measured on a 2-core CPU (fwd+bwd of the MAE decoder's attention at B/16
+@224, batch 8: 16 heads, 197 tokens, 20 MB of scores), medians of 12 rounds: 59 ms with
+XLA's op, 47 ms chunked, PyTorch's SDPA kernel 42 ms. Both forms give the same numbers up
+to float rounding (tests/test_attention.py).
 
 On NVIDIA GPUs with bfloat16 or float16 inputs, "auto" asks for cuDNN's fused (flash)
 attention kernel by name: `jax.nn.dot_product_attention` without `implementation` runs XLA's
@@ -20,10 +20,12 @@ import jax.numpy as jnp
 
 ATTENTION_KINDS = ("auto", "xla", "chunked", "cudnn")
 
-# Scores per lax.map step of the chunked form: about a core's L2 cache. Larger chunks spill
-# to memory, much smaller ones pay the loop's per-step cost (measured: 1 MiB beat 256 KiB
-# and 4 MiB on the decoder and encoder shapes of B/16 and Ti/8).
-CHUNK_BYTES = 1 << 20
+# Scores per lax.map step of the chunked form: a bound on the memory they take, not a cache
+# size. Measured (2-core CPU, 2026-11-23): one lax.map step for the whole batch beat steps of
+# 1 MiB (one example: 62 vs 47 ms median on the B/16 decoder shape above; 89 vs 56 ms on
+# Ti/8's decoder at batch 64), where the loop's slicing, copies and per-step cost outweigh
+# keeping the scores in cache. So batches up to this size run as one vmap.
+CHUNK_BYTES = 64 << 20
 
 
 @jax.custom_vjp

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 from mae_jax.losses import mae_loss
 from mae_jax.masking import patchify, unshuffle
 from mae_jax.models.posembed import sincos_2d
-from mae_jax.models.vit import (LN_EPS, Dtype, Encoder, LayerNorm, decode_variant, run_blocks,
-                                xavier)
+from mae_jax.models.vit import (LN_EPS, Dense, Dtype, Encoder, LayerNorm, decode_variant,
+                                run_blocks)
 
 
 class Decoder(nn.Module):
@@ -28,7 +28,7 @@ class Decoder(nn.Module):
                ) -> jax.Array:
     """tokens: (N, 1 + K, D_enc), ids_restore: (N, L) -> pred (N, L, p * p * C)."""
     n, l = ids_restore.shape
-    x = nn.Dense(self.width, kernel_init=xavier, dtype=self.dtype, name="decoder_embed")(tokens)
+    x = Dense(self.width, "decoder_embed", self.dtype)(tokens)
     mask_token = self.param("mask_token", nn.initializers.normal(0.02), (1, 1, self.width))
     fill = jnp.broadcast_to(mask_token.astype(x.dtype), (n, l + 1 - x.shape[1], self.width))
     patches = unshuffle(jnp.concatenate([x[:, 1:], fill], axis=1), ids_restore)
@@ -37,8 +37,7 @@ class Decoder(nn.Module):
     x = run_blocks(x, "decoder_blocks", self.depth, self.num_heads, self.mlp_ratio, 0.0,
                    self.dtype, deterministic=True, ln_eps=self.ln_eps, attention=self.attention)
     x = LayerNorm("decoder_norm", self.dtype, self.ln_eps)(x)
-    pred = nn.Dense(self.patch_size**2 * self.out_channels, kernel_init=xavier, dtype=self.dtype,
-                    name="decoder_pred")(x)
+    pred = Dense(self.patch_size**2 * self.out_channels, "decoder_pred", self.dtype)(x)
     return pred[:, 1:]
 
 
