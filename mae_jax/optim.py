@@ -40,8 +40,9 @@ def global_norm(tree: Any) -> jax.Array:
 
   optax.tree.norm squares each leaf into a new array and then sums it; a dot reads each leaf
   once and writes nothing. On a 2-core CPU (B/16 MAE, 111.7 M gradients) the train step ran
-  ~2% faster with this form (medians of paired rounds, two runs), though either costs only
-  ~20 ms alone: in the step the squares' 447 MB compete with the backward pass for memory.
+  2-4% faster with this form (medians of paired rounds in two runs; noisy), though alone
+  either takes ~20 ms; presumably the 447 MB of squares compete with the backward pass for
+  memory bandwidth there.
   """
   leaves = [x.ravel() for x in jax.tree.leaves(tree)]
   return jnp.sqrt(sum(jnp.vdot(x, x, preferred_element_type=jnp.float32) for x in leaves))
