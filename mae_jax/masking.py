@@ -41,6 +41,27 @@ def num_kept(num_patches: int, mask_ratio: float) -> int:
   return int(num_patches * (1 - mask_ratio))
 
 
+def masking_ids(noise: jax.Array, mask_ratio: float
+                ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Which tokens each sample keeps: the K = num_kept(L, mask_ratio) with the smallest noise.
+
+  noise: (N, L), any real values (uniform in practice). Returns
+    ids_keep: (N, K) int, the kept tokens' indices, in shuffled order,
+    mask: (N, L) bool, True where a token was removed, original order,
+    ids_restore: (N, L) int, the inverse permutation: gathering
+      [kept tokens, mask tokens] with it restores the original order.
+  """
+  keep = num_kept(noise.shape[1], mask_ratio)
+  ids_shuffle = jnp.argsort(noise, axis=1)
+  ids_restore = jnp.argsort(ids_shuffle, axis=1)
+  return ids_shuffle[:, :keep], ids_restore >= keep, ids_restore
+
+
+def gather_tokens(x: jax.Array, ids: jax.Array) -> jax.Array:
+  """x: (N, L, D), ids: (N, K) -> (N, K, D), x[n, ids[n, k]]."""
+  return jnp.take_along_axis(x, ids[:, :, None], axis=1)
+
+
 def random_masking(x: jax.Array, mask_ratio: float, noise: jax.Array
                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Keeps a random subset of tokens per sample.
@@ -52,16 +73,10 @@ def random_masking(x: jax.Array, mask_ratio: float, noise: jax.Array
     ids_restore: (N, L) int, the inverse permutation: gathering
       [x_kept, mask tokens] with it restores the original order.
   """
-  n, l, d = x.shape
-  keep = num_kept(l, mask_ratio)
-  ids_shuffle = jnp.argsort(noise, axis=1)
-  ids_restore = jnp.argsort(ids_shuffle, axis=1)
-  ids_keep = ids_shuffle[:, :keep]
-  x_kept = jnp.take_along_axis(x, ids_keep[:, :, None], axis=1)
-  mask = (ids_restore >= keep).astype(x.dtype)
-  return x_kept, mask, ids_restore
+  ids_keep, mask, ids_restore = masking_ids(noise, mask_ratio)
+  return gather_tokens(x, ids_keep), mask.astype(x.dtype), ids_restore
 
 
 def unshuffle(tokens: jax.Array, ids_restore: jax.Array) -> jax.Array:
   """tokens: (N, L, D) in shuffled order (kept first) -> (N, L, D) in patch order."""
-  return jnp.take_along_axis(tokens, ids_restore[:, :, None], axis=1)
+  return gather_tokens(tokens, ids_restore)

@@ -9,6 +9,8 @@ import pytest
 
 from mae_jax.models import (SIZES, classifier_from_variant, decode_variant, encoder_from_variant,
                             mae_from_variant)
+from mae_jax import masking
+from mae_jax.models import vit
 from mae_jax.models.posembed import sincos_2d
 
 RNGS = {"params": jax.random.key(0), "masking": jax.random.key(1), "dropout": jax.random.key(2)}
@@ -148,3 +150,27 @@ def test_linear_probe_freezes_encoder():
 def test_every_size_name_decodes():
   for size in SIZES:
     assert decode_variant(f"{size}/16").width == SIZES[size][0]
+
+
+@pytest.mark.parametrize("pos_embed", ["sincos", "learned"])
+def test_encoder_embeds_only_kept_patches_with_the_same_tokens(pos_embed):
+  # The encoder gathers patches before embedding them; that must equal the official order
+  # (embed every patch, add positions, then keep a subset), values and gradients alike.
+  enc = vit.Encoder(width=16, depth=0, num_heads=2, patch_size=4, final_norm=False,
+                    pos_embed=pos_embed)
+  images = jax.random.normal(jax.random.key(0), (3, 16, 16, 3))
+  noise = jax.random.uniform(jax.random.key(1), (3, 16))
+  variables = enc.init(jax.random.key(2), images)
+
+  def masked(v):
+    return enc.apply(v, images, mask_ratio=0.75, noise=noise)
+
+  def reference(v):
+    full, _, _ = enc.apply(v, images)
+    kept, mask, ids_restore = masking.random_masking(full[:, 1:], 0.75, noise)
+    return jnp.concatenate([full[:, :1], kept], axis=1), mask, ids_restore
+
+  for got, want in zip(masked(variables), reference(variables)):
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+  grads = [jax.grad(lambda v, f=f: jnp.sum(jnp.sin(f(v)[0])))(variables) for f in (masked, reference)]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), *grads)

@@ -15,7 +15,7 @@ import numpy as np
 from mae_jax.errors import ConfigError
 from mae_jax.models import matmul
 from mae_jax.models.attention import dot_product_attention
-from mae_jax.masking import patchify, random_masking
+from mae_jax.masking import gather_tokens, masking_ids, patchify
 from mae_jax.models.posembed import sincos_2d
 
 Dtype = Any
@@ -76,24 +76,27 @@ def Dense(features: int, name: str, dtype: Dtype) -> nn.Dense:  # noqa: N802
 
 
 class PatchEmbed(nn.Module):
-  """images (N, H, W, C) -> (N, H/p * W/p, width): a stride-p p x p convolution.
+  """patches (N, K, p * p * C), as masking.patchify orders them -> (N, K, width).
 
-  Parameters as nn.Conv's (kernel (p, p, C, width), bias), the official patch_embed.proj;
-  computed as patchify + one matmul, because on GPUs XLA hands the strided convolution to an
-  implicit-GEMM cuDNN kernel that ran at ~37 TFLOP/s on an H100 (2 ms of a 95 ms ViT-L/16
-  step), where the matmul goes to cuBLAS.
+  The official patch_embed.proj, a stride-p p x p convolution, applied to patches that
+  are already cut out, so the MAE encoder embeds only the patches it keeps. Parameters
+  as nn.Conv's (kernel (p, p, C, width), bias). One matmul rather than a convolution also
+  because on GPUs XLA hands the strided convolution to an implicit-GEMM cuDNN kernel that
+  ran at ~37 TFLOP/s on an H100 (2 ms of a 95 ms ViT-L/16 step), where the matmul goes to
+  cuBLAS.
   """
   width: int
   patch_size: int
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, images: jax.Array) -> jax.Array:
-    p, c = self.patch_size, images.shape[-1]
+  def __call__(self, patches: jax.Array) -> jax.Array:
+    p = self.patch_size
+    c = patches.shape[-1] // (p * p)
     kernel = self.param("kernel", conv_xavier, (p, p, c, self.width))
     bias = self.param("bias", nn.initializers.zeros, (self.width,))
-    patches = patchify(images, p).astype(self.dtype)     # (N, L, p * p * C), (row, col, channel)
-    return matmul.matmul(patches, kernel.reshape(p * p * c, self.width).astype(self.dtype)
+    return matmul.matmul(patches.astype(self.dtype),
+                         kernel.reshape(p * p * c, self.width).astype(self.dtype)
                          ) + bias.astype(self.dtype)
 
 
@@ -223,20 +226,28 @@ class Encoder(nn.Module):
     n, h, w, _ = images.shape
     if h % p or w % p:
       raise ValueError(f"image size {h}x{w} is not divisible by the patch size {p}")
-    x = PatchEmbed(self.width, p, self.dtype, name="patch_embed")(images)
     grid = (h // p, w // p)
     pos = jnp.asarray(sincos_2d(self.width, grid, cls_token=True))
     if self.pos_embed == "learned":
       pos = self.param("pos_embed", lambda _: pos[None])[0]
     elif self.pos_embed != "sincos":
       raise ValueError(f"pos_embed must be 'sincos' or 'learned', got {self.pos_embed!r}")
-    x = x + pos[1:].astype(x.dtype)
 
+    # Masking picks patches before they are embedded: the embedding is per patch, so
+    # embedding only the kept ones gives the same tokens as the official embed-then-gather,
+    # and skips 3/4 of that matmul and the scatter that a gather's gradient needs.
+    patches = patchify(images, p)                        # (N, L, p * p * C)
+    pos_patches = pos[1:]                                # (L, D)
     mask = ids_restore = None
     if mask_ratio > 0.0:
       if noise is None:
-        noise = jax.random.uniform(self.make_rng("masking"), x.shape[:2])
-      x, mask, ids_restore = random_masking(x, mask_ratio, noise)
+        noise = jax.random.uniform(self.make_rng("masking"), patches.shape[:2])
+      ids_keep, mask, ids_restore = masking_ids(noise, mask_ratio)
+      mask = mask.astype(self.dtype)
+      patches = gather_tokens(patches, ids_keep)         # (N, K, p * p * C)
+      pos_patches = pos_patches[ids_keep]                # (N, K, D)
+    x = PatchEmbed(self.width, p, self.dtype, name="patch_embed")(patches)
+    x = x + pos_patches.astype(x.dtype)
 
     cls = self.param("cls_token", nn.initializers.normal(0.02), (1, 1, self.width))
     cls = (cls + pos[:1]).astype(x.dtype)
