@@ -234,8 +234,9 @@ class Encoder(nn.Module):
       raise ValueError(f"pos_embed must be 'sincos' or 'learned', got {self.pos_embed!r}")
 
     # Masking picks patches before they are embedded: the embedding is per patch, so
-    # embedding only the kept ones gives the same tokens as the official embed-then-gather,
-    # and skips 3/4 of that matmul and the scatter that a gather's gradient needs.
+    # embedding only the kept ones gives the same tokens as the official embed-then-gather
+    # (tests/test_models.py), skips the removed patches' share of that matmul, and the gather
+    # now acts on the images, which need no gradient (no scatter in the backward pass).
     patches = patchify(images, p)                        # (N, L, p * p * C)
     pos_patches = pos[1:]                                # (L, D)
     mask = ids_restore = None
