@@ -183,6 +183,20 @@ def test_train_batches_shapes_dtypes_and_normalisation(digits_source):
   assert data.num_train_steps_per_epoch(digits_source, "train", 128) == 11
 
 
+def test_normalisation_is_per_channel_for_static_and_unknown_shapes():
+  # Static shapes take same-shape constants (fast path), unknown ones broadcast: same numbers.
+  from mae_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet's, unequal per channel
+  pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3)).astype(np.uint8)
+  expected = (pixels / 255.0 - np.array(mean)) / np.array(std)
+  static = pipeline._normalize(tf.constant(pixels), mean, std)
+  dynamic = tf.function(lambda x: pipeline._normalize(x, mean, std),
+                        input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])(pixels)
+  for out in (static, dynamic):
+    assert out.dtype == tf.float32 and out.shape == (5, 7, 3)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_same_seed_same_stream_other_seed_differs(digits_source):
   first = _take(_digits_train(digits_source, seed=3), 2)
   again = _take(_digits_train(digits_source, seed=3), 2)
