@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 
 from mae_jax import data
 from mae_jax.data import digits
+from mae_jax.data import pipeline
 from mae_jax.data import sources
 from tests.helpers import mock_tfds
 
@@ -185,7 +186,6 @@ def test_train_batches_shapes_dtypes_and_normalisation(digits_source):
 
 def test_normalisation_is_per_channel_for_static_and_unknown_shapes():
   # Static shapes take same-shape constants (fast path), unknown ones broadcast: same numbers.
-  from mae_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet's, unequal per channel
   pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3)).astype(np.uint8)
   expected = (pixels / 255.0 - np.array(mean)) / np.array(std)
