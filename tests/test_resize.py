@@ -7,6 +7,7 @@ from PIL import Image
 from sklearn.datasets import load_sample_images
 
 from mae_jax.data import pipeline
+from mae_jax.data import resize
 
 # (top, left, height, width) crops of the 427x640 sample photos, and output sizes: shrinking by
 # up to 2.9x, enlarging, and mixed (one side shrinks, the other grows), as RandomResizedCrop does.
@@ -41,3 +42,16 @@ def test_aliasing_resize_is_caught(photos):
   expected = np.asarray(Image.fromarray(crop).resize((160, 120), Image.BICUBIC), np.float32)
   aliased = np.clip(tf.image.resize(crop, [120, 160], method="bicubic").numpy(), 0, 255)
   assert np.abs(aliased - expected).mean() > 0.6
+
+
+@pytest.mark.parametrize("shape,size", [((300, 280, 3), (224, 224)), ((97, 400, 3), (224, 224)),
+                                        ((13, 9, 3), (32, 32)), ((50, 60, 1), (20, 90)),
+                                        ((1, 5, 3), (4, 4))])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_row_pass_resize_equals_tf_antialiased_bicubic(shape, size, dtype):
+  """resize.bicubic reorders TF's ScaleAndTranslate into two row passes: same numbers."""
+  image = np.random.default_rng(0).integers(0, 256, shape).astype(dtype)
+  expected = tf.image.resize(image, size, method="bicubic", antialias=True).numpy()
+  ours = resize.bicubic(tf.constant(image), *size).numpy()
+  assert ours.shape == expected.shape and ours.dtype == np.float32
+  np.testing.assert_allclose(ours, expected, atol=1e-3)
