@@ -26,6 +26,7 @@ needs no cache.
 """
 
 import math
+import os
 from typing import Iterator
 
 import numpy as np
@@ -153,7 +154,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
   ds = ds.batch(batch_size, drop_remainder=True)
   ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.prefetch(tf.data.AUTOTUNE)
-  return _deterministic(ds).as_numpy_iterator()
+  return _with_options(ds).as_numpy_iterator()
 
 
 def eval_batches(source: Source, split: str, *, batch_size: int, image_size: int,
@@ -192,7 +193,7 @@ def eval_batches(source: Source, split: str, *, batch_size: int, image_size: int
   ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat(
       num_batches * batch_size - int(mine.sum())))
   ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-  return _deterministic(ds).as_numpy_iterator()
+  return _with_options(ds).as_numpy_iterator()
 
 
 def random_resized_crop_window(height: tf.Tensor, width: tf.Tensor, *,
@@ -334,10 +335,23 @@ def _check_sharding(batch_size: int, num_shards: int, shard_index: int) -> None:
     raise ValueError(f"need 0 <= shard_index < num_shards, got {shard_index} and {num_shards}")
 
 
-def _deterministic(ds: tf.data.Dataset) -> tf.data.Dataset:
+def _with_options(ds: tf.data.Dataset) -> tf.data.Dataset:
+  """Deterministic order, and threading tuned for CPU-bound per-image work."""
   options = tf.data.Options()
   options.deterministic = True
   # Parallelism comes from mapping many examples at once; letting each op (a resize, a
   # decode) also split itself over the same few cores only adds scheduling overhead.
   options.threading.max_intra_op_parallelism = 1
+  # The pool also runs batching and prefetching, whose threads wait on the map; with one
+  # thread per core a waiting thread idles its core. Two spare threads keep every core busy:
+  # on 2 cores, 1.74 -> 1.93 cores used and ~10% more images/s (2026-11-23, input bench).
+  options.threading.private_threadpool_size = _num_cpus() + 2
   return ds.with_options(options)
+
+
+def _num_cpus() -> int:
+  """CPUs this process may run on (a container's share, not the host's count)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:   # not on Linux
+    return os.cpu_count() or 1
