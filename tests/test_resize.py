@@ -49,7 +49,7 @@ def test_aliasing_resize_is_caught(photos):
                                         ((1, 5, 3), (4, 4))])
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 def test_row_pass_resize_equals_tf_antialiased_bicubic(shape, size, dtype):
-  """resize.bicubic reorders TF's ScaleAndTranslate into two row passes: same numbers."""
+  """resize.bicubic runs TF's ScaleAndTranslate as two row passes: the same numbers."""
   image = np.random.default_rng(0).integers(0, 256, shape).astype(dtype)
   expected = tf.image.resize(image, size, method="bicubic", antialias=True).numpy()
   ours = resize.bicubic(tf.constant(image), *size).numpy()

@@ -5,6 +5,10 @@ inverse DCT and colour conversion only for the blocks of the crop window, where 
 whole image and slicing would do them all. Other formats are decoded whole, then cropped.
 Both paths give the same window for the same seed: it depends only on the image's size, which a
 JPEG header gives without decoding.
+
+JPEGs use libjpeg's accurate integer IDCT, as PIL (and so the official loader) does; TF's
+default fast IDCT differs from PIL by ~0.7 grey levels on average, up to ~9, and measured no
+faster here.
 """
 
 from typing import Callable
@@ -15,9 +19,16 @@ import tensorflow as tf
 WindowFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]]
 
 
+_DCT_METHOD = "INTEGER_ACCURATE"
+
+
 def decode(encoded: tf.Tensor) -> tf.Tensor:
   """Encoded JPEG/PNG/GIF/BMP bytes -> uint8 (H, W, 3); gray and alpha images become RGB."""
-  image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+  image = tf.cond(
+      tf.io.is_jpeg(encoded),
+      lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method=_DCT_METHOD),
+      lambda: tf.ensure_shape(
+          tf.io.decode_image(encoded, channels=3, expand_animations=False), [None, None, 3]))
   return tf.ensure_shape(image, [None, None, 3])
 
 
@@ -27,7 +38,8 @@ def decode_and_crop(encoded: tf.Tensor, window: WindowFn) -> tf.Tensor:
   def jpeg():
     shape = tf.io.extract_jpeg_shape(encoded)
     top, left, height, width = window(shape[0], shape[1])
-    return tf.io.decode_and_crop_jpeg(encoded, tf.stack([top, left, height, width]), channels=3)
+    return tf.io.decode_and_crop_jpeg(encoded, tf.stack([top, left, height, width]), channels=3,
+                                      dct_method=_DCT_METHOD)
 
   def other():
     image = decode(encoded)
