@@ -24,12 +24,15 @@ _DCT_METHOD = "INTEGER_ACCURATE"
 
 def decode(encoded: tf.Tensor) -> tf.Tensor:
   """Encoded JPEG/PNG/GIF/BMP bytes -> uint8 (H, W, 3); gray and alpha images become RGB."""
-  image = tf.cond(
-      tf.io.is_jpeg(encoded),
-      lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method=_DCT_METHOD),
-      lambda: tf.ensure_shape(
-          tf.io.decode_image(encoded, channels=3, expand_animations=False), [None, None, 3]))
+  image = tf.cond(tf.io.is_jpeg(encoded),
+                  lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method=_DCT_METHOD),
+                  lambda: _decode_not_jpeg(encoded))
   return tf.ensure_shape(image, [None, None, 3])
+
+
+def _decode_not_jpeg(encoded: tf.Tensor) -> tf.Tensor:
+  # decode_image takes no IDCT option, hence JPEGs go through decode_jpeg instead.
+  return tf.io.decode_image(encoded, channels=3, expand_animations=False)
 
 
 def decode_and_crop(encoded: tf.Tensor, window: WindowFn) -> tf.Tensor:
@@ -42,7 +45,7 @@ def decode_and_crop(encoded: tf.Tensor, window: WindowFn) -> tf.Tensor:
                                       dct_method=_DCT_METHOD)
 
   def other():
-    image = decode(encoded)
+    image = _decode_not_jpeg(encoded)
     shape = tf.shape(image)
     top, left, height, width = window(shape[0], shape[1])
     return image[top:top + height, left:left + width]
