@@ -293,21 +293,74 @@ def test_full_crop_is_a_plain_resize_and_hflip_mirrors_it(hflip):
     assert all(same)
 
 
-def test_random_resized_crop_window_stays_in_bounds_and_in_range():
-  for i in range(200):
-    top, left, h, w = (int(v) for v in data.random_resized_crop_window(
-        30, 50, scale=(0.2, 0.6), ratio=(3 / 4, 4 / 3), seed=tf.constant([0, i])))
-    assert 0 <= top <= 30 - h and 0 <= left <= 50 - w
-    assert 0.18 <= h * w / 1500 <= 0.63                          # bounds + rounding slack
-    assert 0.7 <= w / h <= 1.4
+def test_random_resized_crop_windows_stay_in_bounds_and_in_range():
+  sizes = np.array([[30, 50], [50, 30], [7, 9]] * 100)
+  uniforms = np.random.default_rng(0).random((300, 4, 10))
+  windows = data.random_resized_crop_windows(sizes, uniforms, scale=(0.2, 0.6),
+                                             ratio=(3 / 4, 4 / 3))
+  assert windows.dtype == np.int32 and windows.shape == (300, 4)
+  top, left, h, w = windows.T
+  assert (top >= 0).all() and (left >= 0).all()
+  assert (top + h <= sizes[:, 0]).all() and (left + w <= sizes[:, 1]).all()
+  big = sizes[:, 0] > 7                                          # 7x9: rounding dominates
+  area, aspect = (h * w / sizes.prod(1))[big], (w / h)[big]
+  assert (0.18 <= area).all() and (area <= 0.63).all()           # bounds + rounding slack
+  assert (0.7 <= aspect).all() and (aspect <= 1.4).all()
+  assert len({tuple(x) for x in windows}) > 200                  # the draws do vary them
+
+
+class _Replay:
+  """A random.Random stand-in for torchvision's get_params that replays given uniforms."""
+
+  def __init__(self, uniforms: np.ndarray):
+    self.u = uniforms   # (4, attempts): area, log-aspect, top, left
+    self.calls = {"uniform": 0, "randint": 0}
+
+  def uniform(self, lo: float, hi: float) -> float:
+    i = self.calls["uniform"]
+    self.calls["uniform"] += 1
+    return lo + (hi - lo) * self.u[i % 2, i // 2]
+
+  def randint(self, lo: int, hi: int) -> int:
+    i = self.calls["randint"]
+    self.calls["randint"] += 1
+    attempt = (self.calls["uniform"] - 1) // 2
+    return lo + int(self.u[2 + i, attempt] * (hi - lo + 1))
+
+
+def test_random_resized_crop_windows_follow_torchvision_on_the_same_draws():
+  """Attempt order, rounding, bounds and the fallback are torchvision's (bench's copy)."""
+  from mae_jax import bench
+  rng = np.random.default_rng(1)
+  sizes = np.stack([rng.integers(1, 120, 2000), rng.integers(1, 120, 2000)], axis=1)
+  uniforms = rng.random((2000, 4, 10))
+  for scale in [(0.08, 1.0), (0.9, 1.0)]:   # (0.9, 1): long thin images take the fallback
+    windows = data.random_resized_crop_windows(sizes, uniforms, scale=scale,
+                                               ratio=(3 / 4, 4 / 3))
+    expected = [bench._pil_rrc_params(int(w), int(h), scale, (3 / 4, 4 / 3), _Replay(u))
+                for (h, w), u in zip(sizes, uniforms)]
+    np.testing.assert_array_equal(windows, np.array(expected))
 
 
 def test_random_resized_crop_falls_back_to_a_central_crop():
   # No window of >= 90% of a 10x100 image has aspect <= 4/3: torchvision's fallback is the
   # full height with the widest allowed aspect, centred.
-  window = data.random_resized_crop_window(10, 100, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3),
-                                           seed=tf.constant([0, 0]))
-  assert [int(v) for v in window] == [0, 43, 10, 13]
+  window = data.random_resized_crop_windows(
+      np.array([[10, 100]]), np.random.default_rng(0).random((1, 4, 10)), scale=(0.9, 1.0),
+      ratio=(3 / 4, 4 / 3))
+  assert window.tolist() == [[0, 43, 10, 13]]
+
+
+def test_crop_and_flip_draws_depend_on_seed_and_position_only():
+  positions = np.arange(24, 48)                                   # steps 2 and 3 of 12 slots
+  whole = data.crop_and_flip_draws(7, positions, 12)
+  assert whole.shape == (24, 41) and (0 <= whole).all() and (whole < 1).all()
+  shards = [data.crop_and_flip_draws(7, positions.reshape(2, 3, 4)[:, k].reshape(-1), 12)
+            for k in range(3)]
+  np.testing.assert_array_equal(
+      np.stack([s.reshape(2, 4, 41) for s in shards], axis=1).reshape(24, 41), whole)
+  np.testing.assert_array_equal(data.crop_and_flip_draws(7, positions[5:6], 12), whole[5:6])
+  assert not np.allclose(data.crop_and_flip_draws(8, positions, 12), whole)
 
 
 # ---- evaluation --------------------------------------------------------------------------------

@@ -72,8 +72,8 @@ def test_fused_decode_and_crop_equals_decode_then_crop():
   for encoded in (tf.io.encode_jpeg(smooth, quality=90), tf.io.encode_png(smooth),
                   tf.io.encode_jpeg(smooth[..., :1], quality=90)):
     full = decoding.decode(encoded).numpy()
-    window = lambda h, w: (tf.constant(8), tf.constant(16), h - 24, w - 40)  # noqa: E731
-    crop = decoding.decode_and_crop(encoded, window).numpy()
+    assert decoding.header(encoded)["size"].numpy().tolist() == [64, 80]
+    crop = decoding.decode_and_crop(encoded, [8, 16, 40, 40]).numpy()
     assert crop.shape == (40, 40, 3)
     diff = np.abs(crop.astype(int) - full[8:48, 16:56])
     if tf.io.is_jpeg(encoded):
@@ -91,8 +91,8 @@ def test_jpeg_decoding_matches_pil():
   encoded = buffer.getvalue()
   expected = np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB")).astype(int)
   np.testing.assert_array_equal(decoding.decode(tf.constant(encoded)).numpy(), expected)
-  window = lambda h, w: (tf.constant(16), tf.constant(24), h - 48, w - 64)  # noqa: E731
-  crop = decoding.decode_and_crop(tf.constant(encoded), window).numpy().astype(int)
+  crop = decoding.decode_and_crop(tf.constant(encoded), [16, 24, 152, 196],
+                                  all_jpeg=True).numpy().astype(int)
   diff = np.abs(crop - expected[16:168, 24:220])
   # Only chroma upsampling at the window's edges may differ; TF's default fast IDCT would be
   # ~0.7 levels off on average.

@@ -8,10 +8,11 @@ pipeline, so it is kept off GPUs/TPUs on import: JAX owns the accelerators and t
 import tensorflow as tf
 
 from mae_jax.data.augment import Augment
+from mae_jax.data.pipeline import crop_and_flip_draws
 from mae_jax.data.pipeline import epoch_permutation
 from mae_jax.data.pipeline import eval_batches
 from mae_jax.data.pipeline import num_train_steps_per_epoch
-from mae_jax.data.pipeline import random_resized_crop_window
+from mae_jax.data.pipeline import random_resized_crop_windows
 from mae_jax.data.pipeline import train_batches
 from mae_jax.data.pipeline import train_schedule
 from mae_jax.data.sources import DatasetUnavailableError
@@ -19,9 +20,9 @@ from mae_jax.data.sources import get_source
 from mae_jax.data.sources import Source
 from mae_jax.data import tiny_imagenet  # noqa: F401  (registers the TFDS builder)
 
-__all__ = ["Augment", "DatasetUnavailableError", "Source", "epoch_permutation", "eval_batches", "get_source",
-           "num_train_steps_per_epoch", "random_resized_crop_window", "train_batches",
-           "train_schedule"]
+__all__ = ["Augment", "DatasetUnavailableError", "Source", "crop_and_flip_draws",
+           "epoch_permutation", "eval_batches", "get_source", "num_train_steps_per_epoch",
+           "random_resized_crop_windows", "train_batches", "train_schedule"]
 
 
 def _hide_accelerators_from_tensorflow() -> None:

@@ -3,21 +3,15 @@
 A training crop often covers a fraction of the photo: `tf.io.decode_and_crop_jpeg` runs the
 inverse DCT and colour conversion only for the blocks of the crop window, where decoding the
 whole image and slicing would do them all. Other formats are decoded whole, then cropped.
-Both paths give the same window for the same seed: it depends only on the image's size, which a
-JPEG header gives without decoding.
+Crop windows are drawn beforehand from each image's size (`header`, read once per image when a
+split is cached: a JPEG header gives it without decoding).
 
 JPEGs use libjpeg's accurate integer IDCT, as PIL (and so the official loader) does; TF's
 default fast IDCT differs from PIL by ~0.7 grey levels on average, up to ~9, and measured no
 faster here.
 """
 
-from typing import Callable
-
 import tensorflow as tf
-
-# (height, width) -> (top, left, crop_height, crop_width), all int32 scalars.
-WindowFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]]
-
 
 _DCT_METHOD = "INTEGER_ACCURATE"
 
@@ -35,20 +29,29 @@ def _decode_not_jpeg(encoded: tf.Tensor) -> tf.Tensor:
   return tf.io.decode_image(encoded, channels=3, expand_animations=False)
 
 
-def decode_and_crop(encoded: tf.Tensor, window: WindowFn) -> tf.Tensor:
-  """The crop `window(height, width)` of an encoded image, as uint8 (crop_h, crop_w, 3)."""
+def header(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
+  """{"size": int32 (2,) (height, width), "is_jpeg": bool ()}; only non-JPEGs are decoded."""
+  is_jpeg = tf.io.is_jpeg(encoded)
+  size = tf.cond(is_jpeg, lambda: tf.io.extract_jpeg_shape(encoded)[:2],
+                 lambda: tf.shape(_decode_not_jpeg(encoded))[:2])
+  return {"size": size, "is_jpeg": is_jpeg}
+
+
+def decode_and_crop(encoded: tf.Tensor, window: tf.Tensor, *, all_jpeg: bool = False,
+                    ) -> tf.Tensor:
+  """The crop `window` = int32 (top, left, height, width) of an encoded image, uint8 (h, w, 3).
+
+  all_jpeg: the caller knows the image is a JPEG, so the format is not tested (one op and a
+  tf.cond less per image).
+  """
+  window = tf.convert_to_tensor(window, tf.int32)
 
   def jpeg():
-    shape = tf.io.extract_jpeg_shape(encoded)
-    top, left, height, width = window(shape[0], shape[1])
-    return tf.io.decode_and_crop_jpeg(encoded, tf.stack([top, left, height, width]), channels=3,
-                                      dct_method=_DCT_METHOD)
+    return tf.io.decode_and_crop_jpeg(encoded, window, channels=3, dct_method=_DCT_METHOD)
 
   def other():
-    image = _decode_not_jpeg(encoded)
-    shape = tf.shape(image)
-    top, left, height, width = window(shape[0], shape[1])
-    return image[top:top + height, left:left + width]
+    return tf.slice(_decode_not_jpeg(encoded), tf.concat([window[:2], [0]], 0),
+                    tf.concat([window[2:], [-1]], 0))
 
-  image = tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
+  image = jpeg() if all_jpeg else tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
   return tf.ensure_shape(image, [None, None, 3])
