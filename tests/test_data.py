@@ -351,16 +351,19 @@ def test_random_resized_crop_falls_back_to_a_central_crop():
   assert window.tolist() == [[0, 43, 10, 13]]
 
 
-def test_crop_and_flip_draws_depend_on_seed_and_position_only():
-  positions = np.arange(24, 48)                                   # steps 2 and 3 of 12 slots
-  whole = data.crop_and_flip_draws(7, positions, 12)
-  assert whole.shape == (24, 41) and (0 <= whole).all() and (whole < 1).all()
-  shards = [data.crop_and_flip_draws(7, positions.reshape(2, 3, 4)[:, k].reshape(-1), 12)
-            for k in range(3)]
-  np.testing.assert_array_equal(
-      np.stack([s.reshape(2, 4, 41) for s in shards], axis=1).reshape(24, 41), whole)
-  np.testing.assert_array_equal(data.crop_and_flip_draws(7, positions[5:6], 12), whole[5:6])
-  assert not np.allclose(data.crop_and_flip_draws(8, positions, 12), whole)
+def test_crop_and_flip_draws_are_per_example_stateless_draws():
+  """Drawn for many positions at once, each is what its own (seed, position) gives alone."""
+  positions = np.array([0, 1, 7, 40, 2**40])
+  uniforms, flips = data.crop_and_flip_draws(3, positions)
+  assert uniforms.shape == (5, 4, 10) and flips.shape == (5,)
+  for i, p in enumerate(positions):
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(
+        tf.constant([3, p], tf.int64), 2))
+    np.testing.assert_array_equal(
+        uniforms[i], tf.random.stateless_uniform([4, 10], crop_seed, dtype=tf.float64))
+    assert flips[i] == tf.random.stateless_uniform([], flip_seed)
+  other, _ = data.crop_and_flip_draws(4, positions)
+  assert not np.allclose(other, uniforms)
 
 
 # ---- evaluation --------------------------------------------------------------------------------

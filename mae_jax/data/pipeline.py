@@ -4,11 +4,9 @@ Training order and augmentation are pure functions of (seed, step):
   * epoch e visits the examples in `epoch_permutation(seed, e, n)`; global batch i of the epoch is
     that permutation's slice [i*G, (i+1)*G) (G = batch_size * num_shards, remainder dropped), and
     shard k takes its contiguous part [k*batch_size, (k+1)*batch_size) of the global batch;
-  * every random choice for an example is a function of (seed, position), the example's
-    position in the global stream (step * G + slot): the crop window and the flip come from
-    numpy draws for the whole global batch of a step (`crop_and_flip_draws`), RandAugment,
-    colour jitter and erasing from stateless TF random ops seeded by (seed, position);
-    mixup/cutmix draws once per batch, seeded by (seed, step).
+  * every random choice for an example (crop window, flip, RandAugment, erasing) uses stateless
+    TF random ops seeded by (seed, position), the example's position in the global stream
+    (step * G + slot); mixup/cutmix draws once per batch, seeded by (seed, step).
 So `start_step=s` rebuilds the stream from step s directly (no skipped example is read), shards
 of one global batch agree with an unsharded run (except mixup/cutmix, which pairs examples
 within each shard's batch, as every GPU of the official loader does), and a resumed run sees
@@ -44,9 +42,6 @@ from mae_jax.data.sources import Source
 Batch = dict[str, np.ndarray]
 
 _CROP_ATTEMPTS = 10   # torchvision's RandomResizedCrop tries 10 windows before its fallback
-# Uniforms per example: 4 per crop attempt (area, log-aspect, top, left) and 1 for the flip.
-_DRAWS_PER_EXAMPLE = 4 * _CROP_ATTEMPTS + 1
-_CROP_STREAM = 1      # spawn key that keeps these draws apart from the epoch permutations'
 _STATIC_BATCH = 1024  # examples per read while caching a split whose images share one shape
 
 
@@ -119,22 +114,25 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
   allocator.keep_freed_memory()
   read_crop, labels, sizes = _cache_split(source, split)
 
-  def schedule() -> Iterator[tuple[np.ndarray, ...]]:
-    # Crop windows and flips are drawn here, vectorised over an epoch in numpy: as TF ops in
-    # the per-example map they cost ~0.2 ms of CPU per image (~60 tiny ops at a few us each),
-    # about 7% of decoding, cropping and resizing a photo (2-core VM, 2026-11-23).
-    for indices, positions in train_schedule(num_examples, seed=seed, batch_size=batch_size,
-                                             num_shards=num_shards, shard_index=shard_index,
-                                             start_step=start_step):
-      draws = crop_and_flip_draws(seed, positions, global_batch)
-      windows = random_resized_crop_windows(
-          sizes[indices], draws[:, :-1].reshape(-1, 4, _CROP_ATTEMPTS), scale=crop_scale,
-          ratio=crop_ratio)
-      yield indices, positions, windows, draws[:, -1] < 0.5
+  def with_windows(indices, positions):
+    # Crop windows and flips for a whole epoch at once, ahead of the per-example map. Made
+    # there, the draws and torchvision's window arithmetic were ~60 tiny TF ops per example at
+    # a few us each, ~0.2 ms of CPU per image, ~7% of decoding, cropping and resizing a photo
+    # (2-core VM, 2026-11-23). Here the draws are a loop of 4 ops per example and the
+    # arithmetic one numpy pass per epoch; the windows are the same, bit for bit.
+    uniforms, flip_u = crop_and_flip_draws(seed, positions)
+    windows = tf.numpy_function(
+        lambda i, u: random_resized_crop_windows(sizes[i], u, scale=crop_scale, ratio=crop_ratio),
+        [indices, uniforms], tf.int32, stateful=False)
+    return indices, positions, tf.ensure_shape(windows, [None, 4]), flip_u < 0.5
 
-  schedule_ds = tf.data.Dataset.from_generator(
-      schedule, output_signature=(tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
-                                  tf.TensorSpec([None, 4], tf.int32), tf.TensorSpec([None], tf.bool)))
+  schedule = tf.data.Dataset.from_generator(
+      lambda: train_schedule(num_examples, seed=seed, batch_size=batch_size,
+                             num_shards=num_shards, shard_index=shard_index,
+                             start_step=start_step),
+      output_signature=(tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64)))
+  # prefetch: the next epoch's draws are made while this one's examples are processed.
+  schedule = schedule.map(with_windows).prefetch(1)
 
   def example(index, position, window, flip):
     image = _resize(read_crop(index, window), image_size, image_size)
@@ -142,7 +140,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
     if hflip:
       # tf.cond, not tf.where: broadcasting a scalar condition over the image is ~4x slower.
       image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
-    if options.rand_augment_layers > 0 or options.color_jitter > 0 or options.random_erase_prob > 0:
+    if options.rand_augment_layers or options.color_jitter or options.random_erase_prob:
       key = tf.stack([tf.constant(seed, tf.int64), position])
       ra_seed, jitter_seed, erase_seed = tf.unstack(tf.random.experimental.stateless_split(
           tf.random.experimental.stateless_fold_in(key, 1), 3))
@@ -170,7 +168,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
           source.num_classes, options)
     return {"image": image, "label": label}
 
-  ds = schedule_ds.unbatch()
+  ds = schedule.unbatch()
   ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(batch_size, drop_remainder=True)
   ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -217,29 +215,22 @@ def eval_batches(source: Source, split: str, *, batch_size: int, image_size: int
   return _with_options(ds).as_numpy_iterator()
 
 
-def crop_and_flip_draws(seed: int, positions: np.ndarray, global_batch: int) -> np.ndarray:
-  """Uniforms in [0, 1) for the examples at stream `positions`: float64 (n, 41).
+def crop_and_flip_draws(seed: int, positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """The crop and flip draws of the examples at stream `positions` (n,): stateless, per example.
 
-  Row j depends on (seed, positions[j]) alone. Each step's global batch has one PCG64 stream,
-  seeded by (seed, step), whose rows are its slots in order; a shard jumps to its first slot
-  (`advance`) rather than draw the other shards' rows, so shards agree with an unsharded run.
-  Columns: 4 x 10 for `random_resized_crop_windows` (area, log-aspect, top, left of each
-  attempt), then 1 for the flip.
+  Returns float64 (n, 4, 10) uniforms for `random_resized_crop_windows` and float32 (n,)
+  uniforms for the flip (flipped where < 0.5). Example p draws from the seed pair
+  (seed, p) alone, so shards, resumed runs and a run from step 0 agree.
   """
-  positions = np.asarray(positions, np.int64)
-  steps, slots = np.divmod(positions, global_batch)
-  out = np.empty((len(positions), _DRAWS_PER_EXAMPLE))
-  # One run per step: the schedule lists a step's slots together.
-  for run in np.split(np.arange(len(positions)), np.flatnonzero(np.diff(steps)) + 1):
-    if not len(run):
-      continue
-    lo, hi = slots[run].min(), slots[run].max()
-    bits = np.random.PCG64(np.random.SeedSequence([seed, int(steps[run[0]])],
-                                                  spawn_key=(_CROP_STREAM,)))
-    bits.advance(int(lo) * _DRAWS_PER_EXAMPLE)   # random() takes one 64-bit draw per double
-    rows = np.random.Generator(bits).random((int(hi - lo) + 1, _DRAWS_PER_EXAMPLE))
-    out[run] = rows[slots[run] - lo]
-  return out
+
+  def one(position):
+    key = tf.stack([tf.constant(seed, tf.int64), position])
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+    return (tf.random.stateless_uniform([4, _CROP_ATTEMPTS], crop_seed, dtype=tf.float64),
+            tf.random.stateless_uniform([], flip_seed))
+
+  return tf.map_fn(one, tf.convert_to_tensor(positions, tf.int64),
+                   fn_output_signature=(tf.float64, tf.float32))
 
 
 def random_resized_crop_windows(sizes: np.ndarray, uniforms: np.ndarray, *,
