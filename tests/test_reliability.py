@@ -135,14 +135,18 @@ def test_non_finite_loss_stops_with_the_step_and_is_never_checkpointed(tmp_path)
 
 
 def _damage(step_dir, how):
-  files = sorted((os.path.getsize(os.path.join(d, f)), os.path.join(d, f))
-                 for d, _, fs in os.walk(step_dir) for f in fs)
-  size, biggest = files[-1]
-  if how == "truncate":
-    with open(biggest, "r+b") as f:
-      f.truncate(size // 2)
-  else:
-    os.remove(biggest)
+  # Every data file of the step: OCDBT may leave data files that its index no longer reads
+  # (written, then superseded, in an order that varies from run to run), so damaging only the
+  # biggest file sometimes went unnoticed by a correct restore.
+  files = [os.path.join(d, f) for d, _, fs in os.walk(step_dir) for f in fs]
+  data = [f for f in files if os.path.basename(os.path.dirname(f)) == "d"]
+  assert data, files
+  for path in data:
+    if how == "truncate":
+      with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    else:
+      os.remove(path)
 
 
 def test_damaged_newest_checkpoints_are_reported_and_skipped(tmp_path):
@@ -151,8 +155,8 @@ def test_damaged_newest_checkpoints_are_reported_and_skipped(tmp_path):
   assert _steps_on_disk(workdir) == [4, 8, 12]
   os.remove(os.path.join(workdir, "pretrain", "result.json"))   # as if killed after the save
   shutil.rmtree(os.path.join(workdir, "pretrain", "export"))
-  _damage(os.path.join(_ckpt_dir(workdir), "12"), "truncate")   # a partial write
-  _damage(os.path.join(_ckpt_dir(workdir), "8"), "delete")      # a lost file
+  _damage(os.path.join(_ckpt_dir(workdir), "12"), "truncate")   # partial writes
+  _damage(os.path.join(_ckpt_dir(workdir), "8"), "delete")      # lost files
   out = _run(workdir, "--config.pretrain.num_steps=16").stdout
   for step in (12, 8):
     assert re.search(rf"checkpoint step {step} in \S+ is damaged \(.+\); moved to "
