@@ -37,6 +37,11 @@ def header(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
   return {"size": size, "is_jpeg": is_jpeg}
 
 
+def crop(image: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+  """(H, W, C) image -> its crop `window` = int32 (top, left, height, width), (h, w, C)."""
+  return tf.slice(image, tf.concat([window[:2], [0]], 0), tf.concat([window[2:], [-1]], 0))
+
+
 def decode_and_crop(encoded: tf.Tensor, window: tf.Tensor, *, all_jpeg: bool = False,
                     ) -> tf.Tensor:
   """The crop `window` = int32 (top, left, height, width) of an encoded image, uint8 (h, w, 3).
@@ -50,8 +55,7 @@ def decode_and_crop(encoded: tf.Tensor, window: tf.Tensor, *, all_jpeg: bool = F
     return tf.io.decode_and_crop_jpeg(encoded, window, channels=3, dct_method=_DCT_METHOD)
 
   def other():
-    return tf.slice(_decode_not_jpeg(encoded), tf.concat([window[:2], [0]], 0),
-                    tf.concat([window[2:], [-1]], 0))
+    return crop(_decode_not_jpeg(encoded), window)
 
   image = jpeg() if all_jpeg else tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
   return tf.ensure_shape(image, [None, None, 3])

@@ -141,7 +141,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
       # tf.cond, not tf.where: broadcasting a scalar condition over the image is ~4x slower.
       image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
     if options.rand_augment_layers or options.color_jitter or options.random_erase_prob:
-      key = tf.stack([tf.constant(seed, tf.int64), position])
+      key = _seed_pair(seed, position)
       ra_seed, jitter_seed, erase_seed = tf.unstack(tf.random.experimental.stateless_split(
           tf.random.experimental.stateless_fold_in(key, 1), 3))
       if options.rand_augment_layers > 0:
@@ -163,8 +163,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
     if options.mixes:
       step = batch["position"][0] // global_batch   # the same draw for every shard of a step
       image, label = augment.mix_batch(
-          image, label, tf.random.experimental.stateless_fold_in(
-              tf.stack([tf.constant(seed, tf.int64), step]), 2),
+          image, label, tf.random.experimental.stateless_fold_in(_seed_pair(seed, step), 2),
           source.num_classes, options)
     return {"image": image, "label": label}
 
@@ -224,7 +223,7 @@ def crop_and_flip_draws(seed: int, positions: tf.Tensor) -> tuple[tf.Tensor, tf.
   """
 
   def one(position):
-    key = tf.stack([tf.constant(seed, tf.int64), position])
+    key = _seed_pair(seed, position)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(key, 2))
     return (tf.random.stateless_uniform([4, _CROP_ATTEMPTS], crop_seed, dtype=tf.float64),
             tf.random.stateless_uniform([], flip_seed))
@@ -333,7 +332,7 @@ def _cache_split(source: Source, split: str):
     raise ValueError(f"{source.name}/{split} yielded {len(labels)} examples, but its metadata "
                      f"says {expected}")
   labels = tf.constant(labels)
-  image_sizes = np.array(shapes, np.int64).reshape(-1, 2 if encoded is not None else 3)[:, :2]
+  image_sizes = np.array(shapes, np.int64)[:, :2]   # (height, width [, channels]) rows
 
   if encoded is not None:
     files = tf.constant(np.array(chunks, dtype=object))
@@ -353,8 +352,13 @@ def _cache_split(source: Source, split: str):
 
   def read_crop(index, window):
     image = tf.reshape(pixels[offsets[index]:offsets[index] + sizes[index]], shapes[index])
-    return tf.slice(image, tf.concat([window[:2], [0]], 0), tf.concat([window[2:], [-1]], 0))
+    return decoding.crop(image, window)
   return read_crop, labels, image_sizes
+
+
+def _seed_pair(seed: int, counter: tf.Tensor) -> tf.Tensor:
+  """The int64 (seed, counter) key of stateless TF random ops: counter = position or step."""
+  return tf.stack([tf.constant(seed, tf.int64), counter])
 
 
 def _check_sharding(batch_size: int, num_shards: int, shard_index: int) -> None:
