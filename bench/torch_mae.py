@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument("--attention", default="auto", help="ours: config.model.attention")
   p.add_argument("--lr", type=float, default=1.5e-4 * 8 / 256)
   p.add_argument("--compare", action="store_true",
-                 help="ours (`python -m mae_jax.bench --target=pretrain`) and PyTorch, taking turns")
+                 help="ours (`python -m mae_jax.bench --target=pretrain`) and PyTorch, "
+                      "taking turns")
   return p.parse_args(argv)
 
 

@@ -308,7 +308,8 @@ def _bench_train_step(target: str) -> dict[str, Any]:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from mae_jax import config_lib, flops, optim, tasks, train  # pylint: disable=g-import-not-at-top
   from mae_jax.models import decode_variant  # pylint: disable=g-import-not-at-top
-  from mae_jax.models.attention import ATTENTION_KINDS, auto_kind  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from mae_jax.models.attention import ATTENTION_KINDS, auto_kind
   from mae_jax.parallel import DataParallel  # pylint: disable=g-import-not-at-top
 
   config = config_lib.base_config()
@@ -380,7 +381,8 @@ def _bench_train_step(target: str) -> dict[str, Any]:
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None
   peak_memory = (stats or {}).get("peak_bytes_in_use")
   return {"target": target, "framework": "jax", "variant": _VARIANT.value, "image_size": size,
-          "batch_size": batch, "mask_ratio": config.model.mask_ratio if target == "pretrain" else None,
+          "batch_size": batch,
+          "mask_ratio": config.model.mask_ratio if target == "pretrain" else None,
           "decoder": [width, depth, heads] if target == "pretrain" else None,
           "dtype": _DTYPE.value, "steps": _STEPS.value, "devices": par.num_devices,
           "device_kind": device.device_kind,

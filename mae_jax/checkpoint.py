@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 from typing import Any, Callable
 
 import jax
@@ -10,7 +9,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath   # directories may be on GCS (gs://)
 
-from mae_jax.distributed import is_main
+from mae_jax import distributed
 from mae_jax.errors import ConfigError
 
 MODEL_JSON = "model.json"
@@ -45,27 +44,39 @@ class StateCheckpoints:
     """The newest checkpoint that restores, or None if there is none.
 
     A damaged one (truncated or missing file, unreadable metadata) is reported, moved to
-    `<directory>_damaged/<step>` so that no later run trips on it again, and skipped.
+    `<directory>_damaged/<step>` so that no later run trips on it again, and skipped. In a
+    multi-process job, every process must call this: they skip a step together when any of
+    them could not read it, else they would restore different steps and then wait on each
+    other in the first collective.
     """
     for step in sorted(self.manager.all_steps(), reverse=True):
+      restored, reason = None, None
       try:
-        return self.restore(like, step)
+        restored = self.restore(like, step)
       except Exception as err:  # pylint: disable=broad-except  (any failure means unusable)
         reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
-        aside = self._move_aside(step)
-        log(f"checkpoint step {step} in {self.manager.directory} is damaged ({reason}); "
-            f"moved to {aside}, trying the previous one")
+      if distributed.everywhere(reason is None):
+        return restored
+      aside = self._move_aside(step)
+      log(f"checkpoint step {step} in {self.manager.directory} is damaged "
+          f"({reason or 'unreadable in another process'}); moved to {aside}, "
+          f"trying the previous one")
     return None
 
   def _move_aside(self, step: int) -> str:
-    directory = os.fspath(self.manager.directory)
-    target = os.path.join(directory.rstrip("/") + "_damaged", str(step))
-    if os.path.exists(target):
-      shutil.rmtree(target)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    shutil.move(os.path.join(directory, str(step)), target)
+    """Moves step `step` to `<directory>_damaged/<step>` (once: process 0 moves it)."""
+    directory = epath.Path(self.manager.directory)
+    target = directory.parent / f"{directory.name}_damaged" / str(step)
+
+    def move() -> None:
+      if target.exists():
+        target.rmtree()
+      target.parent.mkdir(parents=True, exist_ok=True)
+      (directory / str(step)).rename(target)
+
+    distributed.main_only(move, f"mae_jax_checkpoint_{step}_moved_aside")
     self.manager.reload()
-    return target
+    return os.fspath(target)
 
   def is_due(self, step: int) -> bool:
     """Whether the regular schedule saves at `step`."""
@@ -102,7 +113,7 @@ def export_params(directory: str, params: Any, model: dict[str, Any]) -> None:
   directory = _absolute(directory)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.join(directory, PARAMS_DIR), params, force=True)
-  if is_main():   # the params save above is collective; this file is single-copy
+  if distributed.is_main():   # the params save above is collective; this file is single-copy
     epath.Path(directory, MODEL_JSON).write_text(json.dumps(model, indent=2))
 
 

@@ -123,7 +123,8 @@ def base_config() -> ml_collections.ConfigDict:
       mask_ratio=0.0,            # 0 = the model's config.model.mask_ratio
       seed=0,                    # masking noise, the same every time for comparable grids
       min_panel_size=128,        # small images are enlarged (pixel repetition) to this width
-      every_steps=1000,          # pretraining: a TensorBoard grid every N steps and at the end; 0 = off
+      every_steps=1000,          # pretraining: a TensorBoard grid every N steps and at the
+                                 # end; 0 = off
   ))
   # The raw_pixels baseline: logistic regression on eval-preprocessed pixels (scikit-learn).
   c.raw_pixels = ml_collections.ConfigDict(dict(C=1.0, max_iter=1000))

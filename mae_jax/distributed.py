@@ -13,6 +13,7 @@ import os
 from typing import Callable, TypeVar
 
 import jax
+import numpy as np
 from jax.experimental import multihost_utils
 
 T = TypeVar("T")
@@ -75,6 +76,21 @@ def main_first(fn: Callable[[], T], what: str) -> T:
   result = fn() if is_main() else None
   multihost_utils.sync_global_devices(what)
   return result if is_main() else fn()
+
+
+def main_only(fn: Callable[[], None], what: str) -> None:
+  """fn() in process 0 alone; every process returns once it has returned there."""
+  if is_main():
+    fn()
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(what)
+
+
+def everywhere(flag: bool) -> bool:
+  """Whether `flag` holds in every process; a collective, so every process must ask."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.all(multihost_utils.process_allgather(np.array(flag, np.int32))))
 
 
 def echo(message: str) -> None:

@@ -105,7 +105,8 @@ def _check_init_from(config: ml_collections.ConfigDict, stage: str, init_from: s
   exported = checkpoint.load_description(init_from)
   expected = tasks.model_description(config)
   keys = ("width", "depth", "num_heads", "patch_size", "mlp_ratio")
-  wrong = [f"{k} {exported.get(k)} vs {expected[k]}" for k in keys if exported.get(k) != expected[k]]
+  wrong = [f"{k} {exported.get(k)} vs {expected[k]}" for k in keys
+           if exported.get(k) != expected[k]]
   if wrong:
     raise ConfigError(f"{field}={init_from!r} does not fit config.model.variant="
                       f"{config.model.variant!r}: {', '.join(wrong)} (export vs config)")
@@ -118,7 +119,7 @@ def _stage_seed(seed: int, name: str) -> int:
 
 def run_stage(config: ml_collections.ConfigDict, name: str, stage: str, workdir: str,
               source: Any, init_from: str | None = None) -> dict[str, Any]:
-  """Runs `stage` ("pretrain" | "linprobe" | "finetune") in WORKDIR/`name`, or returns its result."""
+  """Runs `stage` (pretrain | linprobe | finetune) in WORKDIR/`name`, or returns its result."""
   stage_dir = os.path.join(workdir, name)
   done = os.path.join(stage_dir, train.RESULT_JSON)
   if epath.Path(done).exists():
@@ -143,9 +144,12 @@ def visualize_stage(config: ml_collections.ConfigDict, workdir: str, source: Any
   """Reconstruction grid of config.visualize.checkpoint (default: this run's pretrain stage)."""
   from mae_jax import visualize  # pylint: disable=g-import-not-at-top
   ckpt = config.visualize.checkpoint or os.path.join(workdir, "pretrain", "checkpoints")
+  # Every process loads the checkpoint (Orbax reads it collectively in a multi-process job;
+  # process 0 alone would wait for the others forever); process 0 alone writes the grid.
+  result = visualize.run_stage(config, ckpt, os.path.join(workdir, "visualize"), source,
+                               write=is_main())
   if not is_main():
     return {}
-  result = visualize.run_stage(config, ckpt, os.path.join(workdir, "visualize"), source)
   echo(f"[visualize] {result['png']}")
   return result
 

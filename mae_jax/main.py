@@ -24,9 +24,10 @@ from ml_collections import config_flags
 from mae_jax import distributed, experiment, preemption
 from mae_jax.errors import Preempted, UserError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py[:arg]).",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and summary.json.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (configs/*.py[:arg]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None,
+                                "Directory for checkpoints, metrics and summary.json.")
 _DISTRIBUTED = flags.DEFINE_enum(
     "distributed", "auto", distributed.MODES,
     "Start jax.distributed: auto = when the flags below are given or a SLURM job / Cloud TPU VM "
@@ -34,7 +35,8 @@ _DISTRIBUTED = flags.DEFINE_enum(
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
                                    "HOST:PORT of process 0's coordinator service.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.", lower_bound=1)
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.", lower_bound=0)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.",
+                                   lower_bound=0)
 flags.mark_flags_as_required(["config", "workdir"])
 
 

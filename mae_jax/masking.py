@@ -37,7 +37,7 @@ def unpatchify(patches: jax.Array, patch_size: int, grid: tuple[int, int] | None
 
 
 def num_kept(num_patches: int, mask_ratio: float) -> int:
-  """Patches the encoder sees: int(L * (1 - mask_ratio)), a static Python int as in the official code."""
+  """Patches the encoder sees: int(L * (1 - mask_ratio)), a static int as in the official code."""
   return int(num_patches * (1 - mask_ratio))
 
 

@@ -56,7 +56,8 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], key: str, ylabel: str, pa
   matplotlib.use("Agg")           # files only, no display
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  shown = {n: r for n, r in runs.items() if _series(r, "train", key)[0] or _series(r, "eval", key)[0]}
+  shown = {n: r for n, r in runs.items()
+           if _series(r, "train", key)[0] or _series(r, "eval", key)[0]}
   if not shown:
     return False
   fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 3.5), squeeze=False)

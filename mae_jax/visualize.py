@@ -114,7 +114,7 @@ def save_png(path: str, grid: np.ndarray) -> str:
 
 def reconstruct(model: nn.Module, params: Any, images: jax.Array, seed: int,
                 mask_ratio: float | None = None) -> tuple[jax.Array, jax.Array]:
-  """images: (N, H, W, 3) normalised -> pred (N, L, p*p*3), mask (N, L); masking noise from `seed`."""
+  """images: (N, H, W, 3) normalised -> pred (N, L, p*p*3), mask (N, L); noise from `seed`."""
   if mask_ratio is not None and mask_ratio > 0:
     model = model.clone(mask_ratio=mask_ratio)
   n, h, w, _ = images.shape
@@ -142,7 +142,15 @@ def _latest_state_params(directory: str) -> Any:
     if step is None:
       raise ConfigError(f"no checkpoint in {directory}")
     state = manager.restore(step, args=ocp.args.StandardRestore())
-  return jax.tree.map(np.asarray, state["params"]), step
+  return jax.tree.map(_local_copy, state["params"]), step
+
+
+def _local_copy(x: Any) -> np.ndarray:
+  """A restored array as numpy; in a multi-process job, this process's copy of a replicated one
+  (np.asarray alone refuses an array that spans other processes' devices)."""
+  if isinstance(x, jax.Array) and x.is_fully_replicated:
+    return np.asarray(x.addressable_data(0))
+  return np.asarray(x)
 
 
 def load_mae(path: str, config: ml_collections.ConfigDict) -> tuple[nn.Module, Any, str]:
@@ -182,13 +190,17 @@ def eval_images(d: ml_collections.ConfigDict, source: Any, num_images: int) -> n
 
 
 def run_stage(config: ml_collections.ConfigDict, checkpoint_path: str, out_dir: str,
-              source: Any) -> dict[str, Any]:
-  """Writes the reconstruction grid of `checkpoint_path` into `out_dir`; returns what it did."""
+              source: Any, write: bool = True) -> dict[str, Any]:
+  """Writes the reconstruction grid of `checkpoint_path` into `out_dir`; returns what it did.
+
+  write=False does all but the write ("png" is then None): what the other processes of a
+  multi-process job do, since reading an Orbax checkpoint there takes every process.
+  """
   model, params, loaded = load_mae(checkpoint_path, config)
   images = eval_images(config.data, source, config.visualize.num_images)
   grid = grid_png(model, params, images, config.visualize, tuple(config.data.mean),
                   tuple(config.data.std))
-  path = save_png(os.path.join(out_dir, "reconstructions.png"), grid)
+  path = save_png(os.path.join(out_dir, "reconstructions.png"), grid) if write else None
   return {"png": path, "checkpoint": loaded, "images": int(images.shape[0]),
           "columns": list(PANELS), "norm_pix_loss": bool(model.norm_pix_loss)}
 

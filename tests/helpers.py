@@ -38,3 +38,19 @@ def mock_tfds(name: str, data_dir: str, num_examples: int, splits: tuple[str, ..
   with tfds.testing.mock_data(num_examples=num_examples, data_dir=data_dir,
                               policy=tfds.testing.MockPolicy.USE_FILES):
     yield data_dir
+
+
+def damage_checkpoint(step_dir: str, how: str) -> None:
+  """Truncates ("truncate") or deletes every data file of a checkpoint step."""
+  # Every data file of the step: OCDBT may leave data files that its index no longer reads
+  # (written, then superseded, in an order that varies from run to run), so damaging only the
+  # biggest file sometimes went unnoticed by a correct restore.
+  files = [os.path.join(d, f) for d, _, fs in os.walk(step_dir) for f in fs]
+  data = [f for f in files if os.path.basename(os.path.dirname(f)) == "d"]
+  assert data, files
+  for path in data:
+    if how == "truncate":
+      with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    else:
+      os.remove(path)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from mae_jax import bench, flops
+from mae_jax.models.vit import decode_variant
 from tests.helpers import REPO
 
 # Both targets through bench.main in one fresh interpreter (one import of JAX, not two).
@@ -56,6 +57,32 @@ def test_model_flops_match_torch_flop_counter_at_full_size():
   # torch.utils.flop_counter on HF ViTMAEForPreTraining, L/16 @224, mask 0.75, decoder 512x8
   # (bench/torch_mae.py on an H100, 2026-11-23): 124,667,224,064 per image.
   assert flops.pretrain_flops_per_image("L/16", 224, 0.75) == 124_667_224_064
+
+
+def test_classifier_flops_match_torch_flop_counter():
+  # The fine-tune count against FlopCounterMode on HF's ViTForImageClassification, the same
+  # encoder on every patch plus a linear head, one forward + backward (the images need no
+  # gradient). Our count adds attention, which FlopCounterMode does not see on a CPU (fused
+  # SDPA kernel, as in the compare test above): 3.5x 4 T^2 D per block, T = 1 + 16 tokens.
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=g-import-not-at-top
+
+  variant, image_size, num_classes, batch = "mu/8", 32, 10, 4
+  v = decode_variant(variant)
+  config = transformers.ViTConfig(
+      hidden_size=v.width, num_hidden_layers=v.depth, num_attention_heads=v.num_heads,
+      intermediate_size=int(v.mlp_ratio * v.width), patch_size=v.patch_size,
+      image_size=image_size, num_labels=num_classes, attn_implementation="sdpa")
+  model = transformers.ViTForImageClassification(config).train()
+  images = torch.randn(batch, 3, image_size, image_size)
+  labels = torch.arange(batch) % num_classes
+  with FlopCounterMode(display=False) as counter:
+    model(pixel_values=images, labels=labels).loss.backward()
+  tokens = 1 + (image_size // v.patch_size) ** 2
+  attention = 7 * v.depth * 4 * tokens**2 * v.width // 2
+  assert (flops.classifier_flops_per_image(variant, image_size, num_classes)
+          == counter.get_total_flops() // batch + attention)
 
 
 def test_timed_rounds_lockstep_waits_for_each_go(monkeypatch, capsys):

@@ -1,23 +1,30 @@
 """Two processes x 2 CPU devices on localhost are one 4-device job (jax.distributed + gloo).
 
 The job runs the digits smoke config through the real entry point and must train as a
-single process with 4 devices does: same global batch, same data, same loss.
+single process with 4 devices does: same global batch, same data, same loss; and it must
+resume as one, skipping a damaged checkpoint together.
 """
 
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
 
 from mae_jax import distributed, experiment
-from tests.helpers import REPO, load_config
+from tests.helpers import REPO, damage_checkpoint, load_config
 
 # pretrain writes collective checkpoints and the export; linprobe reads the export and
-# evaluates over process shards. The other stages and baselines repeat those code paths.
-STAGES = "pretrain,linprobe"
+# evaluates over process shards; visualize reads pretrain's checkpoint. The other stages and
+# baselines repeat those code paths.
+TRAINED = ("pretrain", "linprobe")
+STAGES = ",".join(TRAINED + ("visualize",))
 TIMEOUT_S = 540
 
 
@@ -27,33 +34,60 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir: str, port: int) -> list[subprocess.CompletedProcess]:
+def _launch(workdir: str, *flags: str) -> list[subprocess.CompletedProcess]:
+  """Runs the 2-process job to the end; `flags` override the defaults."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
              JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+  port = _free_port()
+  # Output goes to files, not pipes: read one process at a time, a pipe could fill up (Orbax
+  # prints ~200 KB of asyncio tracebacks on a damaged checkpoint) and stall the other process,
+  # which would then leave both waiting on each other in a collective.
+  logs = [tempfile.TemporaryFile("w+") for _ in range(4)]
   procs = [subprocess.Popen(
       [sys.executable, "-m", "mae_jax.main", "--config=configs/digits.py:smoke",
        f"--config.stages={STAGES}", "--config.baselines=", f"--workdir={workdir}",
-       f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+       f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}",
+       *flags],
+      cwd=REPO, env=env, stdout=logs[2 * i], stderr=logs[2 * i + 1], text=True)
       for i in range(2)]
-  results = []
+  deadline = time.monotonic() + TIMEOUT_S
   try:
     for p in procs:
-      out, err = p.communicate(timeout=TIMEOUT_S)
-      results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+      try:
+        p.wait(timeout=max(deadline - time.monotonic(), 1))
+      except subprocess.TimeoutExpired:
+        pass   # reported below as a failed process, with its output
   finally:
     for p in procs:   # one process failing leaves the other waiting on a collective
       if p.poll() is None:
         p.kill()
         p.wait()
+  results = []
+  for i, p in enumerate(procs):
+    out, err = logs[2 * i], logs[2 * i + 1]
+    out.seek(0)
+    err.seek(0)
+    results.append(subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read()))
+  for log in logs:
+    log.close()
   return results
 
 
-def test_two_processes_train_like_one(tmp_path):
-  workdir = str(tmp_path / "multi")
-  results = _launch(workdir, _free_port())
+def _check_ok(results: list[subprocess.CompletedProcess]) -> None:
   for i, r in enumerate(results):
     assert r.returncode == 0, f"process {i}:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
+
+
+@pytest.fixture(scope="module")
+def multi_run(tmp_path_factory):
+  """(workdir, results) of one 2-process job, shared: the test that resumes it runs last."""
+  workdir = str(tmp_path_factory.mktemp("multi"))
+  return workdir, _launch(workdir)
+
+
+def test_two_processes_train_like_one(multi_run, tmp_path):
+  workdir, results = multi_run
+  _check_ok(results)
   main_out, other_out = results[0].stdout, results[1].stdout
   assert "4 cpu device(s) in 2 process(es)" in main_out
   assert "[pretrain] train step 6:" in main_out and "[linprobe] eval step 6:" in main_out
@@ -63,7 +97,9 @@ def test_two_processes_train_like_one(tmp_path):
     multi = json.load(f)
   assert set(multi) == set(STAGES.split(","))
   assert 0 <= multi["linprobe"]["top1"] <= multi["linprobe"]["top5"] <= 100
-  for stage in multi:
+  assert multi["visualize"]["png"] == os.path.join(workdir, "visualize", "reconstructions.png")
+  assert os.path.getsize(multi["visualize"]["png"]) > 0
+  for stage in TRAINED:
     with open(os.path.join(workdir, stage, "metrics.jsonl")) as f:
       steps = [json.loads(line)["step"] for line in f if '"split": "train"' in line]
     assert steps == [2, 4, 6], f"{stage}: one writer expected, got steps {steps}"
@@ -75,6 +111,28 @@ def test_two_processes_train_like_one(tmp_path):
   config.stages, config.baselines = "pretrain", ""
   single = experiment.run(config, str(tmp_path / "single"))
   assert multi["pretrain"]["loss"] == pytest.approx(single["pretrain"]["loss"], rel=0.05)
+
+
+def test_two_processes_resume_together_past_a_damaged_checkpoint(multi_run):
+  # As if the job had been killed after writing step 6 in part: both processes must find it
+  # unreadable, skip it together (one of them moving it aside), resume from step 3 and finish.
+  workdir, results = multi_run
+  _check_ok(results)
+  stage_dir = os.path.join(workdir, "pretrain")
+  os.remove(os.path.join(stage_dir, "result.json"))
+  shutil.rmtree(os.path.join(stage_dir, "export"))
+  damage_checkpoint(os.path.join(stage_dir, "checkpoints", "6"), "truncate")
+  results = _launch(workdir, "--config.stages=pretrain", "--config.pretrain.num_steps=9")
+  _check_ok(results)
+  out = results[0].stdout
+  assert re.search(r"checkpoint step 6 in \S+ is damaged \(.+\); moved to \S+_damaged/6", out), \
+      out[-3000:]
+  assert "[pretrain] resuming from step 3 " in out and "[pretrain] train step 9:" in out, out[-3000:]
+  assert "[pretrain]" not in results[1].stdout, results[1].stdout[-2000:]
+  # keep_checkpoints=2: step 3 made way for the new 6 and 9.
+  assert sorted(os.listdir(os.path.join(stage_dir, "checkpoints")), key=int) == ["6", "9"]
+  assert os.listdir(os.path.join(stage_dir, "checkpoints_damaged")) == ["6"]
+  assert os.path.exists(os.path.join(stage_dir, "result.json"))
 
 
 def test_single_process_is_the_default(monkeypatch):

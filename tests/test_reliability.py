@@ -20,7 +20,7 @@ import pytest
 from flax import traverse_util
 
 from mae_jax import checkpoint
-from tests.helpers import REPO
+from tests.helpers import REPO, damage_checkpoint
 
 STEPS = 40
 # digits:smoke pretrain only (mu/4, batch 16): a few ms a step, so a run is mostly start-up.
@@ -117,8 +117,8 @@ def test_sigterm_saves_the_current_step_exits_0_and_the_rerun_continues(uninterr
 
 def test_non_finite_loss_stops_with_the_step_and_is_never_checkpointed(tmp_path):
   workdir = str(tmp_path)
-  proc = _run(workdir, "--config.pretrain.base_lr=1e35", "--config.pretrain.checkpoint_every_steps=1",
-              expect_rc=1)
+  proc = _run(workdir, "--config.pretrain.base_lr=1e35",
+              "--config.pretrain.checkpoint_every_steps=1", expect_rc=1)
   assert "Traceback" not in proc.stderr
   m = re.search(r"mae_jax: error: \[pretrain\] non-finite training at step (\d+) .*the last good "
                 r"checkpoint is step (\d+)", proc.stderr)
@@ -134,29 +134,14 @@ def test_non_finite_loss_stops_with_the_step_and_is_never_checkpointed(tmp_path)
       assert all(np.isfinite(np.asarray(x)).all() for x in leaves), f"step {step} holds NaN/inf"
 
 
-def _damage(step_dir, how):
-  # Every data file of the step: OCDBT may leave data files that its index no longer reads
-  # (written, then superseded, in an order that varies from run to run), so damaging only the
-  # biggest file sometimes went unnoticed by a correct restore.
-  files = [os.path.join(d, f) for d, _, fs in os.walk(step_dir) for f in fs]
-  data = [f for f in files if os.path.basename(os.path.dirname(f)) == "d"]
-  assert data, files
-  for path in data:
-    if how == "truncate":
-      with open(path, "r+b") as f:
-        f.truncate(os.path.getsize(path) // 2)
-    else:
-      os.remove(path)
-
-
 def test_damaged_newest_checkpoints_are_reported_and_skipped(tmp_path):
   workdir = str(tmp_path)
   _run(workdir, "--config.pretrain.num_steps=12")
   assert _steps_on_disk(workdir) == [4, 8, 12]
   os.remove(os.path.join(workdir, "pretrain", "result.json"))   # as if killed after the save
   shutil.rmtree(os.path.join(workdir, "pretrain", "export"))
-  _damage(os.path.join(_ckpt_dir(workdir), "12"), "truncate")   # partial writes
-  _damage(os.path.join(_ckpt_dir(workdir), "8"), "delete")      # lost files
+  damage_checkpoint(os.path.join(_ckpt_dir(workdir), "12"), "truncate")   # partial writes
+  damage_checkpoint(os.path.join(_ckpt_dir(workdir), "8"), "delete")      # lost files
   out = _run(workdir, "--config.pretrain.num_steps=16").stdout
   for step in (12, 8):
     assert re.search(rf"checkpoint step {step} in \S+ is damaged \(.+\); moved to "

@@ -123,8 +123,10 @@ def cutmix_box(lam: tf.Tensor, height: int, width: int, u_y: tf.Tensor, u_x: tf.
   cut_w = tf.cast(width * ratio, tf.int32)
   cy = tf.minimum(tf.cast(u_y * height, tf.int32), height - 1)
   cx = tf.minimum(tf.cast(u_x * width, tf.int32), width - 1)
-  return (tf.clip_by_value(cy - cut_h // 2, 0, height), tf.clip_by_value(cy + cut_h // 2, 0, height),
-          tf.clip_by_value(cx - cut_w // 2, 0, width), tf.clip_by_value(cx + cut_w // 2, 0, width))
+  return (tf.clip_by_value(cy - cut_h // 2, 0, height),
+          tf.clip_by_value(cy + cut_h // 2, 0, height),
+          tf.clip_by_value(cx - cut_w // 2, 0, width),
+          tf.clip_by_value(cx + cut_w // 2, 0, width))
 
 
 def mix_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, num_classes: int,

@@ -48,7 +48,10 @@ def num_classes() -> int:
 
 
 def digits_dataset(split: str) -> tf.data.Dataset:
-  """Fixed-order {"image": uint8 (32, 32, 3), "label": int32} examples of `split` ("train"/"test")."""
+  """Fixed-order {"image": uint8 (32, 32, 3), "label": int32} examples of `split`.
+
+  split: "train" or "test".
+  """
   if split not in SPLITS:
     raise ValueError(f"digits has splits {SPLITS}, not {split!r}")
   images, labels = digits_arrays()[split]

@@ -1,4 +1,4 @@
-"""Your own images: a folder laid out as root/<split>/<class>/<image>, like torchvision's ImageFolder.
+"""Your own images: a folder root/<split>/<class>/<image>, like torchvision's ImageFolder.
 
   root/train/cat/0001.jpg     root/val/cat/0107.png     ...
 

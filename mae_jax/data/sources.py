@@ -118,7 +118,8 @@ def _tfds_source(name: str, data_dir: str | None) -> Source:
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as err:
-    raise ConfigError(f"config.data.dataset: unknown dataset {name!r}: use {_KNOWN_NAMES}.") from err
+    raise ConfigError(f"config.data.dataset: unknown dataset {name!r}: "
+                      f"use {_KNOWN_NAMES}.") from err
   features = builder.info.features
   if ("image" not in features or "label" not in features
       or not isinstance(features["label"], tfds.features.ClassLabel)):

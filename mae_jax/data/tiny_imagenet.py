@@ -22,8 +22,8 @@ order. Metadata rather than a feature: one list per dataset instead of a string 
 and no uniqueness requirement (ClassLabel names must be unique; WordNet glosses need not be).
 
 The archive is taken from the TFDS manual dir when it is there (no download), else downloaded.
-Without network access and without it there, preparation fails at once with a DatasetUnavailableError that
-says where to put it.
+Without network access and without it there, preparation fails at once with a
+DatasetUnavailableError that says where to put it.
 """
 
 import posixpath

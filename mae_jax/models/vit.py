@@ -50,8 +50,8 @@ def decode_variant(variant: str) -> Variant:
     return Variant(width, depth, heads, int(patch))
   except (ValueError, KeyError):
     raise ConfigError(
-        f"config.model.variant: unknown model variant {variant!r}: expected SIZE/PATCH with SIZE one of "
-        f"{', '.join(SIZES)} and PATCH an integer, e.g. 'B/16'") from None
+        f"config.model.variant: unknown model variant {variant!r}: expected SIZE/PATCH with "
+        f"SIZE one of {', '.join(SIZES)} and PATCH an integer, e.g. 'B/16'") from None
 
 
 # Official init: xavier-uniform for every Linear, and for the patch-embedding
