@@ -142,15 +142,9 @@ def _latest_state_params(directory: str) -> Any:
     if step is None:
       raise ConfigError(f"no checkpoint in {directory}")
     state = manager.restore(step, args=ocp.args.StandardRestore())
-  return jax.tree.map(_local_copy, state["params"]), step
-
-
-def _local_copy(x: Any) -> np.ndarray:
-  """A restored array as numpy; in a multi-process job, this process's copy of a replicated one
-  (np.asarray alone refuses an array that spans other processes' devices)."""
-  if isinstance(x, jax.Array) and x.is_fully_replicated:
-    return np.asarray(x.addressable_data(0))
-  return np.asarray(x)
+  # In a multi-process job these are replicated on every process's devices: each process
+  # holds the whole value, which np.asarray reads.
+  return jax.tree.map(np.asarray, state["params"]), step
 
 
 def load_mae(path: str, config: ml_collections.ConfigDict) -> tuple[nn.Module, Any, str]:
