@@ -144,12 +144,12 @@ def visualize_stage(config: ml_collections.ConfigDict, workdir: str, source: Any
   """Reconstruction grid of config.visualize.checkpoint (default: this run's pretrain stage)."""
   from mae_jax import visualize  # pylint: disable=g-import-not-at-top
   ckpt = config.visualize.checkpoint or os.path.join(workdir, "pretrain", "checkpoints")
-  # Every process loads the checkpoint (Orbax reads it collectively in a multi-process job;
-  # process 0 alone would wait for the others forever); process 0 alone writes the grid.
-  result = visualize.run_stage(config, ckpt, os.path.join(workdir, "visualize"), source,
-                               write=is_main())
   if not is_main():
+    # Orbax reads a checkpoint with every process of a multi-process job (process 0 alone
+    # would wait for the others forever): the others take part in the load, nothing more.
+    visualize.load_mae(ckpt, config)
     return {}
+  result = visualize.run_stage(config, ckpt, os.path.join(workdir, "visualize"), source)
   echo(f"[visualize] {result['png']}")
   return result
 

@@ -184,17 +184,13 @@ def eval_images(d: ml_collections.ConfigDict, source: Any, num_images: int) -> n
 
 
 def run_stage(config: ml_collections.ConfigDict, checkpoint_path: str, out_dir: str,
-              source: Any, write: bool = True) -> dict[str, Any]:
-  """Writes the reconstruction grid of `checkpoint_path` into `out_dir`; returns what it did.
-
-  write=False does all but the write ("png" is then None): what the other processes of a
-  multi-process job do, since reading an Orbax checkpoint there takes every process.
-  """
+              source: Any) -> dict[str, Any]:
+  """Writes the reconstruction grid of `checkpoint_path` into `out_dir`; returns what it did."""
   model, params, loaded = load_mae(checkpoint_path, config)
   images = eval_images(config.data, source, config.visualize.num_images)
   grid = grid_png(model, params, images, config.visualize, tuple(config.data.mean),
                   tuple(config.data.std))
-  path = save_png(os.path.join(out_dir, "reconstructions.png"), grid) if write else None
+  path = save_png(os.path.join(out_dir, "reconstructions.png"), grid)
   return {"png": path, "checkpoint": loaded, "images": int(images.shape[0]),
           "columns": list(PANELS), "norm_pix_loss": bool(model.norm_pix_loss)}
 
