@@ -10,7 +10,8 @@
   python -m mae_jax.bench --target=pretrain --variant=B/16 --image_size=224 --batch_size=8 \
       --mask_ratio=0.75 --steps=10 --dtype=float32
 
-Targets: "input" (the tf.data pretrain pipeline: decode, RandomResizedCrop, flip, normalise);
+Targets: "input" (the tf.data pretrain pipeline: decode, RandomResizedCrop, flip, uint8 pixels
+out; the train step normalises them on the device, mae_jax/pixels.py);
 "pretrain" and "finetune" (one optimizer step of the stage's task: MAE with a
 --decoder_width x --decoder_depth decoder, or the fine-tune classifier with layer decay).
 TensorFlow and PIL are imported inside the targets that use them, so the train-step
@@ -339,7 +340,8 @@ def _bench_train_step(target: str) -> dict[str, Any]:
                                       np.zeros((1, size, size, 3), np.float32), seed=0)
   state = par.put_state(host_state)
   rng = np.random.default_rng(0)
-  data = par.put_batch({"image": rng.normal(size=(batch, size, size, 3)).astype(np.float32),
+  # uint8 pixels, as the input pipeline delivers them: the step normalises them itself.
+  data = par.put_batch({"image": rng.integers(0, 256, (batch, size, size, 3), np.uint8),
                         "label": rng.integers(0, _NUM_CLASSES.value, batch).astype(np.int32)})
   step = par.wrap(train.make_train_step(task, tx), donate_state=True)
 

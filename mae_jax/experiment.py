@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 from etils import epath   # the workdir may be on GCS (gs://), where open() cannot go
 
-from mae_jax import checkpoint, config_lib, tasks, train
+from mae_jax import checkpoint, config_lib, pixels, tasks, train
 from mae_jax.distributed import echo, is_main, main_first
 from mae_jax.errors import ConfigError
 from mae_jax.models import decode_variant
@@ -164,10 +164,10 @@ def raw_pixels_baseline(config: ml_collections.ConfigDict, source: Any) -> dict[
     xs, ys = [], []
     for b in data.eval_batches(source, split, batch_size=config.data.eval_batch_size,
                                image_size=config.data.image_size,
-                               crop_ratio=config.data.eval_crop_ratio,
-                               mean=tuple(config.data.mean), std=tuple(config.data.std)):
+                               crop_ratio=config.data.eval_crop_ratio):
       keep = b["mask"] > 0
-      xs.append(b["image"][keep].reshape(keep.sum(), -1))
+      images = np.asarray(pixels.normalize(b["image"][keep], config.data.mean, config.data.std))
+      xs.append(images.reshape(keep.sum(), -1))
       ys.append(b["label"][keep])
     return np.concatenate(xs), np.concatenate(ys)
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from mae_jax import checkpoint, losses, optim, visualize
+from mae_jax import checkpoint, losses, optim, pixels, visualize
 from mae_jax.errors import ConfigError
 from mae_jax.models import classifier_from_variant, decode_variant, mae_from_variant
 from mae_jax.parallel import DATA_AXIS
@@ -78,11 +78,13 @@ def pretrain_task(config: ml_collections.ConfigDict) -> Task:
                            mask_ratio=m.mask_ratio, norm_pix_loss=m.norm_pix_loss,
                            dtype=dtype_of(m.dtype), attention=m.attention)
   num_patches = (config.data.image_size // model.patch_size) ** 2
+  mean, std = tuple(config.data.mean), tuple(config.data.std)
 
   def loss_fn(params, model_state, batch, rng, example_ids):
     noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (num_patches,)))(
         example_ids)
-    loss, _, _ = model.apply({"params": params}, batch["image"], noise=noise, train=True)
+    images = pixels.normalize(batch["image"], mean, std)
+    loss, _, _ = model.apply({"params": params}, images, noise=noise, train=True)
     return loss, (model_state, {"loss": loss})
 
   s = config.pretrain
@@ -90,7 +92,7 @@ def pretrain_task(config: ml_collections.ConfigDict) -> Task:
       schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay)
   vis = config.visualize
   draw = lambda params, images: visualize.grid_png(  # noqa: E731
-      model, params, images, vis, tuple(config.data.mean), tuple(config.data.std))
+      model, params, images, vis, mean, std)
   snapshot = Snapshot(vis.every_steps, vis.num_images, draw) if vis.every_steps > 0 else None
   return Task("pretrain", model, loss_fn, make_tx, init_from="random",
               description=model_description(config), snapshot=snapshot)
@@ -107,11 +109,13 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
       bn_axis_name=DATA_AXIS, dtype=dtype_of(config.model.dtype),
       attention=config.model.attention)
   smoothing = 0.0 if probe else s.label_smoothing
+  mean, std = tuple(config.data.mean), tuple(config.data.std)
 
   def loss_fn(params, model_state, batch, rng, example_ids):
     # Drop path draws per device and micro-batch; example_ids[0] tells them apart.
     rngs = {"dropout": jax.random.fold_in(rng, example_ids[0])}
-    logits, new_state = model.apply({"params": params, **model_state}, batch["image"], train=True,
+    images = pixels.normalize(batch["image"], mean, std)
+    logits, new_state = model.apply({"params": params, **model_state}, images, train=True,
                                     rngs=rngs, mutable=list(model_state))
     labels = batch["label"]   # int (N,), or soft (N, K) under mixup/cutmix
     loss = losses.classification_loss(logits, labels, smoothing)
@@ -120,7 +124,8 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
     return loss, (dict(new_state), {"loss": loss, "top1": 100 * top1})
 
   def eval_fn(params, model_state, batch):
-    logits = model.apply({"params": params, **model_state}, batch["image"], train=False)
+    images = pixels.normalize(batch["image"], mean, std)
+    logits = model.apply({"params": params, **model_state}, images, train=False)
     w = batch["mask"]
     xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
     return {"count": w.sum(), "loss_sum": (xent * w).sum(),

@@ -158,9 +158,8 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
     sums: dict[str, float] = {}
     for b in data.eval_batches(source, source.eval_split,
                                batch_size=data_cfg.eval_batch_size // procs, image_size=size,
-                               crop_ratio=data_cfg.eval_crop_ratio,
-                               mean=tuple(data_cfg.mean), std=tuple(data_cfg.std),
-                               num_shards=procs, shard_index=pid):
+                               crop_ratio=data_cfg.eval_crop_ratio, num_shards=procs,
+                               shard_index=pid):
       out = jax.device_get(par.unreplicate(eval_step(state, par.put_batch(b))))
       for k, v in out.items():
         sums[k] = sums.get(k, 0.0) + float(v)

@@ -34,6 +34,7 @@ from ml_collections import config_flags
 
 from mae_jax.errors import ConfigError, UserError
 from mae_jax.masking import patchify, unpatchify
+from mae_jax.pixels import normalize
 
 PANELS = ("original", "masked", "reconstruction", "reconstruction + visible")
 PNG_NAME = "reconstructions_step{step}.png"
@@ -127,9 +128,10 @@ def reconstruct(model: nn.Module, params: Any, images: jax.Array, seed: int,
 
 def grid_png(model: nn.Module, params: Any, images: np.ndarray, vis: ml_collections.ConfigDict,
              mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-  """The uint8 grid of `images` (N, H, W, 3) normalised, as config.visualize `vis` says."""
-  pred, mask = reconstruct(model, params, jnp.asarray(images), vis.seed, vis.mask_ratio)
-  panels = reconstruction_panels(jnp.asarray(images), pred, mask, model.patch_size,
+  """The uint8 grid of `images` (N, H, W, 3) pixels in [0, 255], as config.visualize `vis` says."""
+  images = normalize(images, mean, std)
+  pred, mask = reconstruct(model, params, images, vis.seed, vis.mask_ratio)
+  panels = reconstruction_panels(images, pred, mask, model.patch_size,
                                  model.norm_pix_loss, mean, std)
   return panel_grid(np.asarray(panels), scale=upscale_for(images.shape[1], vis.min_panel_size))
 
@@ -174,11 +176,10 @@ def load_mae(path: str, config: ml_collections.ConfigDict) -> tuple[nn.Module, A
 
 def eval_images(d: ml_collections.ConfigDict, source: Any, num_images: int) -> np.ndarray:
   """The first `num_images` images of the eval split as config.data `d` preprocesses them:
-  (N, H, W, 3)."""
+  uint8 (N, H, W, 3)."""
   from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
   batches = data.eval_batches(source, source.eval_split, batch_size=num_images,
-                              image_size=d.image_size, crop_ratio=d.eval_crop_ratio,
-                              mean=tuple(d.mean), std=tuple(d.std))
+                              image_size=d.image_size, crop_ratio=d.eval_crop_ratio)
   batch = next(iter(batches))
   return np.asarray(batch["image"][batch["mask"] > 0])
 

@@ -9,14 +9,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mae_jax import data
+from mae_jax import data, pixels
 from mae_jax.data import digits
-from mae_jax.data import pipeline
 from mae_jax.data import sources
 from tests.helpers import mock_tfds
 
 HALF = (0.5, 0.5, 0.5)          # maps pixels to [-1, 1]
-IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # mean, std that keep pixels / 255
+IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # mean, std (erasing's noise only, here)
 
 
 def _source(images: np.ndarray, labels: np.ndarray, name: str = "toy") -> data.Source:
@@ -163,10 +162,9 @@ def test_oxford_iiit_pet_through_mock_data(mock_pets):
                                    crop_scale=(0.2, 1.0), hflip=True, mean=HALF, std=HALF,
                                    seed=0), 3)                  # 2 steps per epoch: crosses one
   for batch in train:
-    assert batch["image"].shape == (4, 32, 32, 3) and batch["image"].dtype == np.float32
-    assert np.all(np.abs(batch["image"]) <= 1)
+    assert batch["image"].shape == (4, 32, 32, 3) and batch["image"].dtype == np.uint8
     assert np.all((0 <= batch["label"]) & (batch["label"] < 37))
-  evals = list(data.eval_batches(source, "test", batch_size=4, image_size=32, mean=HALF, std=HALF))
+  evals = list(data.eval_batches(source, "test", batch_size=4, image_size=32))
   assert len(evals) == 3 and sum(b["mask"].sum() for b in evals) == 10
   labels = np.concatenate([b["label"] for b in evals])[:10]
   assert np.array_equal(labels, [ex["label"] for ex in source.load("test").as_numpy_iterator()])
@@ -174,27 +172,24 @@ def test_oxford_iiit_pet_through_mock_data(mock_pets):
 
 # ---- training order ----------------------------------------------------------------------------
 
-def test_train_batches_shapes_dtypes_and_normalisation(digits_source):
+def test_train_batches_shapes_and_dtypes(digits_source):
   batch = next(_digits_train(digits_source))
-  assert batch["image"].shape == (128, 16, 16, 3) and batch["image"].dtype == np.float32
+  assert batch["image"].shape == (128, 16, 16, 3) and batch["image"].dtype == np.uint8
   assert batch["label"].shape == (128,) and batch["label"].dtype == np.int32
-  assert batch["image"].min() >= -1 and batch["image"].max() <= 1
-  assert batch["image"].min() < -0.9 and batch["image"].max() > 0.9   # background and ink
+  assert batch["image"].min() < 10 and batch["image"].max() > 245   # background and ink
   assert set(np.unique(batch["label"])) <= set(range(10))
   assert data.num_train_steps_per_epoch(digits_source, "train", 128) == 11
 
 
-def test_normalisation_is_per_channel_for_static_and_unknown_shapes():
-  # Static shapes take same-shape constants (fast path), unknown ones broadcast: same numbers.
+def test_normalize_is_per_channel_for_uint8_and_float_pixels():
+  # What the train step does to the pipeline's pixels: uint8 (most stages) or float32 (mixing).
   mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet's, unequal per channel
-  pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3)).astype(np.uint8)
-  expected = (pixels / 255.0 - np.array(mean)) / np.array(std)
-  static = pipeline._normalize(tf.constant(pixels), mean, std)
-  dynamic = tf.function(lambda x: pipeline._normalize(x, mean, std),
-                        input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])(pixels)
-  for out in (static, dynamic):
-    assert out.dtype == tf.float32 and out.shape == (5, 7, 3)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+  image = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3)).astype(np.uint8)
+  expected = (image / 255.0 - np.array(mean)) / np.array(std)
+  for x in (image, image.astype(np.float32)):
+    out = pixels.normalize(x, mean, std)
+    assert out.dtype == np.float32 and out.shape == (2, 5, 7, 3)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_same_seed_same_stream_other_seed_differs(digits_source):
@@ -227,8 +222,8 @@ def test_each_epoch_visits_the_seeded_permutation_once():
     assert len(set(labels)) == 48
     np.testing.assert_array_equal(labels, data.epoch_permutation(7, epoch, 50)[:48])
   for batch in batches:
-    np.testing.assert_allclose(batch["image"] * 255, np.broadcast_to(
-        batch["label"][:, None, None, None].astype(np.float32), batch["image"].shape), atol=1e-3)
+    np.testing.assert_array_equal(batch["image"], np.broadcast_to(
+        batch["label"][:, None, None, None], batch["image"].shape))
 
 
 def test_far_start_step_is_computed_not_replayed():
@@ -273,7 +268,12 @@ def _asymmetric_image(size: int = 6) -> np.ndarray:
 
 def _plain_resize(image: np.ndarray, size: int) -> np.ndarray:
   resized = tf.image.resize(image, [size, size], method="bicubic", antialias=True)
-  return (tf.clip_by_value(resized, 0, 255) / 255).numpy()
+  return _as_pil_stores_it(resized.numpy())
+
+
+def _as_pil_stores_it(resized: np.ndarray) -> np.ndarray:
+  """A float resize result -> uint8, clipped and rounded half up as PIL's 8-bit resize does."""
+  return np.floor(np.clip(resized, 0, 255) + 0.5).astype(np.uint8)
 
 
 @pytest.mark.parametrize("hflip", [False, True])
@@ -284,8 +284,8 @@ def test_full_crop_is_a_plain_resize_and_hflip_mirrors_it(hflip):
                                   crop_scale=(1.0, 1.0), hflip=hflip, mean=IDENTITY[0],
                                   std=IDENTITY[1], seed=0))
   expected = _plain_resize(image, 12)
-  same = [np.allclose(out, expected, atol=1e-5) for out in batch["image"]]
-  mirrored = [np.allclose(out, expected[:, ::-1], atol=1e-5) for out in batch["image"]]
+  same = [np.array_equal(out, expected) for out in batch["image"]]
+  mirrored = [np.array_equal(out, expected[:, ::-1]) for out in batch["image"]]
   assert all(s or m for s, m in zip(same, mirrored))
   if hflip:
     assert any(same) and any(mirrored)                          # both coin outcomes occur
@@ -372,16 +372,15 @@ def test_eval_resizes_the_shorter_side_and_crops_the_centre():
   rng = np.random.default_rng(1)
   image = rng.integers(0, 256, (10, 20, 3), dtype=np.uint8)
   batch = next(data.eval_batches(_source(image[None], [0]), "train", batch_size=1, image_size=8,
-                                 crop_ratio=0.5, mean=IDENTITY[0], std=IDENTITY[1]))
+                                 crop_ratio=0.5))
   # Shorter side 10 -> int(8 / 0.5) = 16, so 10x20 -> 16x32; the central 8x8 starts at (4, 12).
   resized = tf.image.resize(image, [16, 32], method="bicubic", antialias=True)
-  expected = tf.clip_by_value(resized, 0, 255).numpy()[4:12, 12:20] / 255
-  np.testing.assert_allclose(batch["image"][0], expected, atol=1e-5)
+  np.testing.assert_array_equal(batch["image"][0], _as_pil_stores_it(resized.numpy())[4:12, 12:20])
 
 
 def test_eval_counts_every_example_once_with_padding():
   source = _index_source(50)
-  args = dict(image_size=4, mean=IDENTITY[0], std=IDENTITY[1])
+  args = dict(image_size=4)
   whole = list(data.eval_batches(source, "train", batch_size=12, **args))
   assert len(whole) == 5                                         # ceil(50 / 12)
   mask = np.concatenate([b["mask"] for b in whole])
@@ -389,8 +388,8 @@ def test_eval_counts_every_example_once_with_padding():
   images = np.concatenate([b["image"] for b in whole])
   np.testing.assert_array_equal(mask, np.arange(60) < 50)
   np.testing.assert_array_equal(labels[:50], np.arange(50))
-  np.testing.assert_allclose(images[:50] * 255, np.broadcast_to(
-      np.arange(50, dtype=np.float32)[:, None, None, None], images[:50].shape), atol=1e-3)
+  np.testing.assert_array_equal(images[:50], np.broadcast_to(
+      np.arange(50, dtype=np.uint8)[:, None, None, None], images[:50].shape))
   assert not labels[50:].any() and not images[50:].any()
 
   shards = [list(data.eval_batches(source, "train", batch_size=4, num_shards=3, shard_index=k,

@@ -17,7 +17,7 @@ def setup():
   assert jax.device_count() == 4, "conftest.py asks for 4 fake CPU devices"
   config = load_config("digits.py", "smoke")
   rs = np.random.RandomState(0)
-  batches = [{"image": rs.randn(16, 32, 32, 3).astype(np.float32),
+  batches = [{"image": rs.randint(0, 256, (16, 32, 32, 3)).astype(np.uint8),   # as tf.data gives
               "label": rs.randint(0, 10, 16).astype(np.int32)} for _ in range(STEPS)]
   return config, batches
 

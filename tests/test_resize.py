@@ -28,12 +28,16 @@ def test_matches_pil_bicubic_on_photo_crops(photos, window, size):
     crop = np.ascontiguousarray(photo[top:top + h, left:left + w])
     expected = np.asarray(Image.fromarray(crop).resize(size[::-1], Image.BICUBIC), np.float32)
     ours = pipeline._resize(tf.constant(crop), *size).numpy()  # pylint: disable=protected-access
-    assert ours.shape == expected.shape
+    rounded = resize.bicubic(tf.constant(crop), *size, dtype=tf.uint8).numpy()
+    assert ours.shape == expected.shape and rounded.dtype == np.uint8
     # PIL rounds to uint8 after each of its two passes, so up to ~1 level apart per pixel;
     # an aliasing (unfiltered) shrink or a shifted grid is several levels off on photos.
-    diff = np.abs(ours - expected)
-    assert diff.mean() < 0.6, diff.mean()
-    assert np.quantile(diff, 0.999) < 3.0
+    for out in (ours, rounded.astype(np.float32)):
+      diff = np.abs(out - expected)
+      assert diff.mean() < 0.6, diff.mean()
+      assert np.quantile(diff, 0.999) < 3.0
+    # uint8: the float result clipped and rounded half up, as PIL stores its own.
+    np.testing.assert_array_equal(rounded, np.floor(np.clip(ours, 0, 255) + 0.5))
 
 
 def test_aliasing_resize_is_caught(photos):
@@ -55,3 +59,12 @@ def test_row_pass_resize_equals_tf_antialiased_bicubic(shape, size, dtype):
   ours = resize.bicubic(tf.constant(image), *size).numpy()
   assert ours.shape == expected.shape and ours.dtype == np.float32
   np.testing.assert_allclose(ours, expected, atol=1e-3)
+
+
+def test_uint8_output_rounds_half_up_and_clips():
+  x = tf.constant([[-3.0, 0.49, 0.5, 1.5, 2.5, 254.5, 255.7, 300.0]])
+  out = resize._round_to_uint8(x).numpy()  # pylint: disable=protected-access
+  np.testing.assert_array_equal(out, [[0, 0, 1, 2, 3, 255, 255, 255]])
+  assert out.dtype == np.uint8
+  with pytest.raises(ValueError, match="float32 or uint8"):
+    resize.bicubic(tf.zeros([4, 4, 3]), 2, 2, dtype=tf.int32)

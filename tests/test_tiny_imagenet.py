@@ -144,10 +144,9 @@ def test_get_source_prepares_from_the_default_manual_dir_in_a_fixed_order(prepar
   batch = next(data.train_batches(source, "train", batch_size=8, image_size=32,
                                   crop_scale=(0.2, 1.0), hflip=True, mean=HALF, std=HALF,
                                   seed=0))
-  assert batch["image"].shape == (8, 32, 32, 3) and batch["image"].dtype == np.float32
+  assert batch["image"].shape == (8, 32, 32, 3) and batch["image"].dtype == np.uint8
   assert np.all((0 <= batch["label"]) & (batch["label"] < 200))
-  evals = list(data.eval_batches(source, "validation", batch_size=4, image_size=64, mean=HALF,
-                                 std=HALF))
+  evals = list(data.eval_batches(source, "validation", batch_size=4, image_size=64))
   assert len(evals) == 3 and sum(b["mask"].sum() for b in evals) == len(VAL_CLASSES)
   np.testing.assert_array_equal(np.concatenate([b["label"] for b in evals])[:10],
                                 [ex["label"] for ex in loaded])

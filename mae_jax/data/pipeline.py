@@ -88,13 +88,15 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
                   ) -> Iterator[Batch]:
   """Endless training batches of this shard, from global step `start_step` on.
 
-  Yields {"image": float32 (batch_size, image_size, image_size, 3), "label": int32
+  Yields {"image": (batch_size, image_size, image_size, 3) pixels in [0, 255], "label": int32
   (batch_size,)}. Per image: RandomResizedCrop(image_size, crop_scale, crop_ratio, bicubic),
-  optional horizontal flip, then `options`' RandAugment or colour jitter and random erasing;
-  pixels normalised to (x/255 - mean) / std. Per batch, if `options.mixes`: mixup/cutmix, and
-  "label" becomes float32 (batch_size, num_classes) soft labels. `batch_size` is this shard's
-  share of the global batch batch_size * num_shards. See the module docstring for the order and
-  the randomness.
+  optional horizontal flip, then `options`' RandAugment or colour jitter and random erasing
+  (whose noise is drawn to normalise with `mean` and `std` to N(0, 1)). Per batch, if
+  `options.mixes`: mixup/cutmix, and "label" becomes float32 (batch_size, num_classes) soft
+  labels. Images are uint8, rounded after resizing as PIL does, unless `options` augment
+  (float32 then); `mae_jax.pixels.normalize` turns either into the model's input.
+  `batch_size` is this shard's share of the global batch batch_size * num_shards. See the
+  module docstring for the order and the randomness.
   """
   _check_sharding(batch_size, num_shards, shard_index)
   if not 0 <= seed < 2**63:
@@ -134,8 +136,18 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
   # prefetch: the next epoch's draws are made while this one's examples are processed.
   schedule = schedule.map(with_windows).prefetch(1)
 
+  # Whole-number pixels leave as uint8 (a quarter of the bytes to batch, prefetch and move to
+  # the device): rounded inside the resize, before its last transpose. RandAugment, jitter,
+  # erasing and mixing work on float pixels.
+  as_uint8 = not (options.rand_augment_layers or options.color_jitter
+                  or options.random_erase_prob or options.mixes)
+
   def example(index, position, window, flip):
-    image = _resize(read_crop(index, window), image_size, image_size)
+    crop = read_crop(index, window)
+    if as_uint8:
+      image = resize.bicubic(crop, image_size, image_size, tf.uint8)
+    else:
+      image = _resize(crop, image_size, image_size)
     image = tf.ensure_shape(image, [image_size, image_size, 3])
     if hflip:
       # tf.cond, not tf.where: broadcasting a scalar condition over the image is ~4x slower.
@@ -153,12 +165,11 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
         image = augment.color_jitter(image, jitter_seed, options.color_jitter)
       if options.random_erase_prob > 0:
         image = augment.random_erase(image, erase_seed, options.random_erase_prob, mean, std)
-    image = _normalize(image, mean, std)
     return {"image": image, "label": labels[index], "position": position}
 
   def finish(batch):
-    # Images are normalised already: per image, while they are in cache, is cheaper than one
-    # more pass over a whole batch in memory. Mixing commutes with the per-channel affine map.
+    # Mixing before normalisation (in the train step) is the same as after: the per-channel
+    # affine map commutes with convex combinations.
     image, label = batch["image"], batch["label"]
     if options.mixes:
       step = batch["position"][0] // global_batch   # the same draw for every shard of a step
@@ -176,16 +187,16 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
 
 
 def eval_batches(source: Source, split: str, *, batch_size: int, image_size: int,
-                 crop_ratio: float = 0.875, mean: tuple[float, float, float],
-                 std: tuple[float, float, float], num_shards: int = 1, shard_index: int = 0,
+                 crop_ratio: float = 0.875, num_shards: int = 1, shard_index: int = 0,
                  ) -> Iterator[Batch]:
   """One pass over `split` in its fixed order, as this shard's padded batches.
 
   Images: bicubic resize of the shorter side to int(image_size / crop_ratio), central
-  image_size crop, normalisation. Global batch i holds examples [i*G, (i+1)*G) (G = batch_size *
-  num_shards) and shard k its part [k*batch_size, (k+1)*batch_size); every shard yields
-  ceil(n / G) batches. Padding slots have zero image and label and "mask" 0 (real ones: 1), so
-  summing over mask counts each example exactly once across all shards.
+  image_size crop; uint8 pixels (`mae_jax.pixels.normalize` makes them the model's input).
+  Global batch i holds examples [i*G, (i+1)*G) (G = batch_size * num_shards) and shard k its
+  part [k*batch_size, (k+1)*batch_size); every shard yields ceil(n / G) batches. Padding
+  slots have zero image and label and "mask" 0 (real ones: 1), so summing over mask counts
+  each example exactly once across all shards.
   """
   _check_sharding(batch_size, num_shards, shard_index)
   if not 0 < crop_ratio <= 1:
@@ -202,11 +213,11 @@ def eval_batches(source: Source, split: str, *, batch_size: int, image_size: int
     ds = ds.filter(lambda pos, ex: (pos % global_batch) // batch_size == shard_index)
   ds = ds.map(
       lambda pos, ex: {
-          "image": _normalize(_center_crop(ex["image"], resize_to, image_size), mean, std),
+          "image": _center_crop(ex["image"], resize_to, image_size),
           "label": ex["label"],
           "mask": tf.constant(1.0, tf.float32)},
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  padding = {"image": tf.zeros([image_size, image_size, 3], tf.float32),
+  padding = {"image": tf.zeros([image_size, image_size, 3], tf.uint8),
              "label": tf.constant(0, tf.int32), "mask": tf.constant(0.0, tf.float32)}
   ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat(
       num_batches * batch_size - int(mine.sum())))
@@ -268,13 +279,13 @@ def random_resized_crop_windows(sizes: np.ndarray, uniforms: np.ndarray, *,
 
 
 def _center_crop(image: tf.Tensor, resize_to: int, crop: int) -> tf.Tensor:
-  """Shorter side -> resize_to (bicubic), then the central crop x crop, as torchvision does."""
+  """Shorter side -> resize_to (bicubic), central crop x crop, as torchvision does; uint8."""
   shape = tf.cast(tf.shape(image), tf.float64)
   h, w = shape[0], shape[1]
   short = tf.constant(resize_to, tf.float64)
   new_h = tf.where(w <= h, tf.floor(short * h / w), short)
   new_w = tf.where(w <= h, short, tf.floor(short * w / h))
-  image = _resize(image, tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32))
+  image = resize.bicubic(image, tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32), tf.uint8)
   top = tf.cast(tf.round((new_h - crop) / 2), tf.int32)
   left = tf.cast(tf.round((new_w - crop) / 2), tf.int32)
   return tf.ensure_shape(image[top:top + crop, left:left + crop], [crop, crop, 3])
@@ -284,19 +295,6 @@ def _resize(image: tf.Tensor, height, width) -> tf.Tensor:
   """Bicubic resize to float32 in [0, 255], low-pass filtered when shrinking like PIL's."""
   # Bicubic overshoots at sharp edges, hence the clip to the pixel range.
   return tf.clip_by_value(resize.bicubic(image, height, width), 0.0, 255.0)
-
-
-def _normalize(image: tf.Tensor, mean, std) -> tf.Tensor:
-  """Pixels in [0, 255] (..., 3) -> (x / 255 - mean) / std, as one multiply-add."""
-  scale = 1.0 / (255.0 * np.asarray(std, np.float32))
-  offset = -np.asarray(mean, np.float32) / np.asarray(std, np.float32)
-  if image.shape.is_fully_defined():
-    # This TF build's element-wise kernels broadcast a (3,) operand over an image ~4x slower
-    # than they combine two same-shape tensors: ~1.2 against ~0.3 ms per 224 px image, a fifth
-    # of the pipeline's CPU. Same-shape constants (600 KB each at 224 px) avoid the broadcast.
-    scale = np.broadcast_to(scale, image.shape).copy()
-    offset = np.broadcast_to(offset, image.shape).copy()
-  return tf.cast(image, tf.float32) * scale + offset
 
 
 def _cache_split(source: Source, split: str):
