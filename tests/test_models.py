@@ -172,5 +172,6 @@ def test_encoder_embeds_only_kept_patches_with_the_same_tokens(pos_embed):
 
   for got, want in zip(masked(variables), reference(variables)):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
-  grads = [jax.grad(lambda v, f=f: jnp.sum(jnp.sin(f(v)[0])))(variables) for f in (masked, reference)]
+  grads = [jax.grad(lambda v, f=f: jnp.sum(jnp.sin(f(v)[0])))(variables)
+           for f in (masked, reference)]
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), *grads)

@@ -159,7 +159,8 @@ BAD_INPUTS = {
                          "global batch) is not a positive multiple of the 4 devices"),
     "dataset": (["--config.data.dataset=no_such_set"], "config.data.dataset: unknown dataset "
                 "'no_such_set'"),
-    "variant": (["--config.model.variant=Q/4"], "config.model.variant: unknown model variant 'Q/4'"),
+    "variant": (["--config.model.variant=Q/4"],
+                "config.model.variant: unknown model variant 'Q/4'"),
     "stage": (["--config.stages=pretrain,probe"], "config.stages: unknown stage 'probe'"),
     "init_from missing": (["--config.stages=linprobe", "--config.linprobe.init_from=/no/such/dir"],
                           "config.linprobe.init_from='/no/such/dir' is not an exported encoder"),

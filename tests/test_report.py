@@ -37,7 +37,8 @@ def test_report_plots_and_table(tmp_path):
   assert loss.shape[1] > acc.shape[1] > loss.shape[0]
   assert (loss < 250).any() and (acc < 250).any()           # something is drawn
   md = (tmp_path / report.RESULTS_MD).read_text()
-  rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("|")}
+  rows = {line.split(" | ")[0].strip("| "): line
+          for line in md.splitlines() if line.startswith("|")}
   assert "| 71.25 | 90.50 | 75.63 |" in rows["linear probe"]
   assert "loss 0.3333" in rows["pretrain (MAE loss)"]
   assert rows["logistic regression on raw pixels"].endswith("| 30.00 | 70.00 |  |")
