@@ -224,7 +224,7 @@ def _bench_input() -> dict[str, Any]:
         source, source.train_split, batch_size=batch, image_size=size,
         crop_scale=tuple(stage.crop_scale), crop_ratio=tuple(stage.crop_ratio),
         hflip=stage.hflip, mean=tuple(cfg.data.mean), std=tuple(cfg.data.std), seed=0,
-        start_step=round_index * (n + warm))
+        start_step=round_index * (n + warm), layout=cfg.data.batch_layout)
     for _ in range(warm):
       next(batches)
     start = time.perf_counter()
@@ -307,7 +307,8 @@ def _bench_train_step(target: str) -> dict[str, Any]:
   """Times train.make_train_step of the `target` stage on one synthetic batch, reused."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from mae_jax import config_lib, flops, optim, tasks, train  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from mae_jax import config_lib, flops, optim, pixels, tasks, train
   from mae_jax.models import decode_variant  # pylint: disable=g-import-not-at-top
   # pylint: disable-next=g-import-not-at-top
   from mae_jax.models.attention import ATTENTION_KINDS, auto_kind
@@ -341,7 +342,8 @@ def _bench_train_step(target: str) -> dict[str, Any]:
   state = par.put_state(host_state)
   rng = np.random.default_rng(0)
   # uint8 pixels, as the input pipeline delivers them: the step normalises them itself.
-  data = par.put_batch({"image": rng.integers(0, 256, (batch, size, size, 3), np.uint8),
+  image_shape = pixels.image_shape(size, config.data.batch_layout)
+  data = par.put_batch({"image": rng.integers(0, 256, (batch, *image_shape), np.uint8),
                         "label": rng.integers(0, _NUM_CLASSES.value, batch).astype(np.int32)})
   step = par.wrap(train.make_train_step(task, tx), donate_state=True)
 

@@ -94,6 +94,11 @@ def base_config() -> ml_collections.ConfigDict:
       std=IMAGENET_STD,
       eval_crop_ratio=0.875,     # eval: resize shorter side to size / ratio, center crop
       eval_batch_size=256,
+      # How train/eval batches order an image's axes: "WCH" as the resize leaves it, (W, C, H),
+      # transposed to (H, W, C) in the jitted step (the host's CPU per image is the input
+      # bottleneck; the accelerator's transpose is fused into the normalisation); "HWC" on the
+      # host. Same pixels either way.
+      batch_layout="WCH",
   ))
   # main_pretrain.py: blr 1.5e-4, wd 0.05, betas (0.9, 0.95), 40 warmup epochs, crop 0.2-1.
   c.pretrain = _stage(batch_size=4096, num_epochs=800, base_lr=1.5e-4, warmup_epochs=40,

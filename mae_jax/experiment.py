@@ -64,6 +64,9 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
     raise ConfigError("config.parallel='pmap' runs in a single process only; multi-process jobs "
                       "use 'shard_map' (the default)")
   tasks.dtype_of(config.model.dtype)
+  if config.data.batch_layout not in pixels.LAYOUTS:
+    raise ConfigError(f"config.data.batch_layout must be one of {pixels.LAYOUTS}, got "
+                      f"{config.data.batch_layout!r}")
   if config.model.attention not in ATTENTION_KINDS:
     raise ConfigError(f"config.model.attention must be one of {ATTENTION_KINDS}, got "
                       f"{config.model.attention!r}")

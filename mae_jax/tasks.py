@@ -79,11 +79,12 @@ def pretrain_task(config: ml_collections.ConfigDict) -> Task:
                            dtype=dtype_of(m.dtype), attention=m.attention)
   num_patches = (config.data.image_size // model.patch_size) ** 2
   mean, std = tuple(config.data.mean), tuple(config.data.std)
+  layout = config.data.batch_layout
 
   def loss_fn(params, model_state, batch, rng, example_ids):
     noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (num_patches,)))(
         example_ids)
-    images = pixels.normalize(batch["image"], mean, std)
+    images = pixels.normalize(batch["image"], mean, std, layout)
     loss, _, _ = model.apply({"params": params}, images, noise=noise, train=True)
     return loss, (model_state, {"loss": loss})
 
@@ -110,11 +111,12 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
       attention=config.model.attention)
   smoothing = 0.0 if probe else s.label_smoothing
   mean, std = tuple(config.data.mean), tuple(config.data.std)
+  layout = config.data.batch_layout
 
   def loss_fn(params, model_state, batch, rng, example_ids):
     # Drop path draws per device and micro-batch; example_ids[0] tells them apart.
     rngs = {"dropout": jax.random.fold_in(rng, example_ids[0])}
-    images = pixels.normalize(batch["image"], mean, std)
+    images = pixels.normalize(batch["image"], mean, std, layout)
     logits, new_state = model.apply({"params": params, **model_state}, images, train=True,
                                     rngs=rngs, mutable=list(model_state))
     labels = batch["label"]   # int (N,), or soft (N, K) under mixup/cutmix
@@ -124,7 +126,7 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
     return loss, (dict(new_state), {"loss": loss, "top1": 100 * top1})
 
   def eval_fn(params, model_state, batch):
-    images = pixels.normalize(batch["image"], mean, std)
+    images = pixels.normalize(batch["image"], mean, std, layout)
     logits = model.apply({"params": params, **model_state}, images, train=False)
     w = batch["mask"]
     xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])

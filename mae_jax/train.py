@@ -149,7 +149,8 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
       source, source.train_split, batch_size=batch // procs, image_size=size,
       crop_scale=tuple(cfg.crop_scale), crop_ratio=tuple(cfg.crop_ratio), hflip=cfg.hflip,
       mean=tuple(data_cfg.mean), std=tuple(data_cfg.std), seed=seed, start_step=start,
-      num_shards=procs, shard_index=pid, options=data.Augment.from_config(cfg))
+      num_shards=procs, shard_index=pid, options=data.Augment.from_config(cfg),
+      layout=data_cfg.batch_layout)
 
   def evaluate() -> dict[str, float]:
     # Opening a dataset must not overlap a checkpoint write: TFDS's mock_data (tests) swaps the
@@ -159,7 +160,7 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
     for b in data.eval_batches(source, source.eval_split,
                                batch_size=data_cfg.eval_batch_size // procs, image_size=size,
                                crop_ratio=data_cfg.eval_crop_ratio, num_shards=procs,
-                               shard_index=pid):
+                               shard_index=pid, layout=data_cfg.batch_layout):
       out = jax.device_get(par.unreplicate(eval_step(state, par.put_batch(b))))
       for k, v in out.items():
         sums[k] = sums.get(k, 0.0) + float(v)

@@ -5,6 +5,7 @@ import importlib.util
 import os
 
 import ml_collections
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
@@ -17,6 +18,11 @@ def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg) if arg else module.get_config()
+
+
+def as_pil_stores_it(resized: np.ndarray) -> np.ndarray:
+  """A float resize result -> uint8, clipped and rounded half up as PIL's 8-bit resize does."""
+  return np.floor(np.clip(resized, 0, 255) + 0.5).astype(np.uint8)
 
 
 @contextlib.contextmanager

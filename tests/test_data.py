@@ -12,9 +12,10 @@ import tensorflow_datasets as tfds
 from mae_jax import data, pixels
 from mae_jax.data import digits
 from mae_jax.data import sources
-from tests.helpers import mock_tfds
+from mae_jax.data import resize
+from tests.helpers import as_pil_stores_it, mock_tfds
 
-HALF = (0.5, 0.5, 0.5)          # maps pixels to [-1, 1]
+HALF = (0.5, 0.5, 0.5)          # mean, std (erasing's noise only: the pipeline hands over pixels)
 IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # mean, std (erasing's noise only, here)
 
 
@@ -192,6 +193,35 @@ def test_normalize_is_per_channel_for_uint8_and_float_pixels():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_wch_layout_holds_the_same_pixels_in_every_pipeline(digits_source):
+  """layout "WCH" (config.data.batch_layout's default) is the "HWC" batch, transposed."""
+  to_wch = lambda x: np.transpose(x, (0, 2, 3, 1))               # noqa: E731
+  mixing = data.Augment(rand_augment_layers=2, random_erase_prob=0.5, mixup_alpha=0.8,
+                        cutmix_alpha=1.0)
+  for options in (data.Augment(), mixing):                       # uint8, and float32 fine-tune
+    hwc, wch = (_take(_digits_train(digits_source, seed=5, options=options, layout=layout), 2)
+                for layout in ("HWC", "WCH"))
+    for a, b in zip(hwc, wch):
+      assert b["image"].shape == (128, 16, 3, 16) and b["image"].dtype == a["image"].dtype
+      np.testing.assert_array_equal(b["image"], to_wch(a["image"]))
+      np.testing.assert_array_equal(b["label"], a["label"])
+  # Evaluation, padding included (360 test digits in batches of 100).
+  hwc, wch = (list(data.eval_batches(digits_source, "test", batch_size=100, image_size=16,
+                                     crop_ratio=0.7, layout=layout)) for layout in ("HWC", "WCH"))
+  assert len(wch) == 4 and not wch[-1]["image"][60:].any()
+  for a, b in zip(hwc, wch):
+    np.testing.assert_array_equal(b["image"], to_wch(a["image"]))
+  # The train step's normalisation puts the axes back.
+  mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+  np.testing.assert_array_equal(pixels.normalize(wch[0]["image"], mean, std, "WCH"),
+                                pixels.normalize(hwc[0]["image"], mean, std))
+  assert pixels.LAYOUTS == resize.LAYOUTS
+  with pytest.raises(ValueError, match="layout must be one of"):
+    _digits_train(digits_source, layout="CHW")
+  with pytest.raises(ValueError, match="layout must be one of"):
+    pixels.normalize(wch[0]["image"], mean, std, "CHW")
+
+
 def test_same_seed_same_stream_other_seed_differs(digits_source):
   first = _take(_digits_train(digits_source, seed=3), 2)
   again = _take(_digits_train(digits_source, seed=3), 2)
@@ -268,12 +298,7 @@ def _asymmetric_image(size: int = 6) -> np.ndarray:
 
 def _plain_resize(image: np.ndarray, size: int) -> np.ndarray:
   resized = tf.image.resize(image, [size, size], method="bicubic", antialias=True)
-  return _as_pil_stores_it(resized.numpy())
-
-
-def _as_pil_stores_it(resized: np.ndarray) -> np.ndarray:
-  """A float resize result -> uint8, clipped and rounded half up as PIL's 8-bit resize does."""
-  return np.floor(np.clip(resized, 0, 255) + 0.5).astype(np.uint8)
+  return as_pil_stores_it(resized.numpy())
 
 
 @pytest.mark.parametrize("hflip", [False, True])
@@ -375,7 +400,7 @@ def test_eval_resizes_the_shorter_side_and_crops_the_centre():
                                  crop_ratio=0.5))
   # Shorter side 10 -> int(8 / 0.5) = 16, so 10x20 -> 16x32; the central 8x8 starts at (4, 12).
   resized = tf.image.resize(image, [16, 32], method="bicubic", antialias=True)
-  np.testing.assert_array_equal(batch["image"][0], _as_pil_stores_it(resized.numpy())[4:12, 12:20])
+  np.testing.assert_array_equal(batch["image"][0], as_pil_stores_it(resized.numpy())[4:12, 12:20])
 
 
 def test_eval_counts_every_example_once_with_padding():

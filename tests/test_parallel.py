@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mae_jax import optim, tasks, train
+from mae_jax import optim, pixels, tasks, train
 from mae_jax.parallel import DataParallel
 from tests.helpers import load_config
 
@@ -17,7 +17,8 @@ def setup():
   assert jax.device_count() == 4, "conftest.py asks for 4 fake CPU devices"
   config = load_config("digits.py", "smoke")
   rs = np.random.RandomState(0)
-  batches = [{"image": rs.randint(0, 256, (16, 32, 32, 3)).astype(np.uint8),   # as tf.data gives
+  shape = (16, *pixels.image_shape(32, config.data.batch_layout))    # as tf.data gives them
+  batches = [{"image": rs.randint(0, 256, shape).astype(np.uint8),
               "label": rs.randint(0, 10, 16).astype(np.int32)} for _ in range(STEPS)]
   return config, batches
 

@@ -8,6 +8,7 @@ from sklearn.datasets import load_sample_images
 
 from mae_jax.data import pipeline
 from mae_jax.data import resize
+from tests.helpers import as_pil_stores_it
 
 # (top, left, height, width) crops of the 427x640 sample photos, and output sizes: shrinking by
 # up to 2.9x, enlarging, and mixed (one side shrinks, the other grows), as RandomResizedCrop does.
@@ -37,7 +38,7 @@ def test_matches_pil_bicubic_on_photo_crops(photos, window, size):
       assert diff.mean() < 0.6, diff.mean()
       assert np.quantile(diff, 0.999) < 3.0
     # uint8: the float result clipped and rounded half up, as PIL stores its own.
-    np.testing.assert_array_equal(rounded, np.floor(np.clip(ours, 0, 255) + 0.5))
+    np.testing.assert_array_equal(rounded, as_pil_stores_it(ours))
 
 
 def test_aliasing_resize_is_caught(photos):
@@ -59,6 +60,11 @@ def test_row_pass_resize_equals_tf_antialiased_bicubic(shape, size, dtype):
   ours = resize.bicubic(tf.constant(image), *size).numpy()
   assert ours.shape == expected.shape and ours.dtype == np.float32
   np.testing.assert_allclose(ours, expected, atol=1e-3)
+  # layout "WCH": the same numbers without the last transpose, float and rounded.
+  for out_dtype in (tf.float32, tf.uint8):
+    hwc = resize.bicubic(tf.constant(image), *size, dtype=out_dtype).numpy()
+    wch = resize.bicubic(tf.constant(image), *size, dtype=out_dtype, layout="WCH").numpy()
+    np.testing.assert_array_equal(wch, hwc.transpose(1, 2, 0))
 
 
 def test_uint8_output_rounds_half_up_and_clips():
@@ -68,3 +74,5 @@ def test_uint8_output_rounds_half_up_and_clips():
   assert out.dtype == np.uint8
   with pytest.raises(ValueError, match="float32 or uint8"):
     resize.bicubic(tf.zeros([4, 4, 3]), 2, 2, dtype=tf.int32)
+  with pytest.raises(ValueError, match="layout must be one of"):
+    resize.bicubic(tf.zeros([4, 4, 3]), 2, 2, layout="CHW")
