@@ -223,8 +223,8 @@ def _bench_input() -> dict[str, Any]:
     batches = data.train_batches(
         source, source.train_split, batch_size=batch, image_size=size,
         crop_scale=tuple(stage.crop_scale), crop_ratio=tuple(stage.crop_ratio),
-        hflip=stage.hflip, mean=tuple(cfg.data.mean), std=tuple(cfg.data.std), seed=0,
-        start_step=round_index * (n + warm), layout=cfg.data.batch_layout)
+        hflip=stage.hflip, seed=0, start_step=round_index * (n + warm),
+        layout=cfg.data.batch_layout)
     for _ in range(warm):
       next(batches)
     start = time.perf_counter()

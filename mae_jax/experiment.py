@@ -169,7 +169,7 @@ def raw_pixels_baseline(config: ml_collections.ConfigDict, source: Any) -> dict[
                                image_size=config.data.image_size,
                                crop_ratio=config.data.eval_crop_ratio):
       keep = b["mask"] > 0
-      images = np.asarray(pixels.normalize(b["image"][keep], config.data.mean, config.data.std))
+      images = pixels.normalize(b["image"][keep], config.data.mean, config.data.std)  # NumPy
       xs.append(images.reshape(keep.sum(), -1))
       ys.append(b["label"][keep])
     return np.concatenate(xs), np.concatenate(ys)

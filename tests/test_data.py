@@ -4,6 +4,7 @@ augmentation and the padded evaluation pass. Offline: digits, toy sources and TF
 import itertools
 import os
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,12 +12,11 @@ import tensorflow_datasets as tfds
 
 from mae_jax import data, pixels
 from mae_jax.data import digits
-from mae_jax.data import sources
 from mae_jax.data import resize
+from mae_jax.data import sources
 from tests.helpers import as_pil_stores_it, mock_tfds
 
-HALF = (0.5, 0.5, 0.5)          # mean, std (erasing's noise only: the pipeline hands over pixels)
-IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # mean, std (erasing's noise only, here)
+HALF = (0.5, 0.5, 0.5)          # mean and std, for random erasing's noise
 
 
 def _source(images: np.ndarray, labels: np.ndarray, name: str = "toy") -> data.Source:
@@ -40,8 +40,7 @@ def _take(iterator, count: int) -> list[dict[str, np.ndarray]]:
 
 
 def _digits_train(source, **kwargs):
-  args = dict(batch_size=128, image_size=16, crop_scale=(0.2, 1.0), hflip=True, mean=HALF,
-              std=HALF, seed=0)
+  args = dict(batch_size=128, image_size=16, crop_scale=(0.2, 1.0), hflip=True, seed=0)
   return data.train_batches(source, "train", **{**args, **kwargs})
 
 
@@ -160,8 +159,7 @@ def test_oxford_iiit_pet_through_mock_data(mock_pets):
   assert len({ex["image"].shape for ex in examples}) > 1        # images of varying size
 
   train = _take(data.train_batches(source, "train", batch_size=4, image_size=32,
-                                   crop_scale=(0.2, 1.0), hflip=True, mean=HALF, std=HALF,
-                                   seed=0), 3)                  # 2 steps per epoch: crosses one
+                                   crop_scale=(0.2, 1.0), hflip=True, seed=0), 3)                  # 2 steps per epoch: crosses one
   for batch in train:
     assert batch["image"].shape == (4, 32, 32, 3) and batch["image"].dtype == np.uint8
     assert np.all((0 <= batch["label"]) & (batch["label"] < 37))
@@ -187,10 +185,12 @@ def test_normalize_is_per_channel_for_uint8_and_float_pixels():
   mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet's, unequal per channel
   image = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3)).astype(np.uint8)
   expected = (image / 255.0 - np.array(mean)) / np.array(std)
-  for x in (image, image.astype(np.float32)):
+  for x in (image, image.astype(np.float32), jnp.asarray(image)):
     out = pixels.normalize(x, mean, std)
     assert out.dtype == np.float32 and out.shape == (2, 5, 7, 3)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    # Host arrays stay on the host (the scikit-learn baseline); device arrays on the device.
+    assert isinstance(out, np.ndarray) == isinstance(x, np.ndarray)
 
 
 def test_wch_layout_holds_the_same_pixels_in_every_pipeline(digits_source):
@@ -199,8 +199,8 @@ def test_wch_layout_holds_the_same_pixels_in_every_pipeline(digits_source):
   mixing = data.Augment(rand_augment_layers=2, random_erase_prob=0.5, mixup_alpha=0.8,
                         cutmix_alpha=1.0)
   for options in (data.Augment(), mixing):                       # uint8, and float32 fine-tune
-    hwc, wch = (_take(_digits_train(digits_source, seed=5, options=options, layout=layout), 2)
-                for layout in ("HWC", "WCH"))
+    hwc, wch = (_take(_digits_train(digits_source, seed=5, options=options, layout=layout,
+                                    mean=HALF, std=HALF), 2) for layout in ("HWC", "WCH"))
     for a, b in zip(hwc, wch):
       assert b["image"].shape == (128, 16, 3, 16) and b["image"].dtype == a["image"].dtype
       np.testing.assert_array_equal(b["image"], to_wch(a["image"]))
@@ -218,6 +218,8 @@ def test_wch_layout_holds_the_same_pixels_in_every_pipeline(digits_source):
   assert pixels.LAYOUTS == resize.LAYOUTS
   with pytest.raises(ValueError, match="layout must be one of"):
     _digits_train(digits_source, layout="CHW")
+  with pytest.raises(ValueError, match="pass both"):               # erasing needs mean and std
+    _digits_train(digits_source, options=mixing)
   with pytest.raises(ValueError, match="layout must be one of"):
     pixels.normalize(wch[0]["image"], mean, std, "CHW")
 
@@ -245,8 +247,7 @@ def test_each_epoch_visits_the_seeded_permutation_once():
   source = _index_source(50)
   # 6 steps of 8 per epoch (2 examples dropped); augmentation on: constant images survive it.
   batches = _take(data.train_batches(source, "train", batch_size=8, image_size=5,
-                                     crop_scale=(0.1, 1.0), hflip=True, mean=IDENTITY[0],
-                                     std=IDENTITY[1], seed=7), 12)
+                                     crop_scale=(0.1, 1.0), hflip=True, seed=7), 12)
   for epoch in range(2):
     labels = np.concatenate([b["label"] for b in batches[6 * epoch:6 * epoch + 6]])
     assert len(set(labels)) == 48
@@ -261,8 +262,8 @@ def test_far_start_step_is_computed_not_replayed():
   source = _index_source(50)
   step = 10**9
   batch = next(data.train_batches(source, "train", batch_size=8, image_size=4,
-                                  crop_scale=(1.0, 1.0), hflip=False, mean=IDENTITY[0],
-                                  std=IDENTITY[1], seed=1, start_step=step))
+                                  crop_scale=(1.0, 1.0), hflip=False, seed=1,
+                                  start_step=step))
   epoch, i = divmod(step, 6)
   expected = data.epoch_permutation(1, epoch, 50)[8 * i:8 * i + 8]
   np.testing.assert_array_equal(batch["label"], expected)
@@ -306,8 +307,7 @@ def test_full_crop_is_a_plain_resize_and_hflip_mirrors_it(hflip):
   image = _asymmetric_image()
   source = _source(np.stack([image] * 16), np.zeros(16))
   batch = next(data.train_batches(source, "train", batch_size=16, image_size=12,
-                                  crop_scale=(1.0, 1.0), hflip=hflip, mean=IDENTITY[0],
-                                  std=IDENTITY[1], seed=0))
+                                  crop_scale=(1.0, 1.0), hflip=hflip, seed=0))
   expected = _plain_resize(image, 12)
   same = [np.array_equal(out, expected) for out in batch["image"]]
   mirrored = [np.array_equal(out, expected[:, ::-1]) for out in batch["image"]]

@@ -82,7 +82,8 @@ def train_schedule(num_examples: int, *, seed: int, batch_size: int, num_shards:
 def train_batches(source: Source, split: str, *, batch_size: int, image_size: int,
                   crop_scale: tuple[float, float],
                   crop_ratio: tuple[float, float] = (3 / 4, 4 / 3), hflip: bool,
-                  mean: tuple[float, float, float], std: tuple[float, float, float], seed: int,
+                  seed: int, mean: tuple[float, float, float] | None = None,
+                  std: tuple[float, float, float] | None = None,
                   start_step: int = 0, num_shards: int = 1, shard_index: int = 0,
                   options: augment.Augment = augment.Augment(), layout: str = "HWC",
                   ) -> Iterator[Batch]:
@@ -91,7 +92,8 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
   Yields {"image": (batch_size, image_size, image_size, 3) pixels in [0, 255], "label": int32
   (batch_size,)}. Per image: RandomResizedCrop(image_size, crop_scale, crop_ratio, bicubic),
   optional horizontal flip, then `options`' RandAugment or colour jitter and random erasing
-  (whose noise is drawn to normalise with `mean` and `std` to N(0, 1)). Per batch, if
+  (whose noise is drawn to normalise with `mean` and `std`, the train step's normalisation,
+  to N(0, 1); nothing else uses them). Per batch, if
   `options.mixes`: mixup/cutmix, and "label" becomes float32 (batch_size, num_classes) soft
   labels. Images are uint8, rounded after resizing as PIL does, unless `options` augment
   (float32 then); `mae_jax.pixels.normalize` turns either into the model's input. layout
@@ -105,6 +107,9 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
     raise ValueError(f"seed must be in [0, 2**63), got {seed}")
   if start_step < 0:
     raise ValueError(f"start_step must be >= 0, got {start_step}")
+  if options.random_erase_prob and (mean is None or std is None):
+    raise ValueError("random erasing draws its noise to normalise with the train step's mean "
+                     "and std: pass both")
   if not 0 < crop_scale[0] <= crop_scale[1]:
     raise ValueError(f"crop_scale must satisfy 0 < min <= max, got {crop_scale}")
   if not 0 < crop_ratio[0] <= crop_ratio[1]:
