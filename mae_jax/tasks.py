@@ -71,6 +71,14 @@ def model_description(config: ml_collections.ConfigDict) -> dict[str, Any]:
               patch_size=v.patch_size, mlp_ratio=v.mlp_ratio, image_size=config.data.image_size)
 
 
+def model_inputs(config: ml_collections.ConfigDict) -> Callable[[Batch], jax.Array]:
+  """batch -> float32 (N, H, W, C) model input: its pixels normalised as config.data says, in
+  the jitted step (one function, so that training and evaluation cannot differ)."""
+  mean, std = tuple(config.data.mean), tuple(config.data.std)
+  layout = config.data.batch_layout
+  return lambda batch: pixels.normalize(batch["image"], mean, std, layout)
+
+
 def pretrain_task(config: ml_collections.ConfigDict) -> Task:
   m = config.model
   model = mae_from_variant(m.variant, decoder_width=m.decoder_width,
@@ -78,14 +86,12 @@ def pretrain_task(config: ml_collections.ConfigDict) -> Task:
                            mask_ratio=m.mask_ratio, norm_pix_loss=m.norm_pix_loss,
                            dtype=dtype_of(m.dtype), attention=m.attention)
   num_patches = (config.data.image_size // model.patch_size) ** 2
-  mean, std = tuple(config.data.mean), tuple(config.data.std)
-  layout = config.data.batch_layout
+  inputs = model_inputs(config)
 
   def loss_fn(params, model_state, batch, rng, example_ids):
     noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (num_patches,)))(
         example_ids)
-    images = pixels.normalize(batch["image"], mean, std, layout)
-    loss, _, _ = model.apply({"params": params}, images, noise=noise, train=True)
+    loss, _, _ = model.apply({"params": params}, inputs(batch), noise=noise, train=True)
     return loss, (model_state, {"loss": loss})
 
   s = config.pretrain
@@ -93,7 +99,7 @@ def pretrain_task(config: ml_collections.ConfigDict) -> Task:
       schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay)
   vis = config.visualize
   draw = lambda params, images: visualize.grid_png(  # noqa: E731
-      model, params, images, vis, mean, std)
+      model, params, images, vis, tuple(config.data.mean), tuple(config.data.std))
   snapshot = Snapshot(vis.every_steps, vis.num_images, draw) if vis.every_steps > 0 else None
   return Task("pretrain", model, loss_fn, make_tx, init_from="random",
               description=model_description(config), snapshot=snapshot)
@@ -110,14 +116,12 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
       bn_axis_name=DATA_AXIS, dtype=dtype_of(config.model.dtype),
       attention=config.model.attention)
   smoothing = 0.0 if probe else s.label_smoothing
-  mean, std = tuple(config.data.mean), tuple(config.data.std)
-  layout = config.data.batch_layout
+  inputs = model_inputs(config)
 
   def loss_fn(params, model_state, batch, rng, example_ids):
     # Drop path draws per device and micro-batch; example_ids[0] tells them apart.
     rngs = {"dropout": jax.random.fold_in(rng, example_ids[0])}
-    images = pixels.normalize(batch["image"], mean, std, layout)
-    logits, new_state = model.apply({"params": params, **model_state}, images, train=True,
+    logits, new_state = model.apply({"params": params, **model_state}, inputs(batch), train=True,
                                     rngs=rngs, mutable=list(model_state))
     labels = batch["label"]   # int (N,), or soft (N, K) under mixup/cutmix
     loss = losses.classification_loss(logits, labels, smoothing)
@@ -126,8 +130,7 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
     return loss, (dict(new_state), {"loss": loss, "top1": 100 * top1})
 
   def eval_fn(params, model_state, batch):
-    images = pixels.normalize(batch["image"], mean, std, layout)
-    logits = model.apply({"params": params, **model_state}, images, train=False)
+    logits = model.apply({"params": params, **model_state}, inputs(batch), train=False)
     w = batch["mask"]
     xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
     return {"count": w.sum(), "loss_sum": (xent * w).sum(),

@@ -102,7 +102,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
   module docstring for the order and the randomness.
   """
   _check_sharding(batch_size, num_shards, shard_index)
-  _check_layout(layout)
+  resize.check_layout(layout)
   if not 0 <= seed < 2**63:
     raise ValueError(f"seed must be in [0, 2**63), got {seed}")
   if start_step < 0:
@@ -218,7 +218,7 @@ def eval_batches(source: Source, split: str, *, batch_size: int, image_size: int
   each example exactly once across all shards.
   """
   _check_sharding(batch_size, num_shards, shard_index)
-  _check_layout(layout)
+  resize.check_layout(layout)
   if not 0 < crop_ratio <= 1:
     raise ValueError(f"crop_ratio must be in (0, 1], got {crop_ratio}")
   num_examples = source.num_examples(split)
@@ -317,11 +317,6 @@ def _center_crop(image: tf.Tensor, resize_to: int, crop: int, layout: str) -> tf
 def _image_shape(size: int, layout: str) -> list[int]:
   """The shape of a size x size RGB image with its axes in `layout` order."""
   return [3 if a == "C" else size for a in layout]
-
-
-def _check_layout(layout: str) -> None:
-  if layout not in resize.LAYOUTS:
-    raise ValueError(f"layout must be one of {resize.LAYOUTS}, got {layout!r}")
 
 
 def _resize(image: tf.Tensor, height, width) -> tf.Tensor:

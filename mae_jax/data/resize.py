@@ -40,8 +40,7 @@ def bicubic(image: tf.Tensor, height, width, dtype: tf.DType = tf.float32,
   [0, 255] and rounded half up, as PIL stores a resized 8-bit image. layout "WCH": the same
   pixels as (width, C, height), without the last transpose.
   """
-  if layout not in LAYOUTS:
-    raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+  check_layout(layout)
   shape = tf.shape(image)
   h, w, c = shape[0], shape[1], shape[2]
   height = tf.convert_to_tensor(height, tf.int32)
@@ -62,6 +61,11 @@ def bicubic(image: tf.Tensor, height, width, dtype: tf.DType = tf.float32,
   # (width*C, height) -> (height, width*C): back to rows of interleaved pixels.
   out = tf.transpose(out)
   return tf.reshape(out, tf.stack([height, width, c]))
+
+
+def check_layout(layout: str) -> None:
+  if layout not in LAYOUTS:
+    raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
 
 def _round_to_uint8(x: tf.Tensor) -> tf.Tensor:
