@@ -8,9 +8,9 @@ import pytest
 from mae_jax.models import matmul
 
 
-@pytest.mark.parametrize("shape,barriers", [((2, 7, 5, 12), 1), ((2, 7, 12, 5), 2), ((9, 4, 4), 1)])
-def test_cpu_matmul_values_and_gradients(shape, barriers):
-  # (N, T, K, N_out): the first copies x^T, the second dy^T (both branches); 2-D input too.
+@pytest.mark.parametrize("shape", [(2, 7, 5, 12), (2, 7, 12, 5), (9, 4, 4)])
+def test_cpu_matmul_values_and_gradients(shape):
+  # (N, T, K, N_out): wider and narrower outputs than inputs; 2-D input too.
   *lead, k, n = shape
   kx, kw, kc = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(kx, (*lead, k))
@@ -23,9 +23,9 @@ def test_cpu_matmul_values_and_gradients(shape, barriers):
   for g, r in zip(got, want):
     assert g.shape == r.shape
     np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
-  # x^T copied: one barrier; dy^T copied and the result transposed back: two.
+  # The weight gradient's dot takes a copy of x^T kept by one barrier.
   jaxpr = str(jax.make_jaxpr(jax.grad(loss(matmul.cpu_matmul), (0, 1)))(x, w))
-  assert jaxpr.count("optimization_barrier") == barriers
+  assert jaxpr.count("optimization_barrier") == 1
 
 
 def test_cpu_matmul_bfloat16_gradient_dtypes():

@@ -4,11 +4,18 @@ Why: a Dense layer's weight gradient x^T @ dy contracts over the leading (token)
 both operands. XLA:CPU hands a dot to YNNPACK, its fast GEMM, only if the left operand is
 row-major in the contraction (a transposed right operand is fine, as in dx = dy @ w^T); for
 x^T @ dy it instead transposes the activation gradient dy (the larger operand in the MLP's
-fc1) into a copy and runs Eigen's slower GEMM. Here the backward pass transposes one of x
-and dy itself (whichever moves less memory), behind an optimization barrier so that XLA
-keeps that copy, and the row-major dot goes to YNNPACK. Measured on a 2-core CPU, B/16 @224
-batch 8 pretrain step, paired rounds taking turns: 2-5% less time per step; 7% together
-with whole-batch attention (models/attention.py).
+fc1) into a copy and runs Eigen's slower GEMM. Here the backward pass makes a transposed
+copy of x itself, behind an optimization barrier so that XLA keeps that copy, and the
+row-major dot goes to YNNPACK. Measured on a 2-core CPU, B/16 @224 batch 8 pretrain step,
+paired rounds taking turns: 2-5% less time per step; 7% together with whole-batch attention
+(models/attention.py).
+
+Why x^T and never dy^T (then the (N, K) result back), even where dy is the smaller
+operand (the decoder's fc2: M=1576, K=2048, N=512): XLA fuses the result's transpose into
+each of the optimizer's elementwise updates that read the gradient, as strided reads, and
+those cost more than the larger copy. Single-core profiles of the B/16 step: the decoder
+fc2 kernels' updates took 170-270 ms per step that way; with x^T they take 29 ms, and the
+copies of x^T 57 ms.
 
 Other backends get the plain dot: GPUs and TPUs take transposed operands for free, and the
 forced copy would only cost memory traffic there. Both forms give the same values up to
@@ -23,17 +30,8 @@ _barrier = jax.lax.optimization_barrier
 
 
 def _weight_grad(x: jax.Array, dy: jax.Array) -> jax.Array:
-  """x (M, K), dy (M, N) -> x^T dy (K, N) as one row-major dot on a transposed copy.
-
-  Copies x^T (M*K elements), or else dy^T and then the (N, K) result back (M*N + K*N),
-  whichever moves less: dy^T for the decoder's fc2 (M=1576, K=2048, N=512), x^T for the
-  encoder's fc2 at mask 0.75 (M=400, K=3072, N=768).
-  """
-  m, k = x.shape
-  n = dy.shape[1]
-  if m * k <= m * n + k * n:
-    return _barrier(x.T) @ dy
-  return _barrier(_barrier(dy.T) @ x).T
+  """x (M, K), dy (M, N) -> x^T dy (K, N) as one row-major dot on a transposed copy of x."""
+  return _barrier(x.T) @ dy
 
 
 @jax.custom_vjp
