@@ -78,15 +78,9 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
     raise ConfigError(f"config.data.eval_batch_size={config.data.eval_batch_size} is not a "
                       f"positive multiple of the {devices} devices")
   for _, stage, init_from in _runs(config):
-    cfg = config[stage]
-    if cfg.batch_size <= 0 or cfg.batch_size % devices:
-      raise ConfigError(f"config.{stage}.batch_size={cfg.batch_size} (the global batch) is not a "
-                        f"positive multiple of the {devices} devices")
-    if cfg.grad_accum_steps < 1 or (cfg.batch_size // devices) % cfg.grad_accum_steps:
-      raise ConfigError(f"config.{stage}.grad_accum_steps={cfg.grad_accum_steps} does not divide "
-                        f"the per-device batch {cfg.batch_size // devices}")
+    train.check_batch_size(config[stage], devices, f"config.{stage}")
     if stage != "pretrain":
-      _check_init_from(config, stage, init_from or cfg.init_from, workdir)
+      _check_init_from(config, stage, init_from or config[stage].init_from, workdir)
 
 
 def _check_init_from(config: ml_collections.ConfigDict, stage: str, init_from: str,

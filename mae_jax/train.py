@@ -105,6 +105,16 @@ def stage_steps(cfg: ml_collections.ConfigDict, steps_per_epoch: int) -> tuple[i
   return max(total, 1), int(round(cfg.warmup_epochs * steps_per_epoch))
 
 
+def check_batch_size(cfg: ml_collections.ConfigDict, devices: int, where: str) -> None:
+  """A stage's global batch must split evenly over the devices, then into grad_accum_steps."""
+  if cfg.batch_size <= 0 or cfg.batch_size % devices:
+    raise ConfigError(f"{where}.batch_size={cfg.batch_size} (the global batch) is not a "
+                      f"positive multiple of the {devices} devices")
+  if cfg.grad_accum_steps < 1 or (cfg.batch_size // devices) % cfg.grad_accum_steps:
+    raise ConfigError(f"{where}.grad_accum_steps={cfg.grad_accum_steps} does not divide "
+                      f"the per-device batch {cfg.batch_size // devices}")
+
+
 def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collections.ConfigDict,
                 source: Any, workdir: str, seed: int, parallel: str = "shard_map",
                 ) -> dict[str, Any]:
@@ -116,10 +126,7 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
 
   par = DataParallel(parallel)
   batch = cfg.batch_size
-  par.check_batch(batch, "batch_size")
-  if (batch // par.num_devices) % cfg.grad_accum_steps:
-    raise ConfigError(f"batch_size {batch} / {par.num_devices} devices is not divisible by "
-                     f"grad_accum_steps={cfg.grad_accum_steps}")
+  check_batch_size(cfg, par.num_devices, f"config.{task.name}")
   spe = data.num_train_steps_per_epoch(source, source.train_split, batch)
   if spe < 1:
     raise ConfigError(f"batch_size={batch} exceeds the {source.split_sizes[source.train_split]} "

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,8 +35,8 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir: str, *flags: str) -> list[subprocess.CompletedProcess]:
-  """Runs the 2-process job to the end; `flags` override the defaults."""
+def _start(workdir: str, *flags: str) -> tuple[list[subprocess.Popen], list]:
+  """Starts the 2-process job; `flags` override the defaults. -> (processes, their logs)."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
              JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
   port = _free_port()
@@ -50,6 +51,16 @@ def _launch(workdir: str, *flags: str) -> list[subprocess.CompletedProcess]:
        *flags],
       cwd=REPO, env=env, stdout=logs[2 * i], stderr=logs[2 * i + 1], text=True)
       for i in range(2)]
+  return procs, logs
+
+
+def _output_so_far(log) -> str:
+  # pread leaves the file offset alone: the child process writes through the same one.
+  return os.pread(log.fileno(), 1 << 22, 0).decode(errors="replace")
+
+
+def _wait(procs: list[subprocess.Popen], logs: list) -> list[subprocess.CompletedProcess]:
+  """Waits for both processes (TIMEOUT_S in all); -> their exit codes and output."""
   deadline = time.monotonic() + TIMEOUT_S
   try:
     for p in procs:
@@ -71,6 +82,11 @@ def _launch(workdir: str, *flags: str) -> list[subprocess.CompletedProcess]:
   for log in logs:
     log.close()
   return results
+
+
+def _launch(workdir: str, *flags: str) -> list[subprocess.CompletedProcess]:
+  """Runs the 2-process job to the end; `flags` override the defaults."""
+  return _wait(*_start(workdir, *flags))
 
 
 def _check_ok(results: list[subprocess.CompletedProcess]) -> None:
@@ -134,6 +150,31 @@ def test_two_processes_resume_together_past_a_damaged_checkpoint(multi_run):
   assert sorted(os.listdir(os.path.join(stage_dir, "checkpoints")), key=int) == ["6", "9"]
   assert os.listdir(os.path.join(stage_dir, "checkpoints_damaged")) == ["6"]
   assert os.path.exists(os.path.join(stage_dir, "result.json"))
+
+
+def test_sigterm_to_one_process_stops_both_at_one_saved_step(tmp_path):
+  # A spot VM or a SLURM node going away signals its own process only. JAX's preemption sync
+  # manager must make both processes stop after the same step and save it collectively.
+  workdir = str(tmp_path)
+  procs, logs = _start(workdir, "--config.stages=pretrain", "--config.pretrain.num_steps=5000",
+                       "--config.pretrain.checkpoint_every_steps=5000")
+  deadline = time.monotonic() + TIMEOUT_S
+  while ("[pretrain] train step 4:" not in _output_so_far(logs[0])
+         and all(p.poll() is None for p in procs) and time.monotonic() < deadline):
+    time.sleep(0.5)
+  sent = time.monotonic()
+  procs[1].send_signal(signal.SIGTERM)
+  results = _wait(procs, logs)
+  _check_ok(results)
+  assert time.monotonic() - sent < 60
+  out = results[0].stdout
+  m = re.search(r"\[pretrain\] stopped by SIGTERM at step (\d+)/5000: checkpoint saved", out)
+  assert m, out[-3000:]
+  step = int(m.group(1))
+  logged = [int(s) for s in re.findall(r"\[pretrain\] train step (\d+):", out)]
+  assert logged and max(logged) <= step < 5000
+  assert os.listdir(os.path.join(workdir, "pretrain", "checkpoints")) == [str(step)]
+  assert not os.path.exists(os.path.join(workdir, "summary.json"))   # stopped, not finished
 
 
 def test_single_process_is_the_default(monkeypatch):

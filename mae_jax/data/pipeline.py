@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from mae_jax import allocator
+from mae_jax import pixels
 from mae_jax.data import augment
 from mae_jax.data import decoding
 from mae_jax.data import randaugment
@@ -158,7 +159,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
       image = resize.bicubic(crop, image_size, image_size, tf.uint8, image_layout)
     else:
       image = _resize(crop, image_size, image_size)
-    image = tf.ensure_shape(image, _image_shape(image_size, image_layout))
+    image = tf.ensure_shape(image, pixels.image_shape(image_size, image_layout))
     if hflip:
       # tf.cond, not tf.where: broadcasting a scalar condition over the image is ~4x slower.
       # "WCH" leads with the pixel columns: mirroring gathers whole rows, ~20 us for a 224 px
@@ -237,7 +238,7 @@ def eval_batches(source: Source, split: str, *, batch_size: int, image_size: int
           "label": ex["label"],
           "mask": tf.constant(1.0, tf.float32)},
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  padding = {"image": tf.zeros(_image_shape(image_size, layout), tf.uint8),
+  padding = {"image": tf.zeros(pixels.image_shape(image_size, layout), tf.uint8),
              "label": tf.constant(0, tf.int32), "mask": tf.constant(0.0, tf.float32)}
   ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat(
       num_batches * batch_size - int(mine.sum())))
@@ -311,12 +312,7 @@ def _center_crop(image: tf.Tensor, resize_to: int, crop: int, layout: str) -> tf
   top = tf.cast(tf.round((new_h - crop) / 2), tf.int32)
   left = tf.cast(tf.round((new_w - crop) / 2), tf.int32)
   window = {"H": slice(top, top + crop), "W": slice(left, left + crop), "C": slice(None)}
-  return tf.ensure_shape(image[tuple(window[a] for a in layout)], _image_shape(crop, layout))
-
-
-def _image_shape(size: int, layout: str) -> list[int]:
-  """The shape of a size x size RGB image with its axes in `layout` order."""
-  return [3 if a == "C" else size for a in layout]
+  return tf.ensure_shape(image[tuple(window[a] for a in layout)], pixels.image_shape(crop, layout))
 
 
 def _resize(image: tf.Tensor, height, width) -> tf.Tensor:
@@ -371,13 +367,13 @@ def _cache_split(source: Source, split: str):
   sizes = np.array([chunk.size for chunk in chunks], np.int64)
   offsets = tf.constant(np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))
   sizes = tf.constant(sizes)
-  pixels = np.concatenate(chunks)
+  buffer = np.concatenate(chunks)
   del chunks  # frees the per-image arrays before TF copies the buffer
-  pixels = tf.constant(pixels)
+  buffer = tf.constant(buffer)
   shapes = tf.constant(np.array(shapes, np.int64))
 
   def read_crop(index, window):
-    image = tf.reshape(pixels[offsets[index]:offsets[index] + sizes[index]], shapes[index])
+    image = tf.reshape(buffer[offsets[index]:offsets[index] + sizes[index]], shapes[index])
     return decoding.crop(image, window)
   return read_crop, labels, image_sizes
 
