@@ -1,7 +1,9 @@
 """Orbax checkpoints: resumable train state per stage, and the exported encoder."""
 
 import json
+import logging
 import os
+import sys
 from typing import Any, Callable
 
 import jax
@@ -19,6 +21,42 @@ PARAMS_DIR = "params"
 def _absolute(directory: str) -> str:
   """Orbax wants absolute paths; a URL (gs://bucket/dir) already is one."""
   return directory if "://" in directory else os.path.abspath(directory)
+
+
+_ABORTED_READ = "Event loop is closed"
+_UNRETRIEVED = ("Task exception was never retrieved", "Future exception was never retrieved")
+_quieted = False
+
+
+def _quiet_aborted_reads() -> None:
+  """Drops the noise a failed Orbax restore leaves behind; our one-line report stays.
+
+  A restore reads every array concurrently and raises at the first unreadable one. Then (Orbax
+  0.12) the other reads of a damaged step still finish: asyncio logs each failed one as "Task
+  (or Future) exception was never retrieved" with its tensorstore error and a traceback, and
+  tensorstore hands each finished one to the event loop Orbax has already closed, which Python
+  reports as an unraisable RuntimeError("Event loop is closed") with a traceback: 40-200 KB of
+  stderr per damaged step. They come from other threads, some after the restore has returned,
+  so the filters stay on for the process; they drop only those messages.
+  """
+  global _quieted
+  if _quieted:
+    return
+  _quieted = True
+  previous = sys.unraisablehook
+
+  def unraisable_hook(unraisable: Any) -> None:
+    exc = unraisable.exc_value
+    if not (isinstance(exc, RuntimeError) and str(exc) == _ABORTED_READ):
+      previous(unraisable)
+
+  sys.unraisablehook = unraisable_hook
+
+  def read_error(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return message.startswith(_UNRETRIEVED) and "tensorstore_spec" in message
+
+  logging.getLogger("asyncio").addFilter(lambda record: not read_error(record))
 
 
 class StateCheckpoints:
@@ -49,6 +87,7 @@ class StateCheckpoints:
     them could not read it, else they would restore different steps and then wait on each
     other in the first collective.
     """
+    _quiet_aborted_reads()
     for step in sorted(self.manager.all_steps(), reverse=True):
       restored, reason = None, None
       try:
