@@ -82,10 +82,11 @@ def test_digits_smoke_through_entry_point_and_rerun_skips(tmp_path):
   cmd = ["-m", "mae_jax.main", "--config=configs/digits.py:smoke", f"--workdir={workdir}"]
   out = _run(cmd)
   assert "[pretrain] train step 2:" in out
-  summary = _check_summary(workdir, config_lib.STAGES, ("linprobe_random_init", "raw_pixels"))
-  # Running the same command again finds every stage finished.
+  summary = _check_summary(workdir, config_lib.STAGES,
+                           ("linprobe_random_init", "raw_pixels", "finetune_random_init"))
+  # Running the same command again finds every trained stage and baseline finished.
   out = _run(cmd)
-  assert out.count("already finished") == 4
+  assert out.count("already finished") == 5
   assert _check_summary(workdir, config_lib.STAGES) == summary
 
 
