@@ -2,20 +2,20 @@
 
 What "auto" picks per backend is set from these figures (README, "Speed"):
 
-  python bench/attention_kinds.py                       # the MAE shapes at 224 px, batch 256
-  python bench/attention_kinds.py --shapes=8x197x16x32 --dtype=float32 --kinds=xla,chunked
+  python -m mae_jax_bench.attention_kinds             # the MAE shapes at 224 px, batch 256
+  python -m mae_jax_bench.attention_kinds --shapes=8x197x16x32 --dtype=float32 --kinds=xla,chunked
 
 A shape is NxTxHxD (batch, tokens, heads, head dim). Prints a table, then one JSON line.
 """
 
 import argparse
 import json
-import os
-import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import jax
+import jax.numpy as jnp
+
+from mae_jax.models import attention
 
 # ViT-L/16 and ViT-B/16 encoders at mask 0.75 / 0.5 / 0 (1 + kept patches), and the 512-wide,
 # 16-head decoder on 1 + 196 tokens.
@@ -29,10 +29,6 @@ def main() -> None:
   p.add_argument("--dtype", default="bfloat16")
   p.add_argument("--iters", type=int, default=20)
   args = p.parse_args()
-
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from mae_jax.models import attention  # pylint: disable=g-import-not-at-top
 
   results = []
   print(f"{'shape':16} {'kind':8} {'ms fwd+bwd':>10}")

@@ -7,9 +7,10 @@
 #
 #   bash bench/gpu.sh                  # needs jax[cuda], torch with CUDA, transformers
 #   STEPS=20 ROUNDS=5 bash bench/gpu.sh
-#   VARIANTS="mu/8 Ti/8" IMAGE=32 BATCH=4 STEPS=1 ROUNDS=1 bash bench/gpu.sh   # smoke run, CPU
+#   VARIANTS="mu/8 Ti/8" IMAGE=32 BATCH=4 STEPS=1 ROUNDS=1 EXTRAS=0 bash bench/gpu.sh   # CPU smoke
+#
+# It runs the installed package (pip install -e .): python -m mae_jax_bench[.torch_mae].
 set -uo pipefail
-cd "$(dirname "$0")/.." || exit
 OUT=${OUT:-/tmp/mae_gpu_bench}
 VARIANTS=${VARIANTS:-L/16 B/16}   # first: attention A/B; last: mask sweep
 IMAGE=${IMAGE:-224}
@@ -36,15 +37,15 @@ run() {   # run NAME CMD...: output to $OUT/NAME.log; its last JSON line is the 
 # Most important first: a run cut off by a time limit still leaves the earlier JSON files.
 read -ra variants <<< "$VARIANTS"
 for v in "${variants[@]}"; do
-  run "compare_${v/\//}" "$PY" bench/torch_mae.py --compare --variant="$v" "${common[@]}"
-  [[ $v == "${variants[0]}" && $EXTRAS == 1 ]] && run "profile_${v/\//}" "$PY" -m mae_jax.bench --target=pretrain \
+  run "compare_${v/\//}" "$PY" -m mae_jax_bench.torch_mae --compare --variant="$v" "${common[@]}"
+  [[ $v == "${variants[0]}" && $EXTRAS == 1 ]] && run "profile_${v/\//}" "$PY" -m mae_jax_bench --target=pretrain \
       --variant="$v" --profile_dir=/tmp/mae_profile "${common[@]/--rounds=*/--rounds=1}"
 done
 # "auto" (the compare runs) is cuDNN's fused attention on NVIDIA GPUs in bf16; XLA's for contrast.
-[[ $EXTRAS == 1 ]] && run "jax_${variants[0]/\//}_xla" "$PY" -m mae_jax.bench --target=pretrain \
+[[ $EXTRAS == 1 ]] && run "jax_${variants[0]/\//}_xla" "$PY" -m mae_jax_bench --target=pretrain \
     --variant="${variants[0]}" --attention=xla "${common[@]}"
 for m in 0 0.5 0.9; do   # 0.75 is the compare run
-  run "jax_${variants[-1]/\//}_mask$m" "$PY" -m mae_jax.bench --target=pretrain \
+  run "jax_${variants[-1]/\//}_mask$m" "$PY" -m mae_jax_bench --target=pretrain \
       --variant="${variants[-1]}" --mask_ratio="$m" "${common[@]}"
 done
 

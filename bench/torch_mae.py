@@ -2,13 +2,14 @@
 
 Same model (encoder variant, decoder width x depth x heads, MLP ratio 4, norm_pix_loss), same
 synthetic batch shape, one AdamW step (betas 0.9/0.95, weight decay 0.05, as the official
-pretraining) per iteration; prints the same JSON keys as `python -m mae_jax.bench` as its
-last stdout line. Not part of the mae_jax package: it needs torch and transformers.
+pretraining) per iteration; prints the same JSON keys as `python -m mae_jax_bench` as its
+last stdout line. It needs torch and transformers, which mae_jax itself does not.
 
   # PyTorch alone:
-  python bench/torch_mae.py --variant=B/16 --image_size=224 --batch_size=8 --steps=5
+  python -m mae_jax_bench.torch_mae --variant=B/16 --image_size=224 --batch_size=8 --steps=5
   # Side by side, one after the other in one command (ours first, in a subprocess):
-  python bench/torch_mae.py --compare --variant=Ti/8 --image_size=64 --batch_size=64 --steps=5
+  python -m mae_jax_bench.torch_mae --compare --variant=Ti/8 --image_size=64 --batch_size=64 \
+      --steps=5
 
 With --compare both sides start as separate processes, compile and warm up, then take turns
 for --rounds rounds of --steps steps (ours, theirs, ours, ...), so that the slow spells of a
@@ -25,10 +26,9 @@ import sys
 import time
 from typing import Any
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from mae_jax.bench import peak_flops, timed_rounds  # noqa: E402  (no JAX import: absl only)
+from mae_jax.models import decode_variant
+from . import peaks
+from .step import timed_rounds
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,14 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument("--attention", default="auto", help="ours: config.model.attention")
   p.add_argument("--lr", type=float, default=1.5e-4 * 8 / 256)
   p.add_argument("--compare", action="store_true",
-                 help="ours (`python -m mae_jax.bench --target=pretrain`) and PyTorch, "
+                 help="ours (`python -m mae_jax_bench --target=pretrain`) and PyTorch, "
                       "taking turns")
   return p.parse_args(argv)
 
 
 def _variant(name: str) -> tuple[int, int, int, int]:
   """"B/16" -> (width, depth, heads, patch) with mae_jax's own table, so both sides agree."""
-  from mae_jax.models.vit import decode_variant  # pylint: disable=g-import-not-at-top
   v = decode_variant(name)
   return v.width, v.depth, v.num_heads, v.patch_size
 
@@ -112,14 +111,11 @@ def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
     return (time.perf_counter() - t0) / args.steps
 
   rounds = timed_rounds(run_round, args.rounds, args.lockstep)
-  if not rounds:
-    raise RuntimeError("no round was timed (in --lockstep, stdin closed before the first)")
   step_s = min(rounds)
   if not torch.isfinite(loss):
     raise FloatingPointError("non-finite loss in the benchmark")
   flops = float(counter.get_total_flops())
   kind = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-  peak = peak_flops(kind, args.dtype)
   ips = args.batch_size / step_s
   return {"target": "pretrain", "framework": f"torch {torch.__version__} + transformers",
           "variant": args.variant, "image_size": args.image_size,
@@ -130,7 +126,7 @@ def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
           "step_ms_rounds": [round(1000 * x, 2) for x in rounds],
           "compile_s": round(first_s, 2),      # eager: the first step, nothing is compiled
           "flops_per_image": flops / args.batch_size,
-          "mfu": round(flops / args.batch_size * ips / peak, 4) if peak else None,
+          "mfu": peaks.mfu(flops / args.batch_size, ips, kind, args.dtype),
           "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None}
 
 
@@ -146,11 +142,9 @@ class _Side:
   """One benchmark process in lockstep: started, then driven round by round over its stdin."""
 
   def __init__(self, name: str, cmd: list[str], env: dict[str, str] | None = None):
-    env = dict(os.environ, **(env or {}),
-               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     self.name = name
-    self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True)
+    self.proc = subprocess.Popen(cmd, env=dict(os.environ, **(env or {})),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     self.expect("ready")
 
   def expect(self, word: str) -> str:
@@ -175,14 +169,14 @@ class _Side:
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
-  """Ours (`python -m mae_jax.bench`) and PyTorch in two processes, taking turns."""
+  """Ours (`python -m mae_jax_bench`) and PyTorch in two processes, taking turns."""
   # Both processes hold the same accelerator: JAX would otherwise reserve 75% of its memory
   # at start and leave PyTorch too little.
   jax_env = {"XLA_PYTHON_CLIENT_MEM_FRACTION":
              os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")}
-  ours = _Side("jax", [sys.executable, "-m", "mae_jax.bench", "--target=pretrain"]
+  ours = _Side("jax", [sys.executable, "-m", "mae_jax_bench", "--target=pretrain"]
                + _flags(args) + [f"--attention={args.attention}"], jax_env)
-  theirs = _Side("torch", [sys.executable, os.path.abspath(__file__)] + _flags(args))
+  theirs = _Side("torch", [sys.executable, "-m", "mae_jax_bench.torch_mae"] + _flags(args))
   for r in range(args.rounds):
     print(f"round {r}: jax {ours.round():.1f} ms/step, torch {theirs.round():.1f} ms/step",
           flush=True)

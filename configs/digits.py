@@ -1,6 +1,6 @@
 """Offline quickstart: MAE on scikit-learn's digits (1,797 real 8x8 images, 10 classes).
 
-  python -m mae_jax.main --config=configs/digits.py --workdir=/tmp/mae_digits
+  mae-jax --config=configs/digits.py --workdir=/tmp/mae_digits
 
 Images are upsampled to 32x32; a 4-block, 128-wide ViT with 4x4 patches (64 tokens,
 16 visible at mask 0.75). Pretrain -> linear probe -> fine-tune, plus three baselines: the

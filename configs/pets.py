@@ -1,16 +1,16 @@
 """Oxford-IIIT Pets (TFDS oxford_iiit_pet: 3,680 train / 3,669 test, 37 classes).
 
-  python -m mae_jax.main --config=configs/pets.py --workdir=gs://BUCKET/mae_pets
+  mae-jax --config=configs/pets.py --workdir=gs://BUCKET/mae_pets
 
 The Oxford Pets MAE study's protocol: ViT-B/16 at 224 px, mask 0.75, decoder 512x8,
 norm_pix_loss; bf16 compute (set --config.model.dtype=float32 on CPU).
 Args: `size=L` for ViT-L/16; `smoke` for a ~1 minute CPU run (tests use TFDS mock data).
 
 From the official ImageNet-pretrained weights (the study's setting): convert them once, then
-skip pretraining and linear-probe + fine-tune from them (README: "Official weights").
+skip pretraining and linear-probe + fine-tune from them (docs/weights.md).
 
-  python -m mae_jax.convert --input mae_pretrain_vit_base.pth --output /tmp/mae_b16
-  python -m mae_jax.main --config=configs/pets.py:init=/tmp/mae_b16 --workdir=/tmp/pets_b16
+  mae-jax-convert --input mae_pretrain_vit_base.pth --output /tmp/mae_b16
+  mae-jax --config=configs/pets.py:init=/tmp/mae_b16 --workdir=/tmp/pets_b16
 
 Expected (the study, ViT-B/16): 84.86% fine-tune, 75.63% linear probe top-1.
 """

@@ -1,11 +1,11 @@
 """TinyImageNet (64 px, 200 classes, 100,000 train / 10,000 validation).
 
-  python -m mae_jax.main --config=configs/tiny_imagenet.py --workdir=gs://BUCKET/mae_tin
+  mae-jax --config=configs/tiny_imagenet.py --workdir=gs://BUCKET/mae_tin
 
 The TinyImageNet MAE study's setting: 8x8 patches on 64 px images (64 tokens), and
 the same fine-tune from random init ("ViT from scratch") as a baseline.
-The dataset builder `tiny_imagenet` arrives with the data issue; until then point
-config.data.dataset at any TFDS image-classification dataset.
+The TFDS builder `tiny_imagenet` (mae_jax/data/tiny_imagenet.py) downloads and prepares it
+on first use.
 Args: `size=S` (default Ti... B); `smoke` for a ~1 minute CPU run.
 """
 

@@ -13,8 +13,8 @@ Options:
   --config=FILE[:ARG]     e.g. configs/tiny_imagenet.py (required)
   --workdir=DIR           checkpoints, metrics, summary.json (required)
   --tfds-data-dir=DIR     TFDS_DATA_DIR for the run
-  --setup                 first install jax[cuda12] and requirements.txt into the
-                          current Python environment
+  --setup                 first install jax[cuda12] and this checkout's package
+                          (pip install .) into the current Python environment
   --python=BIN            Python interpreter (default: python3)
   --dry-run               print every command instead of running it
   -h, --help              this help
@@ -46,7 +46,7 @@ require "$WORKDIR" --workdir
 ROOT="$(repo_root)"
 check_cwd
 if ((SETUP)); then
-  run "$PYTHON" -m pip install -U "jax[cuda12]" -r "$ROOT/requirements.txt"
+  run "$PYTHON" -m pip install -U "jax[cuda12]" "$ROOT"
 fi
 ENV=()
 if [[ -n $TFDS_DIR ]]; then

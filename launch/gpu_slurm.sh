@@ -10,7 +10,7 @@ Submits a batch job (sbatch) whose single step (srun) starts N x GPUS tasks, one
 jax.distributed configures itself from SLURM's variables: process id = SLURM_PROCID,
 GPU = SLURM_LOCALID, coordinator = the first node. The workdir must be on a file system
 all nodes share. Run from the repository root on a login node whose environment
-(python3 with jax[cuda12] and requirements.txt) the compute nodes share.
+(python3 with jax[cuda12] and this package installed) the compute nodes share.
 
 Options:
   --nodes=N               nodes (required)

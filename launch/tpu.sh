@@ -15,8 +15,8 @@ Commands:
             --spot               spot capacity (default; cheaper, may be preempted)
             --on-demand          on-demand capacity
             --no-wait            return once the request is queued
-  setup   Copy this checkout (git HEAD) to every worker and install jax[tpu] and
-          requirements.txt there, into a fresh Python venv made with uv.
+  setup   Copy this checkout (git HEAD) to every worker and install jax[tpu] and the
+          package there, into a fresh Python venv made with uv.
             --python-version=V   the venv's Python (default: 3.11)
   run     Start `python3 -m mae_jax.main` on every worker (one process per worker, one
           job over the whole slice), then follow worker 0's log (Ctrl-C stops following,
@@ -146,7 +146,7 @@ cmd_setup() {
 && tar xzf $REMOTE_DIR.tar.gz -C $REMOTE_DIR && python3 -m pip install --user -U uv \
 && python3 -m uv venv --python $PY_VERSION $REMOTE_VENV && cd $REMOTE_DIR \
 && python3 -m uv pip install --python ~/$REMOTE_VENV/bin/python -U 'jax[tpu]' google-cloud-storage \
--r requirements.txt"
+."
 }
 
 cmd_run() {

@@ -13,8 +13,9 @@ are mostly smaller and reused, so it pays ~0.3 s. Two remedies, in order of pref
     Cheap while the process has the machine to itself; when other processes churn memory the
     kernel must compact memory to find huge pages and the faults get dear again.
 
-Both need to be in place when the process starts, hence the re-exec, done by `python -m
-mae_jax.main` and `python -m mae_jax.bench` before JAX is imported. Nothing happens where
+Both need to be in place when the process starts, hence the re-exec, done by `mae-jax` (or
+`python -m mae_jax.main`) and `mae-jax-bench` (or `python -m mae_jax_bench`) before JAX is
+imported. Nothing happens where
 neither applies, where LD_PRELOAD already names an allocator or the tunable is set, or with
 MAE_JAX_ALLOCATOR=system.
 """

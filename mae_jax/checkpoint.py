@@ -1,4 +1,7 @@
-"""Orbax checkpoints: resumable train state per stage, and the exported encoder."""
+"""Orbax checkpoints: resumable train states per stage, and writing exports.
+
+Reading an export (or any other saved model) for use is weights.py's.
+"""
 
 import json
 import logging
@@ -7,18 +10,16 @@ import sys
 from typing import Any, Callable
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath   # directories may be on GCS (gs://)
 
 from mae_jax import distributed
-from mae_jax.errors import ConfigError
 
 MODEL_JSON = "model.json"
 PARAMS_DIR = "params"
 
 
-def _absolute(directory: str) -> str:
+def absolute(directory: str) -> str:
   """Orbax wants absolute paths; a URL (gs://bucket/dir) already is one."""
   return directory if "://" in directory else os.path.abspath(directory)
 
@@ -67,7 +68,7 @@ class StateCheckpoints:
     self._open = True
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
                                            create=True)
-    self.manager = ocp.CheckpointManager(_absolute(directory), options=options)
+    self.manager = ocp.CheckpointManager(absolute(directory), options=options)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -147,31 +148,10 @@ class StateCheckpoints:
 def export_params(directory: str, params: Any, model: dict[str, Any]) -> None:
   """Writes `params` as an Orbax checkpoint plus a JSON description of the model.
 
-  This is the format `config.<stage>.init_from` reads.
+  This is the format `config.<stage>.init_from` reads (weights.restore_export).
   """
-  directory = _absolute(directory)
+  directory = absolute(directory)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.join(directory, PARAMS_DIR), params, force=True)
   if distributed.is_main():   # the params save above is collective; this file is single-copy
     epath.Path(directory, MODEL_JSON).write_text(json.dumps(model, indent=2))
-
-
-def is_export(directory: str) -> bool:
-  return epath.Path(directory, MODEL_JSON).exists()
-
-
-def load_description(directory: str) -> dict[str, Any]:
-  """The model description (`model.json`) of an `export_params` folder."""
-  return json.loads(epath.Path(directory, MODEL_JSON).read_text())
-
-
-def load_params(directory: str) -> tuple[Any, dict[str, Any]]:
-  """-> (params as numpy arrays, model description) from an `export_params` folder."""
-  directory = _absolute(directory)
-  if not is_export(directory):
-    raise ConfigError(f"{directory} is not an exported mae_jax model "
-                      f"(no {MODEL_JSON}); export one with the pretrain stage")
-  model = load_description(directory)
-  with ocp.StandardCheckpointer() as ckptr:
-    params = ckptr.restore(os.path.join(directory, PARAMS_DIR))
-  return jax.tree.map(np.asarray, params), model

@@ -4,6 +4,8 @@ Each file in configs/ is a flat `get_config(arg)` that starts from `base_config(
 and changes what its study changes; `:smoke` shrinks any of them to a ~1 minute CPU run.
 """
 
+import os
+
 import ml_collections
 
 from mae_jax.errors import ConfigError
@@ -14,6 +16,39 @@ EXTRA_STAGES = ("visualize",)
 BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def shipped_config_dirs() -> list[str]:
+  """Where the shipped configs are: inside an installed package (the wheel puts configs/ at
+  mae_jax/configs), or beside the package in a checkout."""
+  package = os.path.dirname(os.path.abspath(__file__))
+  return [os.path.join(package, "configs"), os.path.join(os.path.dirname(package), "configs")]
+
+
+def shipped_configs() -> list[str]:
+  """Bare names of the shipped configs ("digits", "pets", ...)."""
+  found = set()
+  for directory in shipped_config_dirs():
+    if os.path.isdir(directory):
+      found.update(f[:-3] for f in os.listdir(directory)
+                   if f.endswith(".py") and not f.startswith("_"))
+  return sorted(found)
+
+
+def resolve_config(spec: str) -> str:
+  """'digits:smoke' -> '<configs dir>/digits.py:smoke'; a path that exists stays as given.
+
+  A bare name (no directory, ".py" optional) that is not a file in the working directory means
+  the shipped config of that name, so `--config=digits:smoke` works from any directory.
+  """
+  path, sep, arg = spec.partition(":")
+  if os.path.exists(path) or os.sep in path or "/" in path:
+    return spec
+  name = path if path.endswith(".py") else f"{path}.py"
+  for directory in shipped_config_dirs():
+    if os.path.isfile(os.path.join(directory, name)):
+      return os.path.join(directory, name) + sep + arg
+  return spec
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:

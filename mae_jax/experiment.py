@@ -10,17 +10,18 @@ from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
 from etils import epath   # the workdir may be on GCS (gs://), where open() cannot go
 
-from mae_jax import checkpoint, config_lib, pixels, tasks, train
+from mae_jax import config_lib, pixels, tasks, train, weights
 from mae_jax.distributed import echo, is_main, main_first
+from mae_jax.checkpoint import MODEL_JSON
 from mae_jax.errors import ConfigError
 from mae_jax.models import decode_variant
 from mae_jax.models.attention import ATTENTION_KINDS, cudnn_runs
 from mae_jax.parallel import PARALLEL_KINDS
 
 SUMMARY_JSON = "summary.json"
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 def names(field: str) -> list[str]:
@@ -63,7 +64,10 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
     # pmap's state lives per process (host-local arrays), which Orbax cannot save collectively.
     raise ConfigError("config.parallel='pmap' runs in a single process only; multi-process jobs "
                       "use 'shard_map' (the default)")
-  tasks.dtype_of(config.model.dtype)
+  if config.model.dtype not in DTYPES:
+    raise ConfigError(f"config.model.dtype must be float32, bfloat16 or float16, got "
+                      f"{config.model.dtype!r}")
+  validate_visualize(config)
   if config.data.batch_layout not in pixels.LAYOUTS:
     raise ConfigError(f"config.data.batch_layout must be one of {pixels.LAYOUTS}, got "
                       f"{config.data.batch_layout!r}")
@@ -78,9 +82,35 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
     raise ConfigError(f"config.data.eval_batch_size={config.data.eval_batch_size} is not a "
                       f"positive multiple of the {devices} devices")
   for _, stage, init_from in _runs(config):
-    train.check_batch_size(config[stage], devices, f"config.{stage}")
+    check_batch_size(config[stage], devices, f"config.{stage}")
     if stage != "pretrain":
       _check_init_from(config, stage, init_from or config[stage].init_from, workdir)
+
+
+def validate_visualize(config: ml_collections.ConfigDict) -> None:
+  """The fields the visualize stage (and mae-jax-visualize) reads beyond the model and data."""
+  if config.visualize.norm_pix_loss.lower() not in ("", "true", "false"):
+    raise ConfigError(f"config.visualize.norm_pix_loss must be '', 'true' or 'false', got "
+                      f"{config.visualize.norm_pix_loss!r}")
+
+
+def check_batch_size(cfg: ml_collections.ConfigDict, devices: int, where: str) -> None:
+  """A stage's global batch must split evenly over the devices, then into grad_accum_steps."""
+  if cfg.batch_size <= 0 or cfg.batch_size % devices:
+    raise ConfigError(f"{where}.batch_size={cfg.batch_size} (the global batch) is not a "
+                      f"positive multiple of the {devices} devices")
+  if cfg.grad_accum_steps < 1 or (cfg.batch_size // devices) % cfg.grad_accum_steps:
+    raise ConfigError(f"{where}.grad_accum_steps={cfg.grad_accum_steps} does not divide "
+                      f"the per-device batch {cfg.batch_size // devices}")
+
+
+def validate_data(config: ml_collections.ConfigDict, source: Any) -> None:
+  """What only the dataset can tell: every training stage gets one full batch per epoch."""
+  examples = source.split_sizes[source.train_split]
+  for _, stage, _ in _runs(config):
+    if config[stage].batch_size > examples:
+      raise ConfigError(f"config.{stage}.batch_size={config[stage].batch_size} exceeds the "
+                        f"{examples} training examples of {source.name}")
 
 
 def _check_init_from(config: ml_collections.ConfigDict, stage: str, init_from: str,
@@ -93,13 +123,13 @@ def _check_init_from(config: ml_collections.ConfigDict, stage: str, init_from: s
     if "pretrain" in names(config.stages):
       return                       # this run's pretrain stage writes it first
     init_from = os.path.join(workdir, "pretrain", "export")
-    if not checkpoint.is_export(init_from):
+    if not weights.is_export(init_from):
       raise ConfigError(f"{field} is empty, which means this run's pretrain export, but "
                         f"{init_from} has none: add pretrain to config.stages or set {field}")
-  if not checkpoint.is_export(init_from):
+  if not weights.is_export(init_from):
     raise ConfigError(f"{field}={init_from!r} is not an exported encoder (no "
-                      f"{checkpoint.MODEL_JSON} there)")
-  exported = checkpoint.load_description(init_from)
+                      f"{MODEL_JSON} there)")
+  exported = weights.load_description(init_from)
   expected = tasks.model_description(config)
   keys = ("width", "depth", "num_heads", "patch_size", "mlp_ratio")
   wrong = [f"{k} {exported.get(k)} vs {expected[k]}" for k in keys
@@ -116,70 +146,32 @@ def _stage_seed(seed: int, name: str) -> int:
 
 def run_stage(config: ml_collections.ConfigDict, name: str, stage: str, workdir: str,
               source: Any, init_from: str | None = None) -> dict[str, Any]:
-  """Runs `stage` (pretrain | linprobe | finetune) in WORKDIR/`name`, or returns its result."""
+  """Runs training stage `stage` in WORKDIR/`name`, or returns its result if it finished."""
   stage_dir = os.path.join(workdir, name)
   done = os.path.join(stage_dir, train.RESULT_JSON)
   if epath.Path(done).exists():
     echo(f"[{name}] already finished: {done}")
     return json.loads(epath.Path(done).read_text())
-  cfg = config[stage]
-  if stage == "pretrain":
-    task = tasks.pretrain_task(config)
-  else:
-    if init_from is not None:
-      cfg = ml_collections.ConfigDict(cfg.to_dict())
-      cfg.init_from = init_from
-      config = ml_collections.ConfigDict(config.to_dict())
-      config[stage] = cfg
-    task = tasks.classifier_task(config, stage, source.num_classes, workdir)
-  return train.train_stage(task, cfg, config.data, source, stage_dir,
-                           seed=_stage_seed(config.seed, name), parallel=config.parallel)
+  if init_from is not None:
+    config = ml_collections.ConfigDict(config.to_dict())
+    config[stage].init_from = init_from
+  task = tasks.make_task(config, stage, source, workdir)
+  return train.train_stage(task, config[stage], stage_dir, seed=_stage_seed(config.seed, name),
+                           parallel=config.parallel)
 
 
 def visualize_stage(config: ml_collections.ConfigDict, workdir: str, source: Any
                     ) -> dict[str, Any]:
   """Reconstruction grid of config.visualize.checkpoint (default: this run's pretrain stage)."""
-  from mae_jax import visualize  # pylint: disable=g-import-not-at-top
   ckpt = config.visualize.checkpoint or os.path.join(workdir, "pretrain", "checkpoints")
   if not is_main():
     # Orbax reads a checkpoint with every process of a multi-process job (process 0 alone
     # would wait for the others forever): the others take part in the load, nothing more.
-    visualize.load_mae(ckpt, config)
+    tasks.load_mae(config, ckpt)
     return {}
-  result = visualize.run_stage(config, ckpt, os.path.join(workdir, "visualize"), source)
+  result = tasks.reconstructions(config, ckpt, os.path.join(workdir, "visualize"), source)
   echo(f"[visualize] {result['png']}")
   return result
-
-
-def raw_pixels_baseline(config: ml_collections.ConfigDict, source: Any) -> dict[str, Any]:
-  """Logistic regression on the eval-preprocessed pixels: what no representation learning gets."""
-  from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
-  import threadpoolctl  # pylint: disable=g-import-not-at-top  (scikit-learn depends on it)
-  from mae_jax import data  # pylint: disable=g-import-not-at-top
-
-  def arrays(split):
-    xs, ys = [], []
-    for b in data.eval_batches(source, split, batch_size=config.data.eval_batch_size,
-                               image_size=config.data.image_size,
-                               crop_ratio=config.data.eval_crop_ratio):
-      keep = b["mask"] > 0
-      images = pixels.normalize(b["image"][keep], config.data.mean, config.data.std)  # NumPy
-      xs.append(images.reshape(keep.sum(), -1))
-      ys.append(b["label"][keep])
-    return np.concatenate(xs), np.concatenate(ys)
-
-  x_train, y_train = arrays(source.train_split)
-  x_test, y_test = arrays(source.eval_split)
-  clf = LogisticRegression(C=config.raw_pixels.C, max_iter=config.raw_pixels.max_iter)
-  # One BLAS thread: L-BFGS makes many small BLAS calls, whose spinning worker threads were
-  # seen to make the fit 10x slower (5 s -> 60 s) beside other busy processes.
-  with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-    clf.fit(x_train, y_train)
-  proba = clf.predict_proba(x_test)
-  top5 = np.argsort(-proba, axis=1)[:, :5]
-  top5_hit = (clf.classes_[top5] == y_test[:, None]).any(axis=1)
-  return {"top1": 100 * float(np.mean(clf.predict(x_test) == y_test)),
-          "top5": 100 * float(np.mean(top5_hit)), "features": int(x_train.shape[1])}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -192,6 +184,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     epath.Path(workdir, "config.json").write_text(config.to_json_best_effort(indent=2))
   source = main_first(lambda: data.get_source(config.data.dataset, config.data.data_dir or None),
                       "dataset ready")
+  validate_data(config, source)
   echo(f"dataset {source.name}: {source.split_sizes}, {source.num_classes} classes; "
        f"{jax.device_count()} devices in {jax.process_count()} process(es): {jax.devices()}")
   summary: dict[str, Any] = {}
@@ -203,7 +196,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   baselines = {}
   for b in names(config.baselines):
     if b == "raw_pixels":
-      baselines[b] = raw_pixels_baseline(config, source)
+      baselines[b] = tasks.raw_pixels(config, source)
     else:
       stage = b.removesuffix("_random_init")
       baselines[b] = run_stage(config, os.path.join("baselines", b), stage, workdir, source,

@@ -1,4 +1,7 @@
-"""Entry point: python -m mae_jax.main --config=configs/digits.py --workdir=DIR [--config.a.b=v].
+"""Entry point: mae-jax --config=configs/digits.py --workdir=DIR [--config.a.b=v].
+
+`mae-jax` is `python -m mae_jax.main`. --config takes a config file (configs/*.py[:arg]) or,
+from any directory, a shipped config's bare name (--config=digits:smoke).
 
 Runs the stages of the config (pretrain, linprobe, finetune), resuming whatever a
 previous run of the same command left in DIR.
@@ -21,7 +24,7 @@ if __name__ == "__main__":
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags
 
-from mae_jax import distributed, experiment, preemption
+from mae_jax import cli_args, config_lib, distributed, experiment, preemption
 from mae_jax.errors import Preempted, UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -69,7 +72,8 @@ def parse_flags(argv: list[str]) -> list[str]:
     if flags.FLAGS["config"].present:
       path = config_flags.get_config_filename(flags.FLAGS["config"]).split(":")[0]
       if not os.path.isfile(path):
-        sys.exit(f"mae_jax: error: --config: config file {path!r} does not exist")
+        sys.exit(f"mae_jax: error: --config: config file {path!r} does not exist (a path, or "
+                 f"one of the shipped configs: {', '.join(config_lib.shipped_configs())})")
       _CONFIG.value.to_dict()   # a config file that failed to load raises here
     return rest
   except flags.Error as err:
@@ -97,5 +101,11 @@ def _last_line(text: str) -> str:
   return " ".join(lines)
 
 
+def run(argv: list[str]) -> None:
+  """The command line `argv` (argv[0] = program), with shipped configs found by bare name."""
+  cli_args.show_flags_in_help(__name__, argv[0])
+  app.run(main, argv=cli_args.resolve_config_flags(argv), flags_parser=parse_flags)
+
+
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  run(sys.argv)

@@ -11,14 +11,14 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mae_jax.errors import ConfigError
 
 DATA_AXIS = "data"
 PARALLEL_KINDS = ("shard_map", "pmap")
 
 
 class DataParallel:
-  """Places state and batches and wraps per-device functions for one of PARALLEL_KINDS.
+  """Places state and batches and wraps per-device functions for one of PARALLEL_KINDS
+  (experiment.validate checks the config's choice).
 
   shard_map: state replicated over a 1-D mesh of every device, batches sharded on
   their leading axis. pmap: state stacked per local device, batches reshaped to
@@ -26,8 +26,6 @@ class DataParallel:
   """
 
   def __init__(self, kind: str = "shard_map", devices: list[jax.Device] | None = None):
-    if kind not in PARALLEL_KINDS:
-      raise ConfigError(f"config.parallel must be one of {PARALLEL_KINDS}, got {kind!r}")
     self.kind = kind
     self.devices = list(devices or jax.devices())
     self.local_devices = [d for d in self.devices if d.process_index == jax.process_index()]
@@ -67,10 +65,6 @@ class DataParallel:
       return jax.tree.map(lambda x: x.reshape((n, -1) + x.shape[1:]), batch)
     return jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(self.sharded, x), batch)
-
-  def check_batch(self, global_batch: int, what: str) -> None:
-    if global_batch % self.num_devices:
-      raise ConfigError(f"{what}={global_batch} is not divisible by the {self.num_devices} devices")
 
 
 def pmean(tree: Any) -> Any:

@@ -1,23 +1,25 @@
-"""What differs between the stages: model, loss, evaluation, optimizer, initialisation.
+"""What differs between the stages: model, loss, data, evaluation, optimizer, initialisation,
+and what a stage leaves behind.
 
-`train.train_stage` runs any Task; this file is the only place that knows
-pretrain, linprobe and finetune apart.
+`train.train_stage` runs any Task; this file is the only place that knows pretrain, linprobe,
+finetune and the visualize stage apart. A new task brings a Task: its model and loss, its
+TrainData, an Evaluation (per-device sums -> metrics -> result.json entries), and `finish`
+for what it writes at the end.
 """
 
 import dataclasses
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import flax.linen as nn
-from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
-from mae_jax import checkpoint, losses, optim, pixels, visualize
-from mae_jax.errors import ConfigError
-from mae_jax.models import classifier_from_variant, decode_variant, mae_from_variant
+from mae_jax import checkpoint, losses, optim, pixels, visualize, weights
+from mae_jax.models import MAE, Classifier, decode_variant, from_variant
 from mae_jax.parallel import DATA_AXIS
 
 Params = Any
@@ -29,40 +31,59 @@ LossFn = Callable[[Params, dict, Batch, jax.Array, jax.Array], tuple[jax.Array, 
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainData:
+  """A stage's training batches."""
+  steps_per_epoch: int
+  # (seed, start_step, num_shards, shard_index) -> this process's endless batches from global
+  # step start_step on: its 1/num_shards of every global batch.
+  batches: Callable[[int, int, int, int], Iterator[Batch]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """How a stage is scored: per-device sums over one pass of the eval split, then metrics."""
+  sums: Callable[[Params, dict, Batch], dict[str, jax.Array]]   # summed over devices too
+  batches: Callable[[int, int], Iterable[Batch]]   # (num_shards, shard_index) -> one pass
+  metrics: Callable[[dict[str, float]], dict[str, float]]   # split sums -> logged as eval/*
+  result: Callable[[dict[str, float]], dict[str, Any]]      # final metrics -> result.json
+
+
+@dataclasses.dataclass(frozen=True)
 class Snapshot:
   """An image of the model that the loop logs every `every_steps` steps and at the end."""
   every_steps: int
-  num_images: int                                        # eval images it is drawn from
-  draw: Callable[[Params, Any], Any]                     # (host params, images) -> uint8 HWC
+  tag: str
+  # Loads what it draws from (once, in the process that writes) -> draw(host params) -> uint8.
+  prepare: Callable[[], Callable[[Params], np.ndarray]]
 
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-  name: str
+  """Everything `train.train_stage` needs to know about a stage; the loop knows no stage.
+
+  Without `data` a task only builds its model, loss and optimizer (what the benchmarks time).
+  """
+  name: str                      # the config.<name> it trains with; the log's prefix
   model: nn.Module
   loss_fn: LossFn
   make_tx: Callable[[optax.Schedule, Params], optax.GradientTransformation]
-  init_from: str                 # export folder, or "random"
-  eval_fn: Callable[[Params, dict, Batch], dict[str, jax.Array]] | None = None
-  description: dict[str, Any] = dataclasses.field(default_factory=dict)  # for the export JSON
+  input_shape: tuple[int, ...]   # one example of the model's input, for `init`
+  init_from: str = "random"      # export folder, or "random"
+  data: TrainData | None = None
+  evaluation: Evaluation | None = None
+  finish: Callable[[Params, str], None] | None = None   # (final params, stage dir) at the end
   snapshot: Snapshot | None = None
 
-  def init(self, rng: jax.Array, images: jax.Array) -> dict[str, Any]:
-    """Random variables for `images` of one batch shape, then `init_from` applied."""
+  def init(self, rng: jax.Array, sample: jax.Array) -> dict[str, Any]:
+    """Random variables for inputs shaped like `sample`, then `init_from` applied."""
     rngs = {"params": rng, "masking": jax.random.fold_in(rng, 1),
             "dropout": jax.random.fold_in(rng, 2)}
-    variables = jax.jit(lambda x: self.model.init(rngs, x))(images)
+    variables = jax.jit(lambda x: self.model.init(rngs, x))(sample)
     variables = dict(variables)
     if self.init_from != "random":
-      params, _ = checkpoint.load_params(self.init_from)
-      variables["params"] = load_encoder(variables["params"], params, self.init_from)
+      params, _ = weights.restore_export(self.init_from)
+      variables["params"] = weights.load_encoder(variables["params"], params, self.init_from)
     return variables
-
-
-def dtype_of(name: str) -> jnp.dtype:
-  if name not in ("float32", "bfloat16", "float16"):
-    raise ConfigError(f"config.model.dtype must be float32, bfloat16 or float16, got {name!r}")
-  return jnp.dtype(name)
 
 
 def model_description(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -79,12 +100,50 @@ def model_inputs(config: ml_collections.ConfigDict) -> Callable[[Batch], jax.Arr
   return lambda batch: pixels.normalize(batch["image"], mean, std, layout)
 
 
-def pretrain_task(config: ml_collections.ConfigDict) -> Task:
+def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+  """One image of the model's input: (H, W, C)."""
+  return (config.data.image_size, config.data.image_size, 3)
+
+
+def image_train_data(config: ml_collections.ConfigDict, stage: str, source: Any) -> TrainData:
+  """Batches of `source`'s training split, augmented as config.<stage> says."""
+  from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow lives there)
+  s, d = config[stage], config.data
+
+  def batches(seed: int, start_step: int, num_shards: int, shard_index: int) -> Iterator[Batch]:
+    return data.train_batches(
+        source, source.train_split, batch_size=s.batch_size // num_shards,
+        image_size=d.image_size, crop_scale=tuple(s.crop_scale), crop_ratio=tuple(s.crop_ratio),
+        hflip=s.hflip, mean=tuple(d.mean), std=tuple(d.std), seed=seed, start_step=start_step,
+        num_shards=num_shards, shard_index=shard_index, options=data.Augment.from_config(s),
+        layout=d.batch_layout)
+
+  spe = data.num_train_steps_per_epoch(source, source.train_split, s.batch_size)
+  return TrainData(spe, batches)
+
+
+def eval_images(config: ml_collections.ConfigDict, source: Any, num_images: int) -> np.ndarray:
+  """The first `num_images` images of the eval split as config.data preprocesses them:
+  uint8 (N, H, W, 3)."""
+  from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  d = config.data
+  batches = data.eval_batches(source, source.eval_split, batch_size=num_images,
+                              image_size=d.image_size, crop_ratio=d.eval_crop_ratio)
+  batch = next(iter(batches))
+  return np.asarray(batch["image"][batch["mask"] > 0])
+
+
+def pretrain_model(config: ml_collections.ConfigDict) -> nn.Module:
   m = config.model
-  model = mae_from_variant(m.variant, decoder_width=m.decoder_width,
-                           decoder_depth=m.decoder_depth, decoder_heads=m.decoder_heads,
-                           mask_ratio=m.mask_ratio, norm_pix_loss=m.norm_pix_loss,
-                           dtype=dtype_of(m.dtype), attention=m.attention)
+  return from_variant(MAE, m.variant, decoder_width=m.decoder_width,
+                      decoder_depth=m.decoder_depth, decoder_heads=m.decoder_heads,
+                      mask_ratio=m.mask_ratio, norm_pix_loss=m.norm_pix_loss,
+                      dtype=jnp.dtype(m.dtype), attention=m.attention)
+
+
+def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task:
+  """MAE pretraining; with a data `source`, its batches, snapshots and the encoder export."""
+  model = pretrain_model(config)
   num_patches = (config.data.image_size // model.patch_size) ** 2
   inputs = model_inputs(config)
 
@@ -97,23 +156,72 @@ def pretrain_task(config: ml_collections.ConfigDict) -> Task:
   s = config.pretrain
   make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
       schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay)
+  task = Task("pretrain", model, loss_fn, make_tx, input_shape=image_shape(config))
+  if source is None:
+    return task
+
+  def export(params: Params, stage_dir: str) -> None:
+    # The encoder alone is what the other stages start from (config.<stage>.init_from).
+    checkpoint.export_params(os.path.join(stage_dir, "export"), params["encoder"],
+                             model_description(config))
+
   vis = config.visualize
-  draw = lambda params, images: visualize.grid_png(  # noqa: E731
-      model, params, images, vis, tuple(config.data.mean), tuple(config.data.std))
-  snapshot = Snapshot(vis.every_steps, vis.num_images, draw) if vis.every_steps > 0 else None
-  return Task("pretrain", model, loss_fn, make_tx, init_from="random",
-              description=model_description(config), snapshot=snapshot)
+  mean, std = tuple(config.data.mean), tuple(config.data.std)
+
+  def prepare_snapshot() -> Callable[[Params], np.ndarray]:
+    images = eval_images(config, source, vis.num_images)
+    return lambda params: visualize.grid_png(model, params, images, vis, mean, std)
+
+  snapshot = (Snapshot(vis.every_steps, "reconstructions", prepare_snapshot)
+              if vis.every_steps > 0 else None)
+  return dataclasses.replace(task, data=image_train_data(config, "pretrain", source),
+                             finish=export, snapshot=snapshot)
+
+
+def classification_eval(config: ml_collections.ConfigDict, model: nn.Module, source: Any
+                        ) -> Evaluation:
+  """Top-1 / top-5 accuracy and cross-entropy over `source`'s eval split."""
+  inputs = model_inputs(config)
+
+  def sums(params, model_state, batch):
+    logits = model.apply({"params": params, **model_state}, inputs(batch), train=False)
+    w = batch["mask"]
+    xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+    return {"count": w.sum(), "loss_sum": (xent * w).sum(),
+            "correct1": (losses.topk_correct(logits, batch["label"], 1) * w).sum(),
+            "correct5": (losses.topk_correct(logits, batch["label"], 5) * w).sum()}
+
+  def batches(num_shards: int, shard_index: int) -> Iterator[Batch]:
+    from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
+    d = config.data
+    return data.eval_batches(source, source.eval_split, batch_size=d.eval_batch_size // num_shards,
+                             image_size=d.image_size, crop_ratio=d.eval_crop_ratio,
+                             num_shards=num_shards, shard_index=shard_index,
+                             layout=d.batch_layout)
+
+  def metrics(total: dict[str, float]) -> dict[str, float]:
+    n = max(total["count"], 1.0)
+    return {"top1": 100 * total["correct1"] / n, "top5": 100 * total["correct5"] / n,
+            "loss": total["loss_sum"] / n, "examples": total["count"]}
+
+  def result(m: dict[str, float]) -> dict[str, Any]:
+    return {"top1": m["top1"], "top5": m["top5"], "eval_loss": m["loss"]}
+
+  return Evaluation(sums, batches, metrics, result)
 
 
 def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: int,
-                    workdir: str) -> Task:
-  """linprobe or finetune; `config[stage].init_from` "" means this run's pretrain export."""
+                    workdir: str, source: Any = None) -> Task:
+  """linprobe or finetune; `config[stage].init_from` "" means this run's pretrain export.
+
+  With a data `source`, its batches and the evaluation on its eval split.
+  """
   s = config[stage]
   probe = stage == "linprobe"
-  model = classifier_from_variant(
-      config.model.variant, num_classes, global_pool=s.global_pool,
+  model = from_variant(
+      Classifier, config.model.variant, num_classes=num_classes, global_pool=s.global_pool,
       drop_path=0.0 if probe else s.drop_path, probe=probe, head_init_std=s.head_init_std,
-      bn_axis_name=DATA_AXIS, dtype=dtype_of(config.model.dtype),
+      bn_axis_name=DATA_AXIS, dtype=jnp.dtype(config.model.dtype),
       attention=config.model.attention)
   smoothing = 0.0 if probe else s.label_smoothing
   inputs = model_inputs(config)
@@ -129,14 +237,6 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
     top1 = losses.topk_correct(logits, hard, 1).mean()
     return loss, (dict(new_state), {"loss": loss, "top1": 100 * top1})
 
-  def eval_fn(params, model_state, batch):
-    logits = model.apply({"params": params, **model_state}, inputs(batch), train=False)
-    w = batch["mask"]
-    xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-    return {"count": w.sum(), "loss_sum": (xent * w).sum(),
-            "correct1": (losses.topk_correct(logits, batch["label"], 1) * w).sum(),
-            "correct5": (losses.topk_correct(logits, batch["label"], 5) * w).sum()}
-
   if probe:
     make_tx = lambda schedule, params: optim.freeze(  # noqa: E731
         optim.lars(schedule, weight_decay=s.weight_decay, momentum=s.momentum,
@@ -148,30 +248,73 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
         schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay,
         layer_decay=s.layer_decay, depth=depth, grad_clip_norm=s.grad_clip_norm)
   init_from = s.init_from or os.path.join(workdir, "pretrain", "export")
-  return Task(stage, model, loss_fn, make_tx, init_from=init_from, eval_fn=eval_fn,
-              description=model_description(config))
+  task = Task(stage, model, loss_fn, make_tx, input_shape=image_shape(config),
+              init_from=init_from)
+  if source is None:
+    return task
+  return dataclasses.replace(task, data=image_train_data(config, stage, source),
+                             evaluation=classification_eval(config, model, source))
 
 
-def load_encoder(params: Params, loaded: Params, source: str) -> Params:
-  """Puts exported encoder weights into a classifier's `params["encoder"]`.
+def make_task(config: ml_collections.ConfigDict, stage: str, source: Any, workdir: str) -> Task:
+  """The Task of training stage `stage` (one of config_lib.STAGES) on `source`."""
+  if stage == "pretrain":
+    return pretrain_task(config, source)
+  return classifier_task(config, stage, source.num_classes, workdir, source)
 
-  Every encoder weight of the classifier must come from the export with the same
-  shape; the export's final `norm` may go unused (global pooling replaces it by fc_norm).
-  `loaded` is an encoder's params, or a whole model's with an "encoder" subtree (an
-  MAE or classifier converted by mae_jax.convert).
-  """
-  if "encoder" in loaded:
-    loaded = loaded["encoder"]
-  target = params["encoder"]
-  flat_t = traverse_util.flatten_dict(target, sep="/")
-  flat_l = traverse_util.flatten_dict(loaded, sep="/")
-  missing = sorted(k for k in flat_t if k not in flat_l)
-  unexpected = sorted(k for k in flat_l if k not in flat_t and not k.startswith("norm/"))
-  wrong = sorted(f"{k}: {flat_l[k].shape} vs model {flat_t[k].shape}" for k in flat_t
-                 if k in flat_l and flat_l[k].shape != flat_t[k].shape)
-  if missing or unexpected or wrong:
-    raise ConfigError(f"init_from={source} does not fit the model: missing {missing or 'none'}; "
-                     f"unexpected {unexpected or 'none'}; shape mismatches {wrong or 'none'}")
-  new = {k: jnp.asarray(flat_l[k], flat_t[k].dtype) for k in flat_t}
-  return {**params, "encoder": traverse_util.unflatten_dict(new, sep="/")}
 
+def raw_pixels(config: ml_collections.ConfigDict, source: Any) -> dict[str, Any]:
+  """The raw_pixels baseline: logistic regression on the eval-preprocessed pixels, what no
+  representation learning gets."""
+  from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
+  import threadpoolctl  # pylint: disable=g-import-not-at-top
+  from mae_jax import data  # pylint: disable=g-import-not-at-top
+
+  def arrays(split):
+    xs, ys = [], []
+    for b in data.eval_batches(source, split, batch_size=config.data.eval_batch_size,
+                               image_size=config.data.image_size,
+                               crop_ratio=config.data.eval_crop_ratio):
+      keep = b["mask"] > 0
+      images = pixels.normalize(b["image"][keep], config.data.mean, config.data.std)  # NumPy
+      xs.append(images.reshape(keep.sum(), -1))
+      ys.append(b["label"][keep])
+    return np.concatenate(xs), np.concatenate(ys)
+
+  x_train, y_train = arrays(source.train_split)
+  x_test, y_test = arrays(source.eval_split)
+  clf = LogisticRegression(C=config.raw_pixels.C, max_iter=config.raw_pixels.max_iter)
+  # One BLAS thread: L-BFGS makes many small BLAS calls, whose spinning worker threads were
+  # seen to make the fit 10x slower beside other busy processes.
+  with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+    clf.fit(x_train, y_train)
+  proba = clf.predict_proba(x_test)
+  top5 = np.argsort(-proba, axis=1)[:, :5]
+  top5_hit = (clf.classes_[top5] == y_test[:, None]).any(axis=1)
+  return {"top1": 100 * float(np.mean(clf.predict(x_test) == y_test)),
+          "top5": 100 * float(np.mean(top5_hit)), "features": int(x_train.shape[1])}
+
+
+def visualize_norm_pix_loss(config: ml_collections.ConfigDict) -> bool | None:
+  """config.visualize.norm_pix_loss ("", "true", "false") -> None (what the file says) / bool."""
+  return {"": None, "true": True, "false": False}[config.visualize.norm_pix_loss.lower()]
+
+
+def load_mae(config: ml_collections.ConfigDict, path: str) -> tuple[nn.Module, Params, str]:
+  """The MAE at `path` (weights.load_mae) for the config's images; a train state is the config's
+  MAE."""
+  return weights.load_mae(path, pretrain_model(config), config.data.image_size,
+                          visualize_norm_pix_loss(config))
+
+
+def reconstructions(config: ml_collections.ConfigDict, checkpoint_path: str, out_dir: str,
+                    source: Any) -> dict[str, Any]:
+  """The visualize stage: the reconstruction grid of `checkpoint_path`'s MAE on the first
+  config.visualize.num_images eval images, as out_dir/reconstructions.png."""
+  model, params, loaded = load_mae(config, checkpoint_path)
+  images = eval_images(config, source, config.visualize.num_images)
+  grid = visualize.grid_png(model, params, images, config.visualize, tuple(config.data.mean),
+                            tuple(config.data.std))
+  path = visualize.save_png(os.path.join(out_dir, "reconstructions.png"), grid)
+  return {"png": path, "checkpoint": loaded, "images": int(images.shape[0]),
+          "columns": list(visualize.PANELS), "norm_pix_loss": bool(model.norm_pix_loss)}

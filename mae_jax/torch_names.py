@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 # Fixed sin-cos tables in every MAE checkpoint: checked against ours, never loaded as weights
-# (except an encoder `pos_embed` that training changed: see convert.py).
+# (except an encoder `pos_embed` that training changed: see torch_format.py).
 POS_EMBED, DECODER_POS_EMBED = "pos_embed", "decoder_pos_embed"
 
 

@@ -1,15 +1,14 @@
-"""The one training loop, shared by pretrain, linprobe and finetune.
+"""The one training loop: it runs any Task (tasks.py) and knows no stage.
 
 `make_train_step` builds the per-device step (pure: (state, batch) -> (state,
-metrics)); `train_stage` owns everything around it: data, checkpoints, logging,
-evaluation. Importing this module does not import TensorFlow.
+metrics)); `train_stage` owns everything around it: checkpoints, resuming, logging,
+evaluation, preemption. What it trains on, how it scores and what it leaves behind come
+from the Task. Importing this module does not import TensorFlow.
 """
 
 import json
-import math
 import os
-import time
-from typing import Any
+from typing import Any, Callable
 
 import flax
 import jax
@@ -19,12 +18,13 @@ import numpy as np
 import optax
 from etils import epath   # the workdir may be on GCS (gs://)
 
-from mae_jax import checkpoint, optim, preemption
+from mae_jax import optim, preemption
 from mae_jax.checkpoint import StateCheckpoints
 from mae_jax.distributed import echo, is_main
-from mae_jax.errors import ConfigError, NonFiniteError, Preempted
-from mae_jax.metrics import MetricWriter, format_duration
+from mae_jax.errors import Preempted
+from mae_jax.metrics import MetricWriter
 from mae_jax.parallel import DataParallel, device_index, pmean, psum
+from mae_jax.progress import StepLog, every
 from mae_jax.tasks import Task
 
 RESULT_JSON = "result.json"
@@ -53,7 +53,7 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, grad_accum_ste
 
   def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict]:
     rng = jax.random.fold_in(state.rng, state.step)
-    local = batch["image"].shape[0]
+    local = jax.tree.leaves(batch)[0].shape[0]
     ids = device_index() * local + jnp.arange(local)
     if grad_accum_steps == 1:
       grads, model_state, metrics = grads_of(state.params, state.model_state, batch, rng, ids)
@@ -83,7 +83,7 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, grad_accum_ste
 
 def make_eval_step(task: Task):
   def step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    return psum(task.eval_fn(state.params, state.model_state, batch))
+    return psum(task.evaluation.sums(state.params, state.model_state, batch))
   return step
 
 
@@ -105,144 +105,61 @@ def stage_steps(cfg: ml_collections.ConfigDict, steps_per_epoch: int) -> tuple[i
   return max(total, 1), int(round(cfg.warmup_epochs * steps_per_epoch))
 
 
-def check_batch_size(cfg: ml_collections.ConfigDict, devices: int, where: str) -> None:
-  """A stage's global batch must split evenly over the devices, then into grad_accum_steps."""
-  if cfg.batch_size <= 0 or cfg.batch_size % devices:
-    raise ConfigError(f"{where}.batch_size={cfg.batch_size} (the global batch) is not a "
-                      f"positive multiple of the {devices} devices")
-  if cfg.grad_accum_steps < 1 or (cfg.batch_size // devices) % cfg.grad_accum_steps:
-    raise ConfigError(f"{where}.grad_accum_steps={cfg.grad_accum_steps} does not divide "
-                      f"the per-device batch {cfg.batch_size // devices}")
-
-
-def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collections.ConfigDict,
-                source: Any, workdir: str, seed: int, parallel: str = "shard_map",
-                ) -> dict[str, Any]:
-  """Trains `task` as `cfg` (a config.<stage>) says, resuming from workdir/checkpoints.
+def train_stage(task: Task, cfg: ml_collections.ConfigDict, workdir: str, seed: int,
+                parallel: str = "shard_map") -> dict[str, Any]:
+  """Trains `task` as `cfg` (its config.<stage>) says, resuming from workdir/checkpoints.
 
   Returns the stage's final metrics (also written to workdir/result.json).
   """
-  from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow lives there)
-
   par = DataParallel(parallel)
-  batch = cfg.batch_size
-  check_batch_size(cfg, par.num_devices, f"config.{task.name}")
-  spe = data.num_train_steps_per_epoch(source, source.train_split, batch)
-  if spe < 1:
-    raise ConfigError(f"batch_size={batch} exceeds the {source.split_sizes[source.train_split]} "
-                     f"training examples of {source.name}")
+  batch, spe = cfg.batch_size, task.data.steps_per_epoch
   total, warmup = stage_steps(cfg, spe)
   schedule = optim.warmup_cosine(optim.scaled_lr(cfg.base_lr, batch), warmup, total, cfg.min_lr)
-  size = data_cfg.image_size
   host_state, tx = create_state(task, lambda p: task.make_tx(schedule, p),
-                                jnp.zeros((1, size, size, 3), jnp.float32), seed)
-  state = par.put_state(host_state)
-
+                                jnp.zeros((1, *task.input_shape), jnp.float32), seed)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   ckpts = StateCheckpoints(os.path.join(workdir, "checkpoints"), cfg.keep_checkpoints,
                            cfg.checkpoint_every_steps)
-  start = 0
   log = lambda msg: echo(f"[{task.name}] {msg}")  # noqa: E731
-  restored = ckpts.restore_latest_good(par.unreplicate(state), log)
-  if restored is not None:
-    state = par.put_state(jax.device_get(restored)) if par.kind == "pmap" else restored
-    start = int(jax.device_get(par.unreplicate(state).step))
-    log(f"resuming from step {start} in {ckpts.manager.directory}")
+  state, start = _resume(ckpts, par, par.put_state(host_state), log)
 
   train_step = par.wrap(make_train_step(task, tx, cfg.grad_accum_steps), donate_state=True)
-  eval_step = par.wrap(make_eval_step(task)) if task.eval_fn is not None else None
   procs, pid = jax.process_count(), jax.process_index()
-  batches = data.train_batches(
-      source, source.train_split, batch_size=batch // procs, image_size=size,
-      crop_scale=tuple(cfg.crop_scale), crop_ratio=tuple(cfg.crop_ratio), hflip=cfg.hflip,
-      mean=tuple(data_cfg.mean), std=tuple(data_cfg.std), seed=seed, start_step=start,
-      num_shards=procs, shard_index=pid, options=data.Augment.from_config(cfg),
-      layout=data_cfg.batch_layout)
-
-  def evaluate() -> dict[str, float]:
-    # Opening a dataset must not overlap a checkpoint write: TFDS's mock_data (tests) swaps the
-    # file system out globally while it builds one, and the write would land in its sandbox.
-    ckpts.wait()
-    sums: dict[str, float] = {}
-    for b in data.eval_batches(source, source.eval_split,
-                               batch_size=data_cfg.eval_batch_size // procs, image_size=size,
-                               crop_ratio=data_cfg.eval_crop_ratio, num_shards=procs,
-                               shard_index=pid, layout=data_cfg.batch_layout):
-      out = jax.device_get(par.unreplicate(eval_step(state, par.put_batch(b))))
-      for k, v in out.items():
-        sums[k] = sums.get(k, 0.0) + float(v)
-    n = max(sums["count"], 1.0)
-    return {"top1": 100 * sums["correct1"] / n, "top5": 100 * sums["correct5"] / n,
-            "loss": sums["loss_sum"] / n, "examples": sums["count"]}
-
+  batches = task.data.batches(seed, start, procs, pid)
+  evaluate = _evaluator(task, par, ckpts, procs, pid)
   writer = MetricWriter(workdir, task.name, active=is_main())
-  snap = task.snapshot if writer.active else None
-  snap_images = None
-  if snap is not None:
-    from mae_jax import visualize  # pylint: disable=g-import-not-at-top
-    snap_images = visualize.eval_images(data_cfg, source, snap.num_images)
-
-  def snapshot(done: int) -> None:
-    # This process's copy of the replicated params and a local jit: process 0 alone draws,
-    # without a collective.
-    params = jax.tree.map(lambda a: np.asarray(a.addressable_data(0)),
-                          par.unreplicate(state).params)
-    writer.write_image(done, f"{task.name}/reconstructions", snap.draw(params, snap_images))
+  # Only the writing process draws: from this process's copy of the replicated params, with a
+  # local jit, so without a collective.
+  draw = task.snapshot.prepare() if task.snapshot is not None and writer.active else None
   echo(f"[{task.name}] {total} steps ({spe}/epoch, {total / spe:.1f} epochs), global batch "
        f"{batch}, {par.num_devices} {jax.devices()[0].platform} device(s) in {procs} "
        f"process(es) via {par.kind}, peak lr {schedule(warmup):.3e}")
-  history: list[float] = []          # per-step train loss, this process's view
-  unchecked: list[dict] = []         # device metrics of steps not yet checked for NaN/inf
-  window: list[dict] = []            # checked host metrics since the last log line
-  last_eval: dict[str, float] = {}
-  t_window, t_start, first_step = time.time(), time.time(), start
+  steps = StepLog(task.name, writer, total=total, steps_per_epoch=spe, batch_size=batch,
+                  first_step=start, lr=schedule,
+                  fetch=lambda ms: jax.device_get(par.unreplicate(ms)),
+                  last_good=lambda: _last_good(ckpts))
   preemption.install()
-
-  def check_finite(done: int) -> None:
-    """Fetches the unchecked steps' metrics; stops at the first non-finite one."""
-    fetched = jax.device_get(par.unreplicate(unchecked))
-    unchecked.clear()
-    for i, m in enumerate(fetched):
-      if not (math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
-        bad, good = done - len(fetched) + i + 1, ckpts.latest_step()
-        where = (f"the last good checkpoint is step {good} in {ckpts.manager.directory}"
-                 if good is not None else "no checkpoint was written")
-        raise NonFiniteError(
-            f"[{task.name}] non-finite training at step {bad} (loss={float(m['loss'])}, "
-            f"grad_norm={float(m['grad_norm'])}); nothing after it is saved: {where}. "
-            f"Lower config.{task.name}.base_lr or raise warmup_epochs, then rerun to resume.")
-    history.extend(float(m["loss"]) for m in fetched)
-    window.extend(fetched)
-
   try:
     for step in range(start, total):
       state, metrics = train_step(state, par.put_batch(next(batches)))
-      unchecked.append(metrics)
+      steps.add(metrics)
       done = step + 1
-      log_now = done % cfg.log_every_steps == 0 or done == total
+      log_now = every(done, cfg.log_every_steps) or done == total
       preempted = preemption.reached(done, ckpts.manager)
-      save_now = ckpts.is_due(done) or done == total or preempted
-      if log_now or save_now:
-        check_finite(done)      # so that no NaN state is ever written as a checkpoint
+      if log_now or ckpts.is_due(done) or done == total or preempted:
+        steps.check(done)      # so that no NaN state is ever written as a checkpoint
       if log_now:
-        mean = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
-        now = time.time()
-        rate = len(window) * batch / (now - t_window)
-        eta = (total - done) * (now - t_start) / max(done - first_step, 1)
-        writer.write(done, {**mean, "lr": float(schedule(step)), "images_per_sec": rate,
-                            "epoch": done / spe, "eta": format_duration(eta)})
-        window.clear()
-        t_window = now
-      if snap is not None and (done % snap.every_steps == 0 or done == total):
-        snapshot(done)
+        steps.write(done)
+      if draw is not None and (every(done, task.snapshot.every_steps) or done == total):
+        image = draw(_host_params(par, state))
+        writer.write_image(done, f"{task.name}/{task.snapshot.tag}", image)
       if preempted:
         ckpts.maybe_save(done, par.unreplicate(state), force=True)   # closed below
         raise Preempted(f"[{task.name}] stopped by SIGTERM at step {done}/{total}: checkpoint "
                         f"saved in {ckpts.manager.directory}; run the same command to continue")
-      if eval_step is not None and done % spe == 0 and done < total and cfg.eval_every_epochs > 0 \
-          and (done // spe) % cfg.eval_every_epochs == 0:
-        last_eval = evaluate()
-        writer.write(done, last_eval, prefix="eval")
+      if (evaluate is not None and done < total and every(done, spe)
+          and every(done // spe, cfg.eval_every_epochs)):
+        writer.write(done, evaluate(state), prefix="eval")
       ckpts.maybe_save(done, par.unreplicate(state))
   except BaseException:
     # Orbax's async threads must stop before the interpreter does, or exiting prints their
@@ -253,21 +170,62 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, data_cfg: ml_collect
   ckpts.maybe_save(total, par.unreplicate(state), force=True)
 
   result: dict[str, Any] = {"steps": total, "epochs": total / spe,
-                            "train_seconds": time.time() - t_start}
-  last_epoch = history[-spe:] if history else []
-  if last_epoch:
-    result["loss"] = float(np.mean(last_epoch))   # mean train loss over the final epoch
-  if eval_step is not None:
-    last_eval = evaluate()
-    writer.write(total, last_eval, prefix="eval")
-    result.update(top1=last_eval["top1"], top5=last_eval["top5"], eval_loss=last_eval["loss"])
-  final = jax.device_get(par.unreplicate(state))
-  if task.name == "pretrain":
-    checkpoint.export_params(os.path.join(workdir, "export"), final.params["encoder"],
-                             task.description)
+                            "train_seconds": steps.seconds()}
+  if (loss := steps.final_epoch_loss()) is not None:
+    result["loss"] = loss   # mean train loss over the final epoch
+  if evaluate is not None:
+    final_metrics = evaluate(state)
+    writer.write(total, final_metrics, prefix="eval")
+    result.update(task.evaluation.result(final_metrics))
+  if task.finish is not None:
+    task.finish(jax.device_get(par.unreplicate(state)).params, workdir)
   ckpts.close()
   writer.close()
   if is_main():
     epath.Path(workdir, RESULT_JSON).write_text(json.dumps(result, indent=2))
   return result
 
+
+def _resume(ckpts: StateCheckpoints, par: DataParallel, state: TrainState,
+            log: Callable[[str], None]) -> tuple[TrainState, int]:
+  """(state, first step): the newest good checkpoint's, or the fresh state at step 0."""
+  restored = ckpts.restore_latest_good(par.unreplicate(state), log)
+  if restored is None:
+    return state, 0
+  state = par.put_state(jax.device_get(restored)) if par.kind == "pmap" else restored
+  start = int(jax.device_get(par.unreplicate(state).step))
+  log(f"resuming from step {start} in {ckpts.manager.directory}")
+  return state, start
+
+
+def _evaluator(task: Task, par: DataParallel, ckpts: StateCheckpoints, procs: int, pid: int
+               ) -> Callable[[TrainState], dict[str, float]] | None:
+  """state -> the task's eval metrics over one pass of its eval split; None without one."""
+  if task.evaluation is None:
+    return None
+  ev = task.evaluation
+  eval_step = par.wrap(make_eval_step(task))
+
+  def evaluate(state: TrainState) -> dict[str, float]:
+    # Opening a dataset must not overlap a checkpoint write: TFDS's mock_data (tests) swaps the
+    # file system out globally while it builds one, and the write would land in its sandbox.
+    ckpts.wait()
+    sums: dict[str, float] = {}
+    for b in ev.batches(procs, pid):
+      out = jax.device_get(par.unreplicate(eval_step(state, par.put_batch(b))))
+      for k, v in out.items():
+        sums[k] = sums.get(k, 0.0) + float(v)
+    return ev.metrics(sums)
+
+  return evaluate
+
+
+def _host_params(par: DataParallel, state: TrainState) -> Any:
+  """This process's copy of the replicated params, as numpy arrays."""
+  return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), par.unreplicate(state).params)
+
+
+def _last_good(ckpts: StateCheckpoints) -> str:
+  good = ckpts.latest_step()
+  return (f"the last good checkpoint is step {good} in {ckpts.manager.directory}"
+          if good is not None else "no checkpoint was written")

@@ -1,15 +1,16 @@
 """Reconstructions as PNG grids: original | masked | reconstruction | reconstruction + visible.
 
+Drawing only: the models come from weights.load_mae, the images from the data pipeline.
+
   # After (or as) the pretrain stage: "visualize" in config.stages writes WORKDIR/visualize/.
   # On any MAE checkpoint with its decoder:
-  python -m mae_jax.visualize --checkpoint=WORKDIR --config=configs/digits.py --out=/tmp/recon
-  python -m mae_jax.visualize --checkpoint=mae_visualize_vit_large.pth \
-      --config=configs/pets.py --out=/tmp/recon
+  mae-jax-visualize --checkpoint=WORKDIR --config=configs/digits.py --out=/tmp/recon
+  mae-jax-visualize --checkpoint=mae_visualize_vit_large.pth --config=pets --out=/tmp/recon
 
 --checkpoint takes a run's workdir (its WORKDIR/pretrain/checkpoints train state, the only
 place that keeps the decoder), such a checkpoints folder itself, an official MAE .pth with a
 decoder (mae_visualize_*.pth, mae_pretrain_* files hold the encoder only), an HF ViTMAE
-directory, or an mae_jax.convert export of a whole MAE. The pretrain stage's `export/` holds
+directory, or an mae-jax-convert export of a whole MAE. The pretrain stage's `export/` holds
 the encoder alone and cannot reconstruct. Images come from the config's dataset, eval split.
 
 A model trained with norm_pix_loss predicts every patch normalised by its own mean and
@@ -20,24 +21,19 @@ is already in the normalised image space, as in the official demo.
 """
 
 import math
-import os
 from typing import Any
 
-from absl import app, flags
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from etils import epath
-from ml_collections import config_flags
 
-from mae_jax.errors import ConfigError, UserError
 from mae_jax.masking import patchify, unpatchify
 from mae_jax.pixels import normalize
 
 PANELS = ("original", "masked", "reconstruction", "reconstruction + visible")
-PNG_NAME = "reconstructions_step{step}.png"
 
 
 # ---- pure helpers -------------------------------------------------------------------------------
@@ -134,94 +130,3 @@ def grid_png(model: nn.Module, params: Any, images: np.ndarray, vis: ml_collecti
   panels = reconstruction_panels(images, pred, mask, model.patch_size,
                                  model.norm_pix_loss, mean, std)
   return panel_grid(np.asarray(panels), scale=upscale_for(images.shape[1], vis.min_panel_size))
-
-
-def _latest_state_params(directory: str) -> Any:
-  """The params of the newest train state in an Orbax CheckpointManager folder."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  with ocp.CheckpointManager(os.path.abspath(directory)) as manager:
-    step = manager.latest_step()
-    if step is None:
-      raise ConfigError(f"no checkpoint in {directory}")
-    state = manager.restore(step, args=ocp.args.StandardRestore())
-  # In a multi-process job these are replicated on every process's devices: each process
-  # holds the whole value, which np.asarray reads.
-  return jax.tree.map(np.asarray, state["params"]), step
-
-
-def load_mae(path: str, config: ml_collections.ConfigDict) -> tuple[nn.Module, Any, str]:
-  """-> (MAE module, params, what was loaded) from any checkpoint the module docstring lists."""
-  from mae_jax import checkpoint, convert, tasks  # pylint: disable=g-import-not-at-top
-  state_dir = path
-  if epath.Path(path, "pretrain", "checkpoints").exists():
-    state_dir = os.path.join(path, "pretrain", "checkpoints")
-  elif epath.Path(path, "checkpoints").exists():
-    state_dir = os.path.join(path, "checkpoints")
-  if os.path.isdir(state_dir) and any(d.isdigit() for d in os.listdir(state_dir)):
-    params, step = _latest_state_params(state_dir)
-    return tasks.pretrain_task(config).model, params, f"{state_dir} step {step}"
-  if checkpoint.is_export(path) and checkpoint.load_description(path).get("kind") != "mae":
-    raise ConfigError(f"{path} holds an encoder only (the pretrain export); reconstructions need "
-                     "the decoder: pass the run's workdir or its pretrain/checkpoints folder")
-  flag = config.visualize.norm_pix_loss.lower()
-  if flag not in ("", "true", "false"):
-    raise ConfigError(f"config.visualize.norm_pix_loss must be '', 'true' or 'false', got {flag!r}")
-  desc, params = convert.load(path, image_size=config.data.image_size,
-                              norm_pix_loss={"": None, "true": True, "false": False}[flag])
-  if desc.get("kind") != "mae":
-    raise ConfigError(f"{path} holds a {desc.get('kind')} without the MAE decoder; official "
-                     "mae_visualize_*.pth files and HF ViTMAEForPreTraining have one")
-  return convert.build_model(desc), params, path
-
-
-def eval_images(d: ml_collections.ConfigDict, source: Any, num_images: int) -> np.ndarray:
-  """The first `num_images` images of the eval split as config.data `d` preprocesses them:
-  uint8 (N, H, W, 3)."""
-  from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  batches = data.eval_batches(source, source.eval_split, batch_size=num_images,
-                              image_size=d.image_size, crop_ratio=d.eval_crop_ratio)
-  batch = next(iter(batches))
-  return np.asarray(batch["image"][batch["mask"] > 0])
-
-
-def run_stage(config: ml_collections.ConfigDict, checkpoint_path: str, out_dir: str,
-              source: Any) -> dict[str, Any]:
-  """Writes the reconstruction grid of `checkpoint_path` into `out_dir`; returns what it did."""
-  model, params, loaded = load_mae(checkpoint_path, config)
-  images = eval_images(config.data, source, config.visualize.num_images)
-  grid = grid_png(model, params, images, config.visualize, tuple(config.data.mean),
-                  tuple(config.data.std))
-  path = save_png(os.path.join(out_dir, "reconstructions.png"), grid)
-  return {"png": path, "checkpoint": loaded, "images": int(images.shape[0]),
-          "columns": list(PANELS), "norm_pix_loss": bool(model.norm_pix_loss)}
-
-
-def _define_flags() -> dict[str, Any]:
-  # Only when run as a program: tasks.py imports this module too, and flags may exist once.
-  return dict(
-      config=config_flags.DEFINE_config_file("config", None, "Experiment config (configs/*.py)."),
-      checkpoint=flags.DEFINE_string("checkpoint", None,
-                                     "Workdir, checkpoints folder, .pth, HF dir or MAE export."),
-      out=flags.DEFINE_string("out", None, "Folder for reconstructions.png."))
-
-
-def main(argv: list[str], flag: dict[str, Any]) -> None:
-  import json  # pylint: disable=g-import-not-at-top
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  from mae_jax import data  # pylint: disable=g-import-not-at-top
-  logging.set_verbosity(logging.WARNING)   # Orbax logs at INFO
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not all(f.value for f in flag.values()):
-    raise app.UsageError("--config, --checkpoint and --out are required")
-  config = flag["config"].value
-  source = data.get_source(config.data.dataset, config.data.data_dir or None)
-  try:
-    print(json.dumps(run_stage(config, flag["checkpoint"].value, flag["out"].value, source)))
-  except UserError as err:
-    raise SystemExit(f"mae_jax.visualize: error: {err}") from None
-
-
-if __name__ == "__main__":
-  _FLAGS = _define_flags()
-  app.run(lambda argv: main(argv, _FLAGS))

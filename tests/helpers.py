@@ -9,7 +9,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
-CONFIG_FILES = sorted(f for f in os.listdir(CONFIGS) if f.endswith(".py"))
+CONFIG_FILES = sorted(f for f in os.listdir(CONFIGS) if f.endswith(".py") and not f.startswith("_"))
 
 
 def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:

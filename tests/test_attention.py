@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mae_jax.models import attention, mae_from_variant
+from mae_jax.models import MAE, attention, from_variant
 from mae_jax.models.vit import gelu
 
 
@@ -75,12 +75,13 @@ def test_unknown_kind_is_an_error():
     attention.dot_product_attention(q, q, q, "flash")
 
 
+@pytest.mark.slow   # a whole MAE forward and backward per attention kind
 def test_mae_loss_and_gradients_agree_across_kinds():
   images = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(np.float32))
   noise = jnp.asarray(np.random.default_rng(1).uniform(size=(2, 16)).astype(np.float32))
   results = {}
   for kind in ("xla", "chunked"):
-    model = mae_from_variant("mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2,
+    model = from_variant(MAE, "mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2,
                              attention=kind)
     params = model.init(jax.random.key(0), images, noise=noise)["params"]
     results[kind] = jax.value_and_grad(

@@ -1,21 +1,31 @@
-"""`mae_jax.bench --target=pretrain|finetune`: the real train step, JSON out, no TensorFlow."""
+"""`mae-jax-bench --target=pretrain|finetune` (mae_jax_bench): the real train step, JSON out,
+no TensorFlow; the PyTorch side (mae_jax_bench.torch_mae) and the FLOP counts both report."""
 
 import json
 import os
 import subprocess
 import sys
 
-from mae_jax import bench, flops
+import pytest
+
+from mae_jax import flops
 from mae_jax.models.vit import decode_variant
+from mae_jax_bench import peaks, step
 from tests.helpers import REPO
 
-# Both targets through bench.main in one fresh interpreter (one import of JAX, not two).
+pytestmark = pytest.mark.slow   # JAX and PyTorch train steps in subprocesses
+
+# Both targets through run.main in one fresh interpreter (one import of JAX, not two); app.run
+# ends each with SystemExit.
 _PROGRAM = """
 import sys
-from absl import flags
-from mae_jax import bench, flops
+from mae_jax_bench import run
 for target in ("pretrain", "finetune"):
-  bench.main(flags.FLAGS(["bench", "--target=" + target] + sys.argv[1:]))
+  try:
+    run.main(["mae-jax-bench", "--target=" + target] + sys.argv[1:])
+  except SystemExit as e:
+    if e.code:
+      raise
 print("tensorflow loaded:", "tensorflow" in sys.modules)
 """
 
@@ -48,14 +58,14 @@ def _check(result):
 
 
 def test_peak_flops_table():
-  assert bench.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
-  assert bench.peak_flops("TPU v4", "float32") is None
-  assert bench.peak_flops("cpu", "float32") is None
+  assert peaks.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
+  assert peaks.peak_flops("TPU v4", "float32") is None
+  assert peaks.peak_flops("cpu", "float32") is None
 
 
 def test_model_flops_match_torch_flop_counter_at_full_size():
-  # torch.utils.flop_counter on HF ViTMAEForPreTraining, L/16 @224, mask 0.75, decoder 512x8
-  # (bench/torch_mae.py on an H100, 2026-11-23): 124,667,224,064 per image.
+  # torch FlopCounterMode on HF ViTMAEForPreTraining, L/16 @224, mask 0.75, decoder 512x8
+  # (python -m mae_jax_bench.torch_mae on an H100): 124,667,224,064 per image.
   assert flops.pretrain_flops_per_image("L/16", 224, 0.75) == 124_667_224_064
 
 
@@ -89,14 +99,14 @@ def test_timed_rounds_lockstep_waits_for_each_go(monkeypatch, capsys):
   import io  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(sys, "stdin", io.StringIO("go\ngo\n"))      # then end of input
   times = iter([0.5, 0.25, 1.0])
-  rounds = bench.timed_rounds(lambda: next(times), rounds=3, lockstep=True)
+  rounds = step.timed_rounds(lambda: next(times), rounds=3, lockstep=True)
   assert rounds == [0.5, 0.25]                                       # stopped at end of input
   assert capsys.readouterr().out.splitlines() == ["ready", "done 500.0", "done 250.0"]
-  assert bench.timed_rounds(lambda: 2.0, rounds=2, lockstep=False) == [2.0, 2.0]
+  assert step.timed_rounds(lambda: 2.0, rounds=2, lockstep=False) == [2.0, 2.0]
 
 
 def test_torch_compare_takes_turns_and_reports_both():
-  cmd = [sys.executable, os.path.join(REPO, "bench", "torch_mae.py"), "--compare",
+  cmd = [sys.executable, "-m", "mae_jax_bench.torch_mae", "--compare",
          "--variant=mu/8", "--image_size=32", "--batch_size=4", "--steps=1", "--rounds=2",
          "--warmup_steps=1", "--decoder=32,1,2"]
   env = dict(os.environ, PYTHONPATH=REPO, XLA_FLAGS="--xla_force_host_platform_device_count=1")

@@ -20,7 +20,7 @@ import torch
 from transformers import ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel
 from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
 
-from mae_jax import checkpoint, convert, tasks
+from mae_jax import checkpoint, convert, tasks, torch_format, weights
 from tests.helpers import load_config
 
 torch.set_num_threads(1)
@@ -176,7 +176,7 @@ def test_mae_matches_hf_vitmae_from_both_formats(name, tmp_path):
   images = rng.randn(3, v["image"], v["image"], 3).astype(np.float32)
   noise = rng.rand(3, (v["image"] // v["patch"]) ** 2).astype(np.float32)
 
-  model, variables = convert.load_torch(str(tmp_path / "hf"))
+  model, variables = weights.load_torch(str(tmp_path / "hf"))
   assert (model.num_heads, model.decoder_heads, model.ln_eps) == (v["heads"], v["dec_heads"],
                                                                   v["eps"])
   _compare_mae(model, variables, hf, images, noise)
@@ -185,13 +185,13 @@ def test_mae_matches_hf_vitmae_from_both_formats(name, tmp_path):
   (tmp_path / "hf_bin").mkdir()
   shutil.copy(tmp_path / "hf" / "config.json", tmp_path / "hf_bin")
   torch.save(hf.state_dict(), tmp_path / "hf_bin" / "pytorch_model.bin")
-  model_bin, variables_bin = convert.load_torch(str(tmp_path / "hf_bin"))
+  model_bin, variables_bin = weights.load_torch(str(tmp_path / "hf_bin"))
   assert model_bin == model
   jax.tree.map(np.testing.assert_array_equal, variables_bin, variables)
 
   # .pth: no config, so head counts and loss settings come from defaults and overrides.
   default_heads = v["heads"] == v["width"] // 64 and v["dec_heads"] == 16
-  model, variables = convert.load_torch(
+  model, variables = weights.load_torch(
       str(tmp_path / "mae_visualize.pth"), mask_ratio=v["mask_ratio"],
       norm_pix_loss=v["norm_pix"], ln_eps=v["eps"],
       num_heads=None if default_heads else v["heads"],
@@ -218,7 +218,7 @@ def test_pretrained_encoder_runs_at_another_resolution(tmp_path):
   hf48 = _hf_mae(v, 48, seed=3)
   state = {k: t for k, t in hf32.state_dict().items() if "pos" not in k}
   assert not hf48.load_state_dict(state, strict=False).unexpected_keys
-  model, variables = convert.load_torch(str(tmp_path / "mae.pth"), num_heads=v["heads"],
+  model, variables = weights.load_torch(str(tmp_path / "mae.pth"), num_heads=v["heads"],
                                         decoder_heads=v["dec_heads"], mask_ratio=v["mask_ratio"],
                                         norm_pix_loss=True)
   rng = np.random.RandomState(1)
@@ -240,7 +240,7 @@ def _timm_classifier(image: int, patch: int, width: int, depth: int, heads: int,
 def test_finetuned_classifier_matches_timm(image, patch, width, depth, heads, tmp_path):
   vit = _timm_classifier(image, patch, width, depth, heads, classes=7, seed=image)
   torch.save({"model": vit.state_dict()}, tmp_path / "mae_finetuned.pth")
-  model, variables = convert.load_torch(str(tmp_path / "mae_finetuned.pth"), num_heads=heads)
+  model, variables = weights.load_torch(str(tmp_path / "mae_finetuned.pth"), num_heads=heads)
   assert model.pos_embed == "learned" and model.global_pool
   x = np.random.RandomState(2).randn(4, image, image, 3).astype(np.float32)
   with torch.no_grad():
@@ -249,7 +249,7 @@ def test_finetuned_classifier_matches_timm(image, patch, width, depth, heads, tm
                              rtol=0, atol=1e-4)
 
   # Another resolution: the learned table is resized (cls row kept), the model runs.
-  model, variables = convert.load_torch(str(tmp_path / "mae_finetuned.pth"), num_heads=heads,
+  model, variables = weights.load_torch(str(tmp_path / "mae_finetuned.pth"), num_heads=heads,
                                         image_size=2 * image)
   table = variables["params"]["encoder"]["pos_embed"]
   assert table.shape == (1, 1 + (2 * image // patch) ** 2, width)
@@ -262,7 +262,7 @@ def _tiny_mae_params(seed: int) -> tuple[dict, dict]:
   desc = dict(kind="mae", width=32, depth=2, num_heads=2, patch_size=4, mlp_ratio=4.0,
               image_size=16, ln_eps=1e-6, pos_embed="sincos", decoder_width=32,
               decoder_depth=1, decoder_heads=4, mask_ratio=0.75, norm_pix_loss=True)
-  model = convert.build_model(desc)
+  model = torch_format.build_model(desc)
   params = jax.jit(model.init)({"params": jax.random.key(seed), "masking": jax.random.key(1)},
                                jnp.zeros((1, 16, 16, 3)))["params"]
   # Random init leaves biases at 0 and norm scales at 1: perturb every leaf.
@@ -273,10 +273,10 @@ def _tiny_mae_params(seed: int) -> tuple[dict, dict]:
 
 def test_export_round_trips_and_hf_loads_it(tmp_path):
   desc, params = _tiny_mae_params(0)
-  convert.save_pth(desc, params, str(tmp_path / "out.pth"))
-  convert.save_hf(desc, params, str(tmp_path / "hf"))
+  torch_format.save_pth(desc, params, str(tmp_path / "out.pth"))
+  torch_format.save_hf(desc, params, str(tmp_path / "hf"))
   for path in (tmp_path / "out.pth", tmp_path / "hf"):
-    loaded_desc, loaded = convert.load(str(path), norm_pix_loss=True, num_heads=2,
+    loaded_desc, loaded = weights.load(str(path), norm_pix_loss=True, num_heads=2,
                                        decoder_heads=4)
     assert loaded_desc == desc, path
     jax.tree.map(np.testing.assert_array_equal, loaded, params)
@@ -286,7 +286,7 @@ def test_export_round_trips_and_hf_loads_it(tmp_path):
   assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
   rng = np.random.RandomState(3)
   images, noise = rng.randn(2, 16, 16, 3).astype(np.float32), rng.rand(2, 16).astype(np.float32)
-  _compare_mae(convert.build_model(desc), {"params": params}, hf.eval(), images, noise)
+  _compare_mae(torch_format.build_model(desc), {"params": params}, hf.eval(), images, noise)
 
 
 def test_classifier_export_loads_into_timm(tmp_path):
@@ -303,13 +303,14 @@ def test_classifier_export_loads_into_timm(tmp_path):
     convert.convert(str(tmp_path / "export"), str(tmp_path / "hf"), "hf")
 
 
+@pytest.mark.slow
 def test_cli_export_is_what_init_from_reads(tmp_path):
   v = dict(VARIANTS["w128_p8_default_heads"], width=64, depth=1, heads=1, dec_width=32)
   hf = _hf_mae(v, 32, seed=9)
   hf.save_pretrained(tmp_path / "hf")
   export = str(tmp_path / "export")
   convert.main(["--input", str(tmp_path / "hf"), "--output", export])
-  params, desc = checkpoint.load_params(export)
+  params, desc = weights.restore_export(export)
   assert desc["kind"] == "mae" and desc["num_heads"] == 1 and desc["image_size"] == 32
 
   config = load_config("pets.py", f"init={export}")
@@ -335,7 +336,7 @@ def test_bad_checkpoints_give_one_clear_error(tmp_path):
   state["blocks.0.extra"] = torch.zeros(2)
   torch.save({"model": state}, tmp_path / "bad.pth")
   with pytest.raises(ValueError) as err:
-    convert.load_torch(str(tmp_path / "bad.pth"))
+    weights.load_torch(str(tmp_path / "bad.pth"))
   for key in ("missing ['blocks.0.mlp.fc2.bias']", "unexpected ['blocks.0.extra']",
               "blocks.0.attn.proj.weight: (64, 32)"):
     assert key in str(err.value)
@@ -350,14 +351,14 @@ def test_pickles_cannot_run_code(tmp_path):
   with open(tmp_path / "evil.pth", "wb") as f:
     pickle.dump({"model": {}, "payload": _Evil()}, f, protocol=2)
   with pytest.raises(pickle.UnpicklingError):
-    convert.load_torch(str(tmp_path / "evil.pth"))
+    weights.load_torch(str(tmp_path / "evil.pth"))
 
 
 def test_our_pretrain_export_goes_to_timm_and_hf(tmp_path):
   """An encoder exported by our pretrain stage (model.json without 'kind') -> .pth and HF."""
   config = load_config("digits.py", "smoke")
   desc = tasks.model_description(config)
-  encoder = convert.build_model(desc)
+  encoder = torch_format.build_model(desc)
   size = desc["image_size"]
   x = np.random.RandomState(4).randn(2, size, size, 3).astype(np.float32)
   params = jax.jit(encoder.init)(jax.random.key(0), jnp.asarray(x))["params"]

@@ -354,15 +354,16 @@ class _Replay:
 
 
 def test_random_resized_crop_windows_follow_torchvision_on_the_same_draws():
-  """Attempt order, rounding, bounds and the fallback are torchvision's (bench's copy)."""
-  from mae_jax import bench
+  """Attempt order, rounding, bounds and the fallback are torchvision's (pil_loader's copy)."""
+  from mae_jax_bench import pil_loader
   rng = np.random.default_rng(1)
   sizes = np.stack([rng.integers(1, 120, 2000), rng.integers(1, 120, 2000)], axis=1)
   uniforms = rng.random((2000, 4, 10))
   for scale in [(0.08, 1.0), (0.9, 1.0)]:   # (0.9, 1): long thin images take the fallback
     windows = data.random_resized_crop_windows(sizes, uniforms, scale=scale,
                                                ratio=(3 / 4, 4 / 3))
-    expected = [bench._pil_rrc_params(int(w), int(h), scale, (3 / 4, 4 / 3), _Replay(u))
+    expected = [pil_loader.random_resized_crop_params(int(w), int(h), scale, (3 / 4, 4 / 3),
+                                                      _Replay(u))
                 for (h, w), u in zip(sizes, uniforms)]
     np.testing.assert_array_equal(windows, np.array(expected))
 

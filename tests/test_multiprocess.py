@@ -21,6 +21,8 @@ import pytest
 from mae_jax import distributed, experiment
 from tests.helpers import REPO, damage_checkpoint, load_config
 
+pytestmark = pytest.mark.slow   # several processes of the real entry point
+
 # pretrain writes collective checkpoints and the export; linprobe reads the export and
 # evaluates over process shards; visualize reads pretrain's checkpoint. The other stages and
 # baselines repeat those code paths.

@@ -41,6 +41,7 @@ def _max_diff(a, b):
              default=0.0)
 
 
+@pytest.mark.slow   # three real train steps compiled three ways each
 @pytest.mark.parametrize("stage", ["pretrain", "finetune_nodrop", "linprobe"])
 def test_pmap_shard_map_and_one_device_agree(setup, stage):
   config, batches = setup

@@ -19,8 +19,10 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import traverse_util
 
-from mae_jax import checkpoint
+from mae_jax import checkpoint, weights
 from tests.helpers import REPO, damage_checkpoint
+
+pytestmark = pytest.mark.slow   # the real entry point, killed and resumed
 
 STEPS = 40
 # digits:smoke pretrain only (mu/4, batch 16): a few ms a step, so a run is mostly start-up.
@@ -59,7 +61,7 @@ def _wait_for_step(proc, at_least):
 
 
 def _export(workdir):
-  params, _ = checkpoint.load_params(os.path.join(workdir, "pretrain", "export"))
+  params, _ = weights.restore_export(os.path.join(workdir, "pretrain", "export"))
   return traverse_util.flatten_dict(params, sep="/")
 
 

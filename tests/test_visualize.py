@@ -1,14 +1,17 @@
 """Reconstruction grids: the un-normalisation maths, the panels, the grid layout, the stage."""
 
+import json
 import os
+import subprocess
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mae_jax import experiment, visualize
+from mae_jax import experiment, tasks, visualize
 from mae_jax.masking import patchify
 from tests.helpers import load_config
+from tests.test_main import script
 
 
 def test_unnormalize_uses_visible_patch_statistics():
@@ -95,6 +98,7 @@ def test_visualize_without_a_pretrain_is_refused(tmp_path):
     experiment.validate(config, str(tmp_path))
 
 
+@pytest.mark.slow
 def test_stage_writes_grid_and_tensorboard_images(tmp_path):
   config = load_config("digits.py", "smoke")
   config.stages, config.baselines = "pretrain,visualize", ""
@@ -107,7 +111,16 @@ def test_stage_writes_grid_and_tensorboard_images(tmp_path):
   assert image.shape == (3 * (32 * scale + 2) + 2, 4 * (32 * scale + 2) + 2, 3)
   # An encoder-only export cannot reconstruct, and says what to pass instead.
   with pytest.raises(ValueError, match="encoder only"):
-    visualize.load_mae(os.path.join(tmp_path, "pretrain", "export"), config)
+    tasks.load_mae(config, os.path.join(tmp_path, "pretrain", "export"))
+  # The command line draws the same grid from the run's workdir, from any directory.
+  proc = subprocess.run([script("mae-jax-visualize"), f"--checkpoint={tmp_path}",
+                         "--config=digits:smoke", "--config.visualize.num_images=3",
+                         f"--out={tmp_path / 'cli'}"], cwd=tmp_path, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert json.loads(proc.stdout.strip().splitlines()[-1])["images"] == 3
+  cli_image = np.asarray(Image.open(tmp_path / "cli" / "reconstructions.png"))
+  np.testing.assert_array_equal(cli_image, image)
   events = [f for f in os.listdir(tmp_path / "pretrain") if f.startswith("events")]
   data = (tmp_path / "pretrain" / events[0]).read_bytes()
   assert data.count(b"pretrain/reconstructions") == 2          # steps 1 and 2

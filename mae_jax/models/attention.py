@@ -21,7 +21,7 @@ import jax.numpy as jnp
 ATTENTION_KINDS = ("auto", "xla", "chunked", "cudnn")
 
 # Scores per lax.map step of the chunked form: a bound on the memory they take, not a cache
-# size. Measured (2-core CPU, 2026-11-23): one lax.map step for the whole batch beat steps of
+# size. On a 2-core CPU one lax.map step for the whole batch beat steps of
 # 1 MiB (one example: 62 vs 47 ms median on the B/16 decoder shape above; 89 vs 56 ms on
 # Ti/8's decoder at batch 64), where the loop's slicing, copies and per-step cost outweigh
 # keeping the scores in cache. So batches up to this size run as one vmap.

@@ -4,7 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mae_jax.models.vit import LN_EPS, Dtype, Encoder, LayerNorm, decode_variant
+from mae_jax.models.vit import LN_EPS, Dtype, Encoder, LayerNorm
 
 
 class Classifier(nn.Module):
@@ -53,9 +53,3 @@ class Classifier(nn.Module):
     logits = nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(self.head_init_std),
                       dtype=jnp.float32, name="head")(x.astype(jnp.float32))
     return logits
-
-
-def classifier_from_variant(variant: str, num_classes: int, **kwargs) -> Classifier:
-  v = decode_variant(variant)
-  return Classifier(width=v.width, depth=v.depth, num_heads=v.num_heads, patch_size=v.patch_size,
-                    mlp_ratio=v.mlp_ratio, num_classes=num_classes, **kwargs)

@@ -7,8 +7,7 @@ import jax.numpy as jnp
 from mae_jax.losses import mae_loss
 from mae_jax.masking import patchify, unshuffle
 from mae_jax.models.posembed import sincos_2d
-from mae_jax.models.vit import (LN_EPS, Dense, Dtype, Encoder, LayerNorm, decode_variant,
-                                run_blocks)
+from mae_jax.models.vit import LN_EPS, Dense, Dtype, Encoder, LayerNorm, run_blocks
 
 
 class Decoder(nn.Module):
@@ -81,10 +80,3 @@ class MAE(nn.Module):
     pred = self.decoder(tokens, ids_restore, grid).astype(jnp.float32)
     loss = mae_loss(patchify(images, p), pred, mask, self.norm_pix_loss)
     return loss, pred, mask
-
-
-def mae_from_variant(variant: str, **kwargs) -> MAE:
-  """MAE for a short variant name ("B/16"); kwargs set decoder size, mask ratio, loss, dtype."""
-  v = decode_variant(variant)
-  return MAE(width=v.width, depth=v.depth, num_heads=v.num_heads, patch_size=v.patch_size,
-             mlp_ratio=v.mlp_ratio, **kwargs)

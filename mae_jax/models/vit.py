@@ -5,7 +5,7 @@ norm1/attn.qkv/attn.proj/norm2/mlp.fc1/mlp.fc2, norm) so weights map one to one.
 """
 
 import dataclasses
-from typing import Any
+from typing import Any, TypeVar
 
 import flax.linen as nn
 import jax
@@ -16,6 +16,8 @@ from mae_jax.errors import ConfigError
 from mae_jax.models import matmul
 from mae_jax.models.attention import dot_product_attention
 from mae_jax.masking import gather_tokens, masking_ids, patchify
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 from mae_jax.models.posembed import sincos_2d
 
 Dtype = Any
@@ -276,8 +278,10 @@ class Encoder(nn.Module):
     return x, mask, ids_restore
 
 
-def encoder_from_variant(variant: str, **kwargs: Any) -> Encoder:
+def from_variant(cls: type[ModuleT], variant: str, **kwargs: Any) -> ModuleT:
+  """`cls` (Encoder, MAE, Classifier) with the ViT sizes of a short name ("B/16"); `kwargs` set
+  the rest (decoder size, mask ratio, classes, dtype, ...)."""
   v = decode_variant(variant)
-  return Encoder(width=v.width, depth=v.depth, num_heads=v.num_heads, patch_size=v.patch_size,
-                 mlp_ratio=v.mlp_ratio, **kwargs)
+  return cls(width=v.width, depth=v.depth, num_heads=v.num_heads, patch_size=v.patch_size,
+             mlp_ratio=v.mlp_ratio, **kwargs)
 

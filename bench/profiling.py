@@ -1,7 +1,11 @@
 """Where a jitted step spends its time: a jax.profiler trace and a table of its costliest ops.
 
-`python -m mae_jax.bench ... --profile_dir=DIR` uses this; the trace in DIR also opens in
-Perfetto (ui.perfetto.dev, the *.trace.json.gz file) or TensorBoard's profile plugin.
+The train-step benchmark (step.py) uses it after timing:
+
+  python -m mae_jax_bench --target=pretrain --variant=B/16 --steps=2 --profile_dir=/tmp/mae_profile
+
+The table goes to stderr; the trace in DIR also opens in Perfetto (ui.perfetto.dev, the
+*.trace.json.gz file) or TensorBoard's profile plugin.
 """
 
 import collections
@@ -56,6 +60,7 @@ def op_table(trace_file: str, steps: int, top: int = 25) -> list[tuple[str, floa
 
 
 def format_table(rows: list[tuple[str, float, int]]) -> str:
+  """op_table's rows as aligned text, names cut at 70 characters."""
   width = max((len(name) for name, _, _ in rows), default=10)
   lines = [f"{'op':{min(width, 70)}}  ms/step  calls"]
   lines += [f"{name[:70]:{min(width, 70)}}  {ms:7.2f}  {n:5d}" for name, ms, n in rows]

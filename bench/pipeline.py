@@ -1,0 +1,73 @@
+"""The input benchmark: our pretrain input pipeline beside the official loader's work in PIL.
+
+  python -m mae_jax_bench --make_fixture=/tmp/photos --fixture_images=1024   # fixture.py
+  python -m mae_jax_bench --target=input --data=imagefolder:/tmp/photos --image_size=224 \
+      --batch_size=64 --num_batches=40 --rounds=2 --pil_workers=2
+
+Ours is the tf.data pretrain pipeline (decode, RandomResizedCrop, flip, uint8 pixels out; the
+train step normalises them on the device, mae_jax/pixels.py) with config_lib's pretrain crop and
+flip. The baseline is pil_loader.py in --pil_workers processes (0: none; it reads image files,
+so it needs --data=imagefolder:DIR). The two run one after the other, alternating for --rounds
+rounds, so that load from other processes hits both alike; each reports its best round.
+"""
+
+import os
+import time
+from typing import Any
+
+from absl import app
+
+from mae_jax import config_lib
+from mae_jax import data   # TensorFlow
+from mae_jax.data import imagefolder
+from . import pil_loader
+
+
+def bench_input(dataset: str, data_dir: str | None, *, image_size: int, batch_size: int,
+                num_batches: int, warmup: int, rounds: int, pil_workers: int) -> dict[str, Any]:
+  """Images per second of ours and of the PIL baseline on `dataset` (config.data.dataset)."""
+  cfg = config_lib.base_config()
+  stage = cfg.pretrain
+  crop_scale, crop_ratio = tuple(stage.crop_scale), tuple(stage.crop_ratio)
+  source = data.get_source(dataset, data_dir)
+
+  def ours(round_index: int) -> float:
+    # A fresh pipeline per round, so nothing it prefetched during the baseline's turn counts.
+    batches = data.train_batches(
+        source, source.train_split, batch_size=batch_size, image_size=image_size,
+        crop_scale=crop_scale, crop_ratio=crop_ratio, hflip=stage.hflip, seed=0,
+        start_step=round_index * (num_batches + warmup), layout=cfg.data.batch_layout)
+    for _ in range(warmup):
+      next(batches)
+    start = time.perf_counter()
+    for _ in range(num_batches):
+      next(batches)
+    elapsed = time.perf_counter() - start
+    del batches
+    return num_batches * batch_size / elapsed
+
+  paths = None
+  if pil_workers > 0:
+    if not dataset.startswith(imagefolder.PREFIX):
+      raise app.UsageError("the PIL baseline reads image files: use --data=imagefolder:DIR "
+                           "or --pil_workers=0")
+    _, splits = imagefolder.scan(dataset[len(imagefolder.PREFIX):])
+    paths = splits[imagefolder.TRAIN_SPLIT][0]
+  ours_rates, pil_rates = [], []
+  for r in range(rounds):
+    ours_rates.append(ours(r))
+    print(f"round {r}: ours {ours_rates[-1]:.1f} images/s", flush=True)
+    if paths is not None:
+      pil_rates.append(pil_loader.images_per_sec(
+          paths, batch_size=batch_size, image_size=image_size, num_batches=num_batches,
+          warmup=warmup, workers=pil_workers, scale=crop_scale, ratio=crop_ratio))
+      print(f"round {r}: PIL ({pil_workers} workers) {pil_rates[-1]:.1f} images/s", flush=True)
+  result = {"target": "input", "data": dataset, "image_size": image_size,
+            "batch_size": batch_size, "num_batches": num_batches, "rounds": rounds,
+            "cpus": os.cpu_count(), "images_per_sec": round(max(ours_rates), 1),
+            "images_per_sec_rounds": [round(x, 1) for x in ours_rates]}
+  if pil_rates:
+    result.update(pil_workers=pil_workers, pil_images_per_sec=round(max(pil_rates), 1),
+                  pil_images_per_sec_rounds=[round(x, 1) for x in pil_rates],
+                  speedup_vs_pil=round(max(ours_rates) / max(pil_rates), 2))
+  return result

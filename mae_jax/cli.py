@@ -1,0 +1,71 @@
+"""The console scripts `pip install` puts on PATH (pyproject.toml, [project.scripts]).
+
+  mae-jax            = python -m mae_jax.main         (training: the stages of a config)
+  mae-jax-convert    = python -m mae_jax.convert      (official / HF weights in and out)
+  mae-jax-visualize  = python -m mae_jax.cli visualize (reconstruction grids; visualize.py)
+  mae-jax-bench      = the benchmarks in bench/ (package mae_jax_bench)
+
+Each entry imports its module only when called: `mae-jax` first re-executes itself with a
+faster host allocator (allocator.py), which must happen before JAX is imported.
+"""
+
+import sys
+
+from mae_jax import allocator
+
+
+def main() -> None:
+  allocator.reexec()
+  from mae_jax import main as entry  # pylint: disable=g-import-not-at-top  (imports JAX)
+  entry.run(sys.argv)
+
+
+def convert() -> None:
+  from mae_jax import convert as entry  # pylint: disable=g-import-not-at-top
+  entry.main(sys.argv[1:])
+
+
+def visualize() -> None:
+  """mae-jax-visualize --checkpoint=PATH --config=CONFIG --out=DIR: reconstructions.png of any
+  MAE with its decoder (visualize.py lists what PATH may be) on the config's eval images."""
+  import json  # pylint: disable=g-import-not-at-top
+  from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  from mae_jax import cli_args, experiment, tasks  # pylint: disable=g-import-not-at-top
+  from mae_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+
+  config = config_flags.DEFINE_config_file("config", None, "Experiment config (configs/*.py).")
+  checkpoint = flags.DEFINE_string("checkpoint", None,
+                                   "Workdir, checkpoints folder, .pth, HF dir or MAE export.")
+  out = flags.DEFINE_string("out", None, "Folder for reconstructions.png.")
+
+  def run(argv: list[str]) -> None:
+    logging.set_verbosity(logging.WARNING)   # Orbax logs at INFO
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not (config.value and checkpoint.value and out.value):
+      raise app.UsageError("--config, --checkpoint and --out are required")
+    from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
+    try:
+      experiment.validate_visualize(config.value)
+      source = data.get_source(config.value.data.dataset, config.value.data.data_dir or None)
+      print(json.dumps(tasks.reconstructions(config.value, checkpoint.value, out.value, source)))
+    except UserError as err:
+      raise SystemExit(f"mae-jax-visualize: error: {err}") from None
+
+  cli_args.show_flags_in_help(__name__, sys.argv[0])
+  app.run(run, argv=cli_args.resolve_config_flags(sys.argv))
+
+
+def bench() -> None:
+  allocator.reexec()
+  from mae_jax_bench import run as entry  # pylint: disable=g-import-not-at-top
+  entry.main(sys.argv)
+
+
+if __name__ == "__main__":
+  # python -m mae_jax.cli COMMAND ARGS: COMMAND is main, convert, visualize or bench.
+  command = sys.argv.pop(1) if len(sys.argv) > 1 else ""
+  if command not in ("main", "convert", "visualize", "bench"):
+    sys.exit("usage: python -m mae_jax.cli {main,convert,visualize,bench} ARGS")
+  globals()[command]()
