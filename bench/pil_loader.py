@@ -6,7 +6,7 @@ Normalize. Whole batches are built by worker processes into shared memory, two i
 worker, as a torch DataLoader with that many workers and prefetch factor 2 does; torch itself is
 not needed. pipeline.py times it beside ours:
 
-  python -m mae_jax_bench --target=input --data=imagefolder:/tmp/photos --pil_workers=2
+  python -m mae_jax_bench --target=input --data=images:/tmp/photos --pil_workers=2
 """
 
 import math

@@ -5,7 +5,7 @@ The last stdout line is a JSON object.
   # Photo-sized JPEGs to measure on (root/train/<class>/*.jpg, ~500x375, from real photos):
   mae-jax-bench --make_fixture=/tmp/photos --fixture_images=1024
   # The pretrain input pipeline alone, beside a plain PIL loader in 2 worker processes:
-  mae-jax-bench --target=input --data=imagefolder:/tmp/photos --image_size=224 \
+  mae-jax-bench --target=input --data=images:/tmp/photos --image_size=224 \
       --batch_size=64 --num_batches=40
   # The real jitted train step (train.make_train_step, AdamW) on synthetic data:
   mae-jax-bench --target=pretrain --variant=B/16 --image_size=224 --batch_size=8 \
@@ -28,7 +28,8 @@ from absl import app, flags
 from mae_jax import cli_args
 
 _TARGET = flags.DEFINE_string("target", "input", "What to measure: one of TARGETS.")
-_DATA = flags.DEFINE_string("data", None, "config.data.dataset to read, e.g. imagefolder:DIR.")
+_DATA = flags.DEFINE_string("data", None,
+                            "config.data.dataset to read, e.g. images:DIR (any folder).")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir for TFDS datasets.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Output resolution.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Images per batch.")
@@ -41,6 +42,8 @@ _LOCKSTEP = flags.DEFINE_bool("lockstep", False, "Train steps: print 'ready', th
                               "(torch_mae --compare alternates two processes so).")
 _PIL_WORKERS = flags.DEFINE_integer("pil_workers", 2, "Worker processes of the PIL baseline; "
                                     "0 = no baseline.")
+_CACHE = flags.DEFINE_list("cache", ["memory"], "input: config.data.cache modes to measure, "
+                           "taking turns each round: memory, stream.")
 _VARIANT = flags.DEFINE_string("variant", "B/16", "Train steps: model variant.")
 _MASK_RATIO = flags.DEFINE_float("mask_ratio", 0.75, "pretrain: fraction of patches removed.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Train steps: timed steps.")
@@ -62,12 +65,12 @@ _FIXTURE_CLASSES = flags.DEFINE_integer("fixture_classes", 8, "Classes to write.
 
 def _input() -> dict[str, Any]:
   if not _DATA.value:
-    raise app.UsageError("--data is required for --target=input (e.g. imagefolder:DIR)")
+    raise app.UsageError("--data is required for --target=input (e.g. images:DIR)")
   from . import pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
   return pipeline.bench_input(
       _DATA.value, _DATA_DIR.value or None, image_size=_IMAGE_SIZE.value,
       batch_size=_BATCH_SIZE.value, num_batches=_NUM_BATCHES.value, warmup=_WARMUP.value,
-      rounds=_ROUNDS.value, pil_workers=_PIL_WORKERS.value)
+      rounds=_ROUNDS.value, pil_workers=_PIL_WORKERS.value, caches=tuple(_CACHE.value))
 
 
 def _train_step(target: str) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def visualize() -> None:
     from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
     try:
       experiment.validate_visualize(config.value)
-      source = data.get_source(config.value.data.dataset, config.value.data.data_dir or None)
+      source = data.source_for(config.value.data)
       print(json.dumps(tasks.reconstructions(config.value, checkpoint.value, out.value, source)))
     except UserError as err:
       raise SystemExit(f"mae-jax-visualize: error: {err}") from None

@@ -121,9 +121,23 @@ def base_config() -> ml_collections.ConfigDict:
       attention="auto",
   ))
   c.data = ml_collections.ConfigDict(dict(
-      # "digits", "imagefolder:/path" (root/<split>/<class>/<image>), "tfds:NAME" or "NAME".
+      # "digits", "imagefolder:/path" (root/<split>/<class>/<image>), "images:/path" (unlabeled,
+      # any depth: pretrain and visualize only), "tfds:NAME" or "NAME".
       dataset="oxford_iiit_pet",
       data_dir="",               # TFDS data dir; "" = TFDS_DATA_DIR or ~/tensorflow_datasets
+      # "images:" folders: the held-out share (at most holdout_max images) that the
+      # reconstruction grids and the eval reconstruction loss use, not trained on.
+      holdout=0.01,
+      holdout_max=5000,
+      # Training reads a split from host memory ("memory": the split is read once, encoded
+      # images stay encoded) or from disk by index ("stream": memory stays a few batches,
+      # whatever the split's size; needs a random-access dataset: image folders). "auto"
+      # streams a split larger than cache_max_gb.
+      cache="auto",
+      cache_max_gb=4.0,
+      # How a TFDS dataset not prepared yet is written: "" (TFDS's tfrecord: read into memory
+      # to train) or "array_record" (random access: can stream).
+      tfds_file_format="",
       image_size=224,
       mean=IMAGENET_MEAN,
       std=IMAGENET_STD,

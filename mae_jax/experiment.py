@@ -22,6 +22,8 @@ from mae_jax.parallel import PARALLEL_KINDS
 
 SUMMARY_JSON = "summary.json"
 DTYPES = ("float32", "bfloat16", "float16")
+CACHE_MODES = ("auto", "memory", "stream")
+UNLABELED_PREFIX = "images:"   # data/images.py; the package itself would import TensorFlow
 
 
 def names(field: str) -> list[str]:
@@ -47,6 +49,16 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
         workdir, "pretrain", "checkpoints").exists():
       raise ConfigError("config.stages has visualize but neither pretrain nor "
                         "config.visualize.checkpoint: there is no MAE to reconstruct with")
+  _check_labels(config)
+  d = config.data
+  if d.tfds_file_format not in ("", "tfrecord", "array_record"):
+    raise ConfigError(f"config.data.tfds_file_format must be '', 'tfrecord' or 'array_record', "
+                      f"got {d.tfds_file_format!r}")
+  if d.cache not in CACHE_MODES:
+    raise ConfigError(f"config.data.cache must be one of {CACHE_MODES}, got {d.cache!r}")
+  if not 0 <= d.holdout < 1 or d.holdout_max < 0:
+    raise ConfigError(f"config.data.holdout must be in [0, 1) and holdout_max >= 0, got "
+                      f"{d.holdout} and {d.holdout_max}")
   for b in names(config.baselines):
     if b not in config_lib.BASELINES:
       raise ConfigError(f"config.baselines: unknown baseline {b!r}; known: "
@@ -87,6 +99,18 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
       _check_init_from(config, stage, init_from or config[stage].init_from, workdir)
 
 
+def _check_labels(config: ml_collections.ConfigDict) -> None:
+  """An unlabeled dataset ("images:") serves the stages that need no labels, and only those."""
+  if not config.data.dataset.startswith(UNLABELED_PREFIX):
+    return
+  labeled = [name for name, stage, _ in _runs(config) if tasks.needs_labels(stage)]
+  labeled += [b for b in names(config.baselines) if b == "raw_pixels"]
+  if labeled:
+    raise ConfigError(f"config.data.dataset={config.data.dataset!r} has no labels: it serves "
+                      f"pretrain and visualize only, but config.stages/baselines ask for "
+                      f"{', '.join(labeled)} (use an imagefolder: or TFDS dataset for those)")
+
+
 def validate_visualize(config: ml_collections.ConfigDict) -> None:
   """The fields the visualize stage (and mae-jax-visualize) reads beyond the model and data."""
   if config.visualize.norm_pix_loss.lower() not in ("", "true", "false"):
@@ -106,6 +130,10 @@ def check_batch_size(cfg: ml_collections.ConfigDict, devices: int, where: str) -
 
 def validate_data(config: ml_collections.ConfigDict, source: Any) -> None:
   """What only the dataset can tell: every training stage gets one full batch per epoch."""
+  if config.data.cache == "stream" and source.random_access is None:
+    raise ConfigError(f"config.data.cache='stream' needs a dataset read by index: imagefolder:, "
+                      f"images:, or TFDS prepared as array_record (config.data.tfds_file_format="
+                      f"'array_record' in a fresh data_dir); {source.name} is not: set 'auto'")
   examples = source.split_sizes[source.train_split]
   for _, stage, _ in _runs(config):
     if config[stage].batch_size > examples:
@@ -182,8 +210,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   if is_main():
     epath.Path(workdir, "config.json").write_text(config.to_json_best_effort(indent=2))
-  source = main_first(lambda: data.get_source(config.data.dataset, config.data.data_dir or None),
-                      "dataset ready")
+  source = main_first(lambda: data.source_for(config.data), "dataset ready")
   validate_data(config, source)
   echo(f"dataset {source.name}: {source.split_sizes}, {source.num_classes} classes; "
        f"{jax.device_count()} devices in {jax.process_count()} process(es): {jax.devices()}")

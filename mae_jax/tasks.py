@@ -8,6 +8,7 @@ for what it writes at the end.
 """
 
 import dataclasses
+import functools
 import os
 from typing import Any, Callable, Iterable, Iterator
 
@@ -20,7 +21,8 @@ import optax
 
 from mae_jax import checkpoint, losses, optim, pixels, visualize, weights
 from mae_jax.models import MAE, Classifier, decode_variant, from_variant
-from mae_jax.parallel import DATA_AXIS
+from mae_jax.masking import patchify
+from mae_jax.parallel import DATA_AXIS, device_index
 
 Params = Any
 Batch = dict[str, jax.Array]
@@ -110,16 +112,33 @@ def image_train_data(config: ml_collections.ConfigDict, stage: str, source: Any)
   from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow lives there)
   s, d = config[stage], config.data
 
-  def batches(seed: int, start_step: int, num_shards: int, shard_index: int) -> Iterator[Batch]:
+  def batches(seed: int, start_step: int, num_shards: int, shard_index: int, *, stream: bool
+              ) -> Iterator[Batch]:
     return data.train_batches(
         source, source.train_split, batch_size=s.batch_size // num_shards,
         image_size=d.image_size, crop_scale=tuple(s.crop_scale), crop_ratio=tuple(s.crop_ratio),
         hflip=s.hflip, mean=tuple(d.mean), std=tuple(d.std), seed=seed, start_step=start_step,
         num_shards=num_shards, shard_index=shard_index, options=data.Augment.from_config(s),
-        layout=d.batch_layout)
+        layout=d.batch_layout, stream=stream)
 
+  stream = data.streams(source, source.train_split, d.cache, d.cache_max_gb)
   spe = data.num_train_steps_per_epoch(source, source.train_split, s.batch_size)
-  return TrainData(spe, batches)
+  return TrainData(spe, functools.partial(batches, stream=stream))
+
+
+def eval_split_batches(config: ml_collections.ConfigDict, source: Any
+                       ) -> Callable[[int, int], Iterator[Batch]]:
+  """(num_shards, shard_index) -> one pass over `source`'s eval split, as config.data says."""
+
+  def batches(num_shards: int, shard_index: int) -> Iterator[Batch]:
+    from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
+    d = config.data
+    return data.eval_batches(source, source.eval_split, batch_size=d.eval_batch_size // num_shards,
+                             image_size=d.image_size, crop_ratio=d.eval_crop_ratio,
+                             num_shards=num_shards, shard_index=shard_index,
+                             layout=d.batch_layout)
+
+  return batches
 
 
 def eval_images(config: ml_collections.ConfigDict, source: Any, num_images: int) -> np.ndarray:
@@ -175,7 +194,36 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
   snapshot = (Snapshot(vis.every_steps, "reconstructions", prepare_snapshot)
               if vis.every_steps > 0 else None)
   return dataclasses.replace(task, data=image_train_data(config, "pretrain", source),
+                             evaluation=reconstruction_eval(config, model, source),
                              finish=export, snapshot=snapshot)
+
+
+def reconstruction_eval(config: ml_collections.ConfigDict, model: nn.Module, source: Any
+                        ) -> Evaluation:
+  """The MAE loss on `source`'s eval split (an "images:" folder's held-out slice).
+
+  Masks are fixed (noise from key 0, per device and slot), so evaluations compare across steps.
+  """
+  inputs = model_inputs(config)
+
+  def sums(params, model_state, batch):
+    images = inputs(batch)
+    n = images.shape[0]
+    num_patches = (images.shape[1] // model.patch_size) * (images.shape[2] // model.patch_size)
+    noise = jax.random.uniform(jax.random.fold_in(jax.random.key(0), device_index()),
+                               (n, num_patches))
+    _, pred, mask = model.apply({"params": params}, images, noise=noise, train=False)
+    per_example = jax.vmap(lambda t, p, m: losses.mae_loss(t[None], p[None], m[None],
+                                                           model.norm_pix_loss))(
+        patchify(images, model.patch_size), pred, mask)
+    w = batch["mask"]
+    return {"count": w.sum(), "loss_sum": (per_example * w).sum()}
+
+  def metrics(total: dict[str, float]) -> dict[str, float]:
+    return {"loss": total["loss_sum"] / max(total["count"], 1.0), "examples": total["count"]}
+
+  return Evaluation(sums, eval_split_batches(config, source), metrics,
+                    lambda m: {"eval_loss": m["loss"]})
 
 
 def classification_eval(config: ml_collections.ConfigDict, model: nn.Module, source: Any
@@ -191,14 +239,6 @@ def classification_eval(config: ml_collections.ConfigDict, model: nn.Module, sou
             "correct1": (losses.topk_correct(logits, batch["label"], 1) * w).sum(),
             "correct5": (losses.topk_correct(logits, batch["label"], 5) * w).sum()}
 
-  def batches(num_shards: int, shard_index: int) -> Iterator[Batch]:
-    from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
-    d = config.data
-    return data.eval_batches(source, source.eval_split, batch_size=d.eval_batch_size // num_shards,
-                             image_size=d.image_size, crop_ratio=d.eval_crop_ratio,
-                             num_shards=num_shards, shard_index=shard_index,
-                             layout=d.batch_layout)
-
   def metrics(total: dict[str, float]) -> dict[str, float]:
     n = max(total["count"], 1.0)
     return {"top1": 100 * total["correct1"] / n, "top5": 100 * total["correct5"] / n,
@@ -207,7 +247,7 @@ def classification_eval(config: ml_collections.ConfigDict, model: nn.Module, sou
   def result(m: dict[str, float]) -> dict[str, Any]:
     return {"top1": m["top1"], "top5": m["top5"], "eval_loss": m["loss"]}
 
-  return Evaluation(sums, batches, metrics, result)
+  return Evaluation(sums, eval_split_batches(config, source), metrics, result)
 
 
 def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: int,
@@ -254,6 +294,11 @@ def classifier_task(config: ml_collections.ConfigDict, stage: str, num_classes: 
     return task
   return dataclasses.replace(task, data=image_train_data(config, stage, source),
                              evaluation=classification_eval(config, model, source))
+
+
+def needs_labels(stage: str) -> bool:
+  """Whether training stage `stage` learns from labels (so cannot run on unlabeled images)."""
+  return stage != "pretrain"
 
 
 def make_task(config: ml_collections.ConfigDict, stage: str, source: Any, workdir: str) -> Task:

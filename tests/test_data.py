@@ -110,7 +110,8 @@ def test_gray_and_alpha_images_become_rgb():
 def test_unknown_dataset_name_raises_a_clear_value_error():
   for name in ("no_such_dataset_xyz", "tfds:no_such_dataset_xyz"):
     with pytest.raises(ValueError, match="unknown dataset 'no_such_dataset_xyz'.*'digits', "
-                       "'imagefolder:/path/to/root', 'oxford_iiit_pet', 'tiny_imagenet', or any "
+                       "'imagefolder:/path/to/root', 'images:/path/to/root' \\(unlabeled\\), "
+                       "'oxford_iiit_pet', 'tiny_imagenet', or any "
                        "TFDS image-classification dataset name as 'tfds:NAME'"):
       data.get_source(name)
 

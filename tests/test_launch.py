@@ -151,3 +151,18 @@ def test_gpu_slurm_refuses_a_bad_node_count():
   proc = _script("gpu_slurm.sh", "--nodes=two", "--config=c", "--workdir=w", "--dry-run",
                  check=False)
   assert proc.returncode != 0 and "--nodes must be a positive integer" in proc.stderr
+
+
+def test_imagenet_commands_of_the_docs_dry_run():
+  with open(os.path.join(REPO, "docs", "multihost.md")) as f:
+    text = f.read()
+  section = text[text.index("## ImageNet-1k"):]
+  section = section[:section.index("\n## ", 1)].replace("\\\n", " ")
+  commands = [shlex.split(line) for line in section.splitlines() if line.startswith("launch/")]
+  assert [c[0] for c in commands] == ["launch/tpu.sh"] * 3 + ["launch/gpu_slurm.sh"]
+  printed = []
+  for command in commands:
+    args = [a.replace("BUCKET", "bucket") for a in command[1:]] + ["--dry-run"]
+    printed += _commands(os.path.basename(command[0]), *args)
+  assert any("--config=configs/imagenet.py:size=B" in " ".join(c) for c in printed)
+  assert any("--config=configs/imagenet.py:size=L" in " ".join(c) for c in printed)

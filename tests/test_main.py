@@ -133,21 +133,18 @@ def test_digits_smoke_through_entry_point_and_rerun_skips(tmp_path):
 
 
 @pytest.mark.slow
-def test_pets_smoke_through_entry_point_on_mock_data(tmp_path):
+@pytest.mark.parametrize("dataset, config, splits, baselines", [
+    ("oxford_iiit_pet", "pets.py", "train,test", ()),
+    ("tiny_imagenet", "tiny_imagenet.py", "train,validation", ("finetune_random_init",)),
+    ("imagenet2012", "imagenet.py", "train,validation", ()),
+])
+def test_tfds_smoke_through_entry_point_on_mock_data(tmp_path, dataset, config, splits,
+                                                     baselines):
   data_dir, workdir = str(tmp_path / "tfds"), str(tmp_path / "run")
-  _run(["-m", "tests.mock_main", "oxford_iiit_pet", "40", "train,test", data_dir, "--",
-        "--config=configs/pets.py:smoke", f"--workdir={workdir}",
+  _run(["-m", "tests.mock_main", dataset, "40", splits, data_dir, "--",
+        f"--config=configs/{config}:smoke", f"--workdir={workdir}",
         f"--config.data.data_dir={data_dir}"])
-  _check_summary(workdir, config_lib.STAGES)
-
-
-@pytest.mark.slow
-def test_tiny_imagenet_smoke_through_entry_point_on_mock_data(tmp_path):
-  data_dir, workdir = str(tmp_path / "tfds"), str(tmp_path / "run")
-  _run(["-m", "tests.mock_main", "tiny_imagenet", "40", "train,validation", data_dir, "--",
-        "--config=configs/tiny_imagenet.py:smoke", f"--workdir={workdir}",
-        f"--config.data.data_dir={data_dir}"])
-  _check_summary(workdir, config_lib.STAGES, ("finetune_random_init",))
+  _check_summary(workdir, config_lib.STAGES, baselines)
 
 
 @pytest.mark.slow

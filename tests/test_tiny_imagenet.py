@@ -206,3 +206,24 @@ def test_mock_data_works(tmp_path):
                                     crop_scale=(0.2, 1.0), hflip=True, mean=HALF, std=HALF,
                                     seed=0))
     assert batch["image"].shape == (2, 16, 16, 3)
+
+
+@pytest.mark.slow
+def test_array_record_preparation_streams_the_same_batches(prepared, tmp_path):
+  manual_dir = tmp_path / "downloads" / "manual"
+  os.makedirs(manual_dir)
+  _write_archive(str(manual_dir / tiny_imagenet.ARCHIVE))
+  source = data.get_source("tiny_imagenet", data_dir=str(tmp_path), file_format="array_record")
+  assert source.random_access is not None
+  assert data.streams(source, "train", "stream", cache_max_gb=4.0)
+  args = dict(batch_size=8, image_size=32, crop_scale=(0.2, 1.0), hflip=True, seed=5,
+              start_step=3)
+  cached = data.train_batches(source, "train", **args)
+  streamed = data.train_batches(source, "train", stream=True, **args)
+  for _, a, b in zip(range(3), cached, streamed):
+    np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["label"], b["label"])
+  # Prepared as TFDS's default tfrecord, a split has no random access: it is read into memory.
+  tfrecord = data.get_source("tiny_imagenet", data_dir=prepared.data_dir_root)
+  assert tfrecord.random_access is None
+  assert not data.streams(tfrecord, "train", "auto", cache_max_gb=0.0)

@@ -13,16 +13,18 @@ from mae_jax.data.pipeline import epoch_permutation
 from mae_jax.data.pipeline import eval_batches
 from mae_jax.data.pipeline import num_train_steps_per_epoch
 from mae_jax.data.pipeline import random_resized_crop_windows
+from mae_jax.data.pipeline import streams
 from mae_jax.data.pipeline import train_batches
 from mae_jax.data.pipeline import train_schedule
 from mae_jax.data.sources import DatasetUnavailableError
 from mae_jax.data.sources import get_source
+from mae_jax.data.sources import source_for
 from mae_jax.data.sources import Source
 from mae_jax.data import tiny_imagenet  # noqa: F401  (registers the TFDS builder)
 
 __all__ = ["Augment", "DatasetUnavailableError", "Source", "crop_and_flip_draws",
            "epoch_permutation", "eval_batches", "get_source", "num_train_steps_per_epoch",
-           "random_resized_crop_windows", "train_batches", "train_schedule"]
+           "random_resized_crop_windows", "source_for", "streams", "train_batches", "train_schedule"]
 
 
 def _hide_accelerators_from_tensorflow() -> None:

@@ -16,13 +16,25 @@ Multi-host: each process passes num_shards = process count and shard_index = its
 and augments only its share of every global batch, and the trainer assembles the global batch
 from the process-local ones (jax.make_array_from_process_local_data).
 
-Caching: a training split is read once into host memory as one flat buffer plus offsets, and
-examples are gathered by index. Sources that serve encoded images (TFDS image features, image
-folders) are kept encoded, JPEG bytes ~10x smaller than pixels (Oxford pets: ~0.4 GB instead of
-~2 GB decoded), and each example is decoded with its crop fused into JPEG decoding
-(decoding.py). Sources of raw pixels (digits) are kept decoded. ImageNet-scale splits would need
-a random-access file format instead. Evaluation streams the split once in its fixed order and
-needs no cache.
+Where examples come from (config.data.cache, `streams`):
+  * memory: the split is read once into host memory as one flat buffer plus offsets, and
+    examples are gathered by index. Sources that serve encoded images (TFDS image features,
+    image folders) are kept encoded, JPEG bytes ~10x smaller than pixels (Oxford pets: ~0.4 GB
+    instead of ~2 GB decoded); sources of raw pixels (digits) are kept decoded. Fast to start
+    on small splits; host memory grows with the split.
+  * stream: each example's bytes are read when its turn comes, by index, from the source's
+    random-access store: image files by path, or TFDS splits prepared as array_record
+    (`tfds.data_sources`). Host memory stays a few batches and the store's index, whatever the
+    split's size (ImageNet-1k: ~150 GB of JPEGs); each process reads only its share.
+Either way an example is decoded with its crop fused into JPEG decoding (decoding.py), from the
+same bytes with the same window: the two give the same pixels, bit for bit.
+
+Why this route and not Grain: the schedule above already makes order and augmentation pure
+functions of (seed, step), so a resumed run needs no iterator state to restore; what streaming
+needs is only random access by index, which array_record (the format Grain itself reads) and
+files give to tf.data directly. Keeping tf.data keeps its parallel decode, the fused
+decode-and-crop and the resize that match PIL, for both paths. Evaluation reads the split once
+in its fixed order and needs no cache.
 """
 
 import math
@@ -51,6 +63,21 @@ def num_train_steps_per_epoch(source: Source, split: str, global_batch: int) -> 
   if global_batch < 1:
     raise ValueError(f"global_batch must be positive, got {global_batch}")
   return source.num_examples(split) // global_batch
+
+
+def streams(source: Source, split: str, cache: str, cache_max_gb: float) -> bool:
+  """Whether training reads `split` from disk by index (config.data.cache: "memory", "stream",
+  or "auto": stream what has a random-access store and is larger than `cache_max_gb`)."""
+  if cache == "memory" or source.random_access is None:
+    return False
+  if cache == "stream":
+    return True
+  size = source.random_access(split).num_bytes()
+  stream = size > cache_max_gb * 2**30
+  print(f"{source.name}/{split}: {size / 2**30:.2f} GB of encoded images, "
+        f"{'streamed from disk' if stream else 'read into memory'} "
+        f"(config.data.cache_max_gb={cache_max_gb})", flush=True)
+  return stream
 
 
 def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
@@ -87,7 +114,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
                   std: tuple[float, float, float] | None = None,
                   start_step: int = 0, num_shards: int = 1, shard_index: int = 0,
                   options: augment.Augment = augment.Augment(), layout: str = "HWC",
-                  ) -> Iterator[Batch]:
+                  stream: bool = False) -> Iterator[Batch]:
   """Endless training batches of this shard, from global step `start_step` on.
 
   Yields {"image": (batch_size, image_size, image_size, 3) pixels in [0, 255], "label": int32
@@ -100,7 +127,8 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
   (float32 then); `mae_jax.pixels.normalize` turns either into the model's input. layout
   "WCH": each image as (image_size, 3, image_size), (W, C, H), as the resize leaves it.
   `batch_size` is this shard's share of the global batch batch_size * num_shards. See the
-  module docstring for the order and the randomness.
+  module docstring for the order and the randomness. `stream`: read each example's bytes from
+  the source's random-access store when it is needed (no cache; see the module docstring).
   """
   _check_sharding(batch_size, num_shards, shard_index)
   if not 0 <= seed < 2**63:
@@ -121,7 +149,16 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
                      f"batch of {batch_size} x {num_shards} shards")
 
   allocator.keep_freed_memory()
-  read_crop, labels, sizes = _cache_split(source, split)
+  if stream:
+    read_example = _stream_split(source, split, crop_scale, crop_ratio)
+  else:
+    read_crop, labels, sizes = _cache_split(source, split)
+    read_example = lambda index, window: (read_crop(index, window), labels[index])  # noqa: E731
+
+  def with_draws(indices, positions):
+    # Streamed: each example's window is worked out where its bytes (and so its size) arrive.
+    uniforms, flip_u = crop_and_flip_draws(seed, positions)
+    return indices, positions, uniforms, flip_u < 0.5
 
   def with_windows(indices, positions):
     # Crop windows and flips for a whole epoch at once, ahead of the per-example map. Made
@@ -141,7 +178,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
                              start_step=start_step),
       output_signature=(tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64)))
   # prefetch: the next epoch's draws are made while this one's examples are processed.
-  schedule = schedule.map(with_windows).prefetch(1)
+  schedule = schedule.map(with_draws if stream else with_windows).prefetch(1)
 
   # Whole-number pixels leave as uint8 (a quarter of the bytes to batch, prefetch and move to
   # the device): rounded inside the resize, before its last transpose. RandAugment, jitter,
@@ -153,7 +190,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
   image_layout = layout if as_uint8 else "HWC"
 
   def example(index, position, window, flip):
-    crop = read_crop(index, window)
+    crop, label = read_example(index, window)   # streamed: `window` holds the draws for it
     if as_uint8:
       image = resize.bicubic(crop, image_size, image_size, tf.uint8, image_layout)
     else:
@@ -181,7 +218,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
         image = augment.color_jitter(image, jitter_seed, options.color_jitter)
       if options.random_erase_prob > 0:
         image = augment.random_erase(image, erase_seed, options.random_erase_prob, mean, std)
-    return {"image": image, "label": labels[index], "position": position}
+    return {"image": image, "label": label, "position": position}
 
   def finish(batch):
     # Mixing before normalisation (in the train step) is the same as after: the per-channel
@@ -317,6 +354,33 @@ def _resize(image: tf.Tensor, height, width) -> tf.Tensor:
   """Bicubic resize to float32 in [0, 255], low-pass filtered when shrinking like PIL's."""
   # Bicubic overshoots at sharp edges, hence the clip to the pixel range.
   return tf.clip_by_value(resize.bicubic(image, height, width), 0.0, 255.0)
+
+
+def _stream_split(source: Source, split: str, crop_scale: tuple[float, float],
+                  crop_ratio: tuple[float, float]):
+  """read_example(index, draws) -> (uint8 crop, int32 label), from `source`'s random-access store.
+
+  It reads example `index`, takes its size from the JPEG header (other
+  formats: from decoding it), turns the (4, attempts) crop `draws` into its window with the
+  cached path's arithmetic (`random_resized_crop_windows`, one example at a time: the same
+  window, bit for bit) and decodes that crop. Memory: the store's index (a path per file, or
+  the open array_record readers); no example is kept.
+  """
+  store = source.random_access(split) if source.random_access else None
+  if store is None:
+    raise ValueError(f"{source.name}/{split} has no random-access store to stream from")
+
+  def window_of(size, draws):
+    return random_resized_crop_windows(size[None], draws[None], scale=crop_scale,
+                                       ratio=crop_ratio)[0]
+
+  def read_example(index, draws):
+    encoded, label = store.read(index)
+    size = decoding.header(encoded)["size"]
+    window = tf.numpy_function(window_of, [size, draws], tf.int32, stateful=False)
+    return decoding.decode_and_crop(encoded, tf.ensure_shape(window, [4])), label
+
+  return read_example
 
 
 def _cache_split(source: Source, split: str):

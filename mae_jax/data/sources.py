@@ -3,6 +3,7 @@
 `get_source(dataset)` (config.data.dataset) takes one of
   * "digits": scikit-learn's handwritten digits (offline);
   * "imagefolder:/path/to/root": your own images, root/<split>/<class>/<image> (imagefolder.py);
+  * "images:/path/to/root": unlabeled images at any depth, for pretraining (images.py);
   * "tfds:NAME" or plain "NAME": any TFDS image-classification dataset, e.g. "oxford_iiit_pet",
     "tiny_imagenet" (registered by mae_jax.data), "cifar10".
 A `Source` only promises a deterministic order; shuffling, augmentation and batching are the
@@ -10,11 +11,12 @@ pipeline's job. Sources whose files hold encoded images (JPEG, PNG) also serve t
 so the training pipeline can keep the split compressed in memory and decode only the crop.
 """
 
+import concurrent.futures
 import dataclasses
 import functools
 import os
 import posixpath
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import requests
@@ -24,9 +26,11 @@ import tensorflow_datasets as tfds
 from mae_jax.data import decoding
 from mae_jax.data import digits
 from mae_jax.data import imagefolder
+from mae_jax.data import images
 from mae_jax.errors import ConfigError, UserError
 
-_KNOWN_NAMES = ("'digits', 'imagefolder:/path/to/root', 'oxford_iiit_pet', 'tiny_imagenet', or "
+_KNOWN_NAMES = ("'digits', 'imagefolder:/path/to/root', 'images:/path/to/root' (unlabeled), "
+                "'oxford_iiit_pet', 'tiny_imagenet', or "
                 "any TFDS image-classification dataset name as 'tfds:NAME' or 'NAME' (e.g. "
                 "'cifar10', 'oxford_flowers102', 'imagenet_resized/32x32')")
 _TFDS_PREFIX = "tfds:"
@@ -40,8 +44,16 @@ class DatasetUnavailableError(UserError, RuntimeError):
 
 
 @dataclasses.dataclass(frozen=True)
+class RandomAccess:
+  """A split's examples read one at a time by index, for training without a cache."""
+  # int64 index -> (encoded image bytes tf.string, int32 label), as TF ops.
+  read: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+  num_bytes: Callable[[], int]                 # the split's encoded size (may stat every file)
+
+
+@dataclasses.dataclass(frozen=True)
 class Source:
-  """An image-classification dataset with named splits.
+  """An image dataset with named splits: classified, or unlabeled (num_classes 0, labels 0).
 
   `loader(split)` returns a tf.data.Dataset of {"image": uint8 (H, W, 3), "label": int32 scalar}
   whose order is fixed (same examples in the same order on every call and every machine).
@@ -54,6 +66,12 @@ class Source:
   loader: Callable[[str], tf.data.Dataset] = dataclasses.field(repr=False, compare=False)
   # Optional: split -> the same examples with "image" as encoded bytes (tf.string).
   encoded_loader: Callable[[str], tf.data.Dataset] | None = dataclasses.field(
+      default=None, repr=False, compare=False)
+  # Optional: split -> its image files in order (sources read from a folder).
+  files: Callable[[str], list[str]] | None = dataclasses.field(
+      default=None, repr=False, compare=False)
+  # Optional: split -> its examples by index (what the training pipeline streams from).
+  random_access: Callable[[str], RandomAccess] | None = dataclasses.field(
       default=None, repr=False, compare=False)
 
   def num_examples(self, split: str) -> int:
@@ -74,8 +92,13 @@ class Source:
     return None if self.encoded_loader is None else self.encoded_loader(split)
 
 
-def get_source(dataset: str, data_dir: str | None = None) -> Source:
+def get_source(dataset: str, data_dir: str | None = None, *, holdout: float = 0.01,
+               holdout_max: int = 5000, file_format: str = "") -> Source:
   """The `Source` for `dataset` (see the module docstring for the names it takes).
+
+  `holdout`, `holdout_max`: the held-out slice of an unlabeled "images:" folder (images.py).
+  `file_format`: how a TFDS dataset that is not prepared yet is written ("" = TFDS's default,
+  tfrecord; "array_record" gives training random access, so it can stream).
 
   TFDS datasets are read from (and, with network access, prepared in) `data_dir`, or TFDS's
   default ($TFDS_DATA_DIR, else ~/tensorflow_datasets) when it is None. A dataset that is
@@ -88,7 +111,15 @@ def get_source(dataset: str, data_dir: str | None = None) -> Source:
                   train_split="train", eval_split="test", loader=digits.digits_dataset)
   if dataset.startswith(imagefolder.PREFIX):
     return _imagefolder_source(dataset[len(imagefolder.PREFIX):])
-  return _tfds_source(dataset.removeprefix(_TFDS_PREFIX), data_dir)
+  if dataset.startswith(images.PREFIX):
+    return _images_source(dataset[len(images.PREFIX):], holdout, holdout_max)
+  return _tfds_source(dataset.removeprefix(_TFDS_PREFIX), data_dir, file_format)
+
+
+def source_for(d: Any) -> Source:
+  """The Source that config.data `d` names (dataset, data_dir, holdout, holdout_max)."""
+  return get_source(d.dataset, d.data_dir or None, holdout=d.holdout, holdout_max=d.holdout_max,
+                    file_format=d.tfds_file_format)
 
 
 def _imagefolder_source(root: str) -> Source:
@@ -98,6 +129,24 @@ def _imagefolder_source(root: str) -> Source:
     eval_split = imagefolder.eval_split(splits)
   except FileNotFoundError as err:
     raise DatasetUnavailableError(str(err)) from err
+  return _files_source(f"{imagefolder.PREFIX}{root}", len(classes), splits,
+                       imagefolder.TRAIN_SPLIT, eval_split)
+
+
+def _images_source(root: str, holdout: float, holdout_max: int) -> Source:
+  """Every image under `root` (images.py), unlabeled, with a held-out slice for evaluation."""
+  try:
+    paths = images.splits(root, holdout, holdout_max)
+  except FileNotFoundError as err:
+    raise DatasetUnavailableError(str(err)) from err
+  splits = {split: (files, np.zeros(len(files), np.int32)) for split, files in paths.items()}
+  return _files_source(f"{images.PREFIX}{root}", 0, splits, images.TRAIN_SPLIT,
+                       images.HOLDOUT_SPLIT)
+
+
+def _files_source(name: str, num_classes: int, splits: dict[str, tuple[list[str], np.ndarray]],
+                  train_split: str, eval_split: str) -> Source:
+  """A Source over image files: {split: (paths, int32 labels)}, served encoded and decoded."""
 
   def encoded(split: str) -> tf.data.Dataset:
     return imagefolder.encoded_dataset(*splits[split])
@@ -107,16 +156,37 @@ def _imagefolder_source(root: str) -> Source:
         lambda ex: {"image": decoding.decode(ex["image"]), "label": ex["label"]},
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-  return Source(name=f"{imagefolder.PREFIX}{root}", num_classes=len(classes),
+  @functools.cache
+  def num_bytes(split: str) -> int:
+    return _total_size(splits[split][0])
+
+  def random_access(split: str) -> RandomAccess:
+    paths, labels = splits[split]
+    table, label_table = tf.constant(paths), tf.constant(labels)
+    return RandomAccess(read=lambda index: (tf.io.read_file(table[index]), label_table[index]),
+                        num_bytes=functools.partial(num_bytes, split))
+
+  return Source(name=name, num_classes=num_classes,
                 split_sizes={split: len(labels) for split, (_, labels) in splits.items()},
-                train_split=imagefolder.TRAIN_SPLIT, eval_split=eval_split, loader=decoded,
-                encoded_loader=encoded)
+                train_split=train_split, eval_split=eval_split, loader=decoded,
+                encoded_loader=encoded, files=lambda split: list(splits[split][0]),
+                random_access=random_access)
 
 
-def _tfds_source(name: str, data_dir: str | None) -> Source:
-  """A TFDS dataset with "image" and "label" features; sizes and classes from its metadata."""
+def _total_size(paths: list[str]) -> int:
+  """Bytes of the files `paths` (stat in threads: on network file systems it is I/O)."""
+  with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    return sum(pool.map(os.path.getsize, paths, chunksize=1024))
+
+
+def _tfds_source(name: str, data_dir: str | None, file_format: str = "") -> Source:
+  """A TFDS dataset with "image" and "label" features; sizes and classes from its metadata.
+
+  Prepared as array_record (file_format, or already so on disk), its splits are also served
+  by index (`tfds.data_sources`), which lets training stream them.
+  """
   try:
-    builder = tfds.builder(name, data_dir=data_dir)
+    builder = tfds.builder(name, data_dir=data_dir, file_format=file_format or None)
   except tfds.core.registered.DatasetNotFoundError as err:
     raise ConfigError(f"config.data.dataset: unknown dataset {name!r}: "
                       f"use {_KNOWN_NAMES}.") from err
@@ -135,12 +205,47 @@ def _tfds_source(name: str, data_dir: str | None) -> Source:
   if "train" not in split_sizes or eval_split is None:
     raise ConfigError(f"TFDS dataset {name!r} needs a 'train' split and a 'test' or 'validation' "
                      f"split; it has {sorted(split_sizes)}.")
-  encoded = None
+  loader = functools.partial(_load_tfds_split, builder)
+  encoded = random_access = None
   if isinstance(features["image"], tfds.features.Image):  # stored as encoded PNG/JPEG bytes
     encoded = functools.partial(_load_tfds_split, builder, decode=False)
+    if set(builder.info.available_file_formats()) & set(
+        tfds.core.file_adapters.FileFormat.with_random_access()):
+      # TFDS reads array_record only by index (no tf.data): every path goes through that.
+      random_access = functools.partial(_tfds_random_access, builder)
+      encoded = lambda split: _in_order(random_access(split), split_sizes[split])  # noqa: E731
+      loader = lambda split: encoded(split).map(  # noqa: E731
+          lambda ex: {"image": decoding.decode(ex["image"]), "label": ex["label"]},
+          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return Source(name=name, num_classes=features["label"].num_classes, split_sizes=split_sizes,
-                train_split="train", eval_split=eval_split,
-                loader=functools.partial(_load_tfds_split, builder), encoded_loader=encoded)
+                train_split="train", eval_split=eval_split, loader=loader,
+                encoded_loader=encoded, random_access=random_access)
+
+
+def _in_order(store: RandomAccess, num_examples: int) -> tf.data.Dataset:
+  """Fixed-order {"image": encoded bytes, "label": int32} of a store, read index by index."""
+
+  def example(index):
+    image, label = store.read(index)
+    return {"image": image, "label": label}
+
+  return tf.data.Dataset.range(num_examples).map(example, num_parallel_calls=tf.data.AUTOTUNE,
+                                                 deterministic=True)
+
+
+def _tfds_random_access(builder: tfds.core.DatasetBuilder, split: str) -> RandomAccess:
+  """Examples of an array_record TFDS split by index: encoded image bytes and label."""
+  records = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
+
+  def read_one(index: np.ndarray) -> tuple[bytes, np.ndarray]:
+    example = records[int(index)]
+    return example["image"], np.int32(example["label"])
+
+  def read(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    image, label = tf.numpy_function(read_one, [index], (tf.string, tf.int32), stateful=False)
+    return tf.ensure_shape(image, []), tf.ensure_shape(label, [])
+
+  return RandomAccess(read=read, num_bytes=lambda: builder.info.splits[split].num_bytes)
 
 
 def _prepare(builder: tfds.core.DatasetBuilder, name: str) -> None:
