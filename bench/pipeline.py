@@ -79,6 +79,8 @@ def bench_input(dataset: str, data_dir: str | None, *, image_size: int, batch_si
             "images_per_sec": round(max(ours_rates), 1),
             "images_per_sec_rounds": [round(x, 1) for x in ours_rates],
             "images_per_sec_by_cache": {c: round(max(x), 1) for c, x in rates.items()},
+            "images_per_sec_rounds_by_cache": {c: [round(r, 1) for r in x]
+                                               for c, x in rates.items()},
             "allocator": allocator.describe()}
   if pil_rates:
     result.update(pil_workers=pil_workers, pil_images_per_sec=round(max(pil_rates), 1),

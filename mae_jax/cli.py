@@ -4,6 +4,7 @@
   mae-jax-convert    = python -m mae_jax.convert      (official / HF weights in and out)
   mae-jax-visualize  = python -m mae_jax.cli visualize (reconstruction grids; visualize.py)
   mae-jax-bench      = the benchmarks in bench/ (package mae_jax_bench)
+  mae-jax-prepare    = python -m mae_jax.prepare      (image folders into array_record shards)
 
 Each entry imports its module only when called: `mae-jax` first re-executes itself with a
 faster host allocator (allocator.py), which must happen before JAX is imported.

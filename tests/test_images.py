@@ -146,11 +146,11 @@ def peak_rss_mb():
     return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
 
 root, links = sys.argv[1], int(sys.argv[2])
-noise = np.random.default_rng(0).integers(0, 256, (1200, 1600, 3), np.uint8)
+noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)   # ~0.4 MB
 tf.io.write_file(f"{root}/0/photo.jpg", tf.io.encode_jpeg(noise, quality=95))
 for i in range(1, links):   # one file's bytes under many names: gigabytes of split, no disk
-  os.makedirs(f"{root}/{i // 500}", exist_ok=True)
-  os.link(f"{root}/0/photo.jpg", f"{root}/{i // 500}/photo{i}.jpg")
+  os.makedirs(f"{root}/{i // 1000}", exist_ok=True)
+  os.link(f"{root}/0/photo.jpg", f"{root}/{i // 1000}/photo{i}.jpg")
 source = data.get_source(f"images:{root}", holdout=0.0)
 size_gb = source.random_access("train").num_bytes() / 2**30
 assert data.streams(source, "train", "auto", cache_max_gb=1.0)
@@ -167,16 +167,52 @@ print(f"{size_gb:.2f} {steps} {start:.0f} {peak_rss_mb():.0f}")
 
 @pytest.mark.slow
 def test_streaming_a_split_several_times_the_memory_it_uses(tmp_path):
-  """An epoch over ~2.7 GB of JPEGs streams in a process whose peak resident memory grows by
-  less than 200 MB after the first batch (the cached path would hold every file's bytes)."""
+  """An epoch over ~2.7 GB of JPEGs (8,000 of ~0.34 MB, ImageNet-like sizes) streams in a process
+  whose peak resident memory grows by less than 200 MB after the first batch and stays under
+  half the split (the in-memory path would hold every file's bytes)."""
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   from tests.helpers import REPO  # pylint: disable=g-import-not-at-top
-  proc = subprocess.run([sys.executable, "-c", _STREAM_PROGRAM, str(tmp_path / "big"), "1300"],
+  proc = subprocess.run([sys.executable, "-c", _STREAM_PROGRAM, str(tmp_path / "big"), "8000"],
                         cwd=REPO, capture_output=True, text=True, timeout=600,
                         env=dict(os.environ, XLA_FLAGS=""))
   assert proc.returncode == 0, proc.stderr[-3000:]
   size_gb, steps, start_mb, end_mb = (float(x) for x in proc.stdout.split()[-4:])
-  assert size_gb > 2.5 and steps == (1300 - 1) // 32   # one image held out
+  assert size_gb > 2.5 and steps == (8000 - 1) // 32   # one image held out
   assert end_mb - start_mb < 200, (start_mb, end_mb)
   assert end_mb < size_gb * 1024 / 2
+
+
+def test_prepared_shards_give_the_folders_examples_and_batches(tmp_path):
+  from mae_jax import prepare  # pylint: disable=g-import-not-at-top
+  root, out = str(tmp_path / "photos"), str(tmp_path / "packed")
+  make_tree(root, count=30)
+  lines = []
+  manifest = prepare.prepare(root, out, shard_size=8, workers=2, log=lines.append)
+  assert manifest["num_images"] == 30 and len(manifest["shards"]) == 4
+  assert any(line.startswith("[4/4] ") for line in lines)
+  folder = data.get_source(f"images:{root}", holdout=0.1)
+  packed = data.get_source(f"images:{out}", holdout=0.1)
+  assert packed.split_sizes == folder.split_sizes == {"train": 27, "holdout": 3}
+  for split in ("train", "holdout"):
+    for a, b in zip(folder.load(split).as_numpy_iterator(), packed.load(split).as_numpy_iterator()):
+      np.testing.assert_array_equal(a["image"], b["image"])
+  args = dict(batch_size=4, image_size=16, crop_scale=(0.2, 1.0), hflip=True, seed=1,
+              stream=True)
+  for _, a, b in zip(range(3), data.train_batches(folder, "train", **args),
+                     data.train_batches(packed, "train", **args)):
+    np.testing.assert_array_equal(a["image"], b["image"])
+
+  # A rerun after a crash writes only the missing shards; a complete one writes nothing.
+  os.remove(os.path.join(out, prepare.MANIFEST))
+  os.remove(os.path.join(out, manifest["shards"][2]["file"]))
+  lines.clear()
+  assert prepare.prepare(root, out, shard_size=8, workers=1, log=lines.append) == manifest
+  assert "3 already written" in lines[1] and sum(l.startswith("[") for l in lines) == 1
+  lines.clear()
+  prepare.prepare(root, out, log=lines.append)
+  assert lines[-1] == f"{out} is prepared already: 30 images"
+  # Other images into the same folder are refused.
+  make_tree(str(tmp_path / "other"), count=5)
+  with pytest.raises(ValueError, match="holds a preparation of other images"):
+    prepare.prepare(str(tmp_path / "other"), out, log=lines.append)

@@ -24,7 +24,8 @@ from mae_jax.data import tiny_imagenet  # noqa: F401  (registers the TFDS builde
 
 __all__ = ["Augment", "DatasetUnavailableError", "Source", "crop_and_flip_draws",
            "epoch_permutation", "eval_batches", "get_source", "num_train_steps_per_epoch",
-           "random_resized_crop_windows", "source_for", "streams", "train_batches", "train_schedule"]
+           "random_resized_crop_windows", "source_for", "streams", "train_batches",
+           "train_schedule"]
 
 
 def _hide_accelerators_from_tensorflow() -> None:

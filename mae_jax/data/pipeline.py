@@ -56,6 +56,7 @@ Batch = dict[str, np.ndarray]
 
 _CROP_ATTEMPTS = 10   # torchvision's RandomResizedCrop tries 10 windows before its fallback
 _STATIC_BATCH = 1024  # examples per read while caching a split whose images share one shape
+_CHUNK = 64           # streamed examples read (and their crop windows worked out) at once
 
 
 def num_train_steps_per_epoch(source: Source, split: str, global_batch: int) -> int:
@@ -150,15 +151,24 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
 
   allocator.keep_freed_memory()
   if stream:
-    read_example = _stream_split(source, split, crop_scale, crop_ratio)
+    read = _stream_split(source, split)
   else:
     read_crop, labels, sizes = _cache_split(source, split)
-    read_example = lambda index, window: (read_crop(index, window), labels[index])  # noqa: E731
 
   def with_draws(indices, positions):
-    # Streamed: each example's window is worked out where its bytes (and so its size) arrive.
+    # Streamed: windows are worked out once the examples' bytes (and so sizes) have arrived.
     uniforms, flip_u = crop_and_flip_draws(seed, positions)
     return indices, positions, uniforms, flip_u < 0.5
+
+  def fetch(indices, positions, draws, flips):
+    # A chunk of examples at once: one read of the store and one numpy call per chunk, not per
+    # example; the window arithmetic is per row, so each window is the one the in-memory path
+    # computes, bit for bit.
+    encoded, labels, sizes = read(indices)
+    windows = tf.numpy_function(
+        lambda s, u: random_resized_crop_windows(s, u, scale=crop_scale, ratio=crop_ratio),
+        [sizes, draws], tf.int32, stateful=False)
+    return encoded, labels, positions, tf.ensure_shape(windows, [None, 4]), flips
 
   def with_windows(indices, positions):
     # Crop windows and flips for a whole epoch at once, ahead of the per-example map. Made
@@ -189,8 +199,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
   # The augmentations work on (H, W, C) images: their batches are transposed to `layout` last.
   image_layout = layout if as_uint8 else "HWC"
 
-  def example(index, position, window, flip):
-    crop, label = read_example(index, window)   # streamed: `window` holds the draws for it
+  def example(crop, label, position, flip):
     if as_uint8:
       image = resize.bicubic(crop, image_size, image_size, tf.uint8, image_layout)
     else:
@@ -234,7 +243,16 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
     return {"image": image, "label": label}
 
   ds = schedule.unbatch()
-  ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if stream:
+    # Two chunks in flight keep the decoders fed; more would only hold more encoded bytes.
+    ds = ds.batch(_CHUNK).map(fetch, num_parallel_calls=2, deterministic=True)
+    ds = ds.unbatch().map(lambda encoded, label, position, window, flip: example(
+        decoding.decode_and_crop(encoded, window), label, position, flip),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  else:
+    ds = ds.map(lambda index, position, window, flip: example(
+        read_crop(index, window), labels[index], position, flip),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(batch_size, drop_remainder=True)
   ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.prefetch(tf.data.AUTOTUNE)
@@ -356,31 +374,24 @@ def _resize(image: tf.Tensor, height, width) -> tf.Tensor:
   return tf.clip_by_value(resize.bicubic(image, height, width), 0.0, 255.0)
 
 
-def _stream_split(source: Source, split: str, crop_scale: tuple[float, float],
-                  crop_ratio: tuple[float, float]):
-  """read_example(index, draws) -> (uint8 crop, int32 label), from `source`'s random-access store.
+def _stream_split(source: Source, split: str):
+  """read(indices (k,)) -> (encoded bytes (k,), int32 labels (k,), int32 sizes (k, 2)), from
+  `source`'s random-access store; sizes from the JPEG headers (other formats: from decoding).
 
-  It reads example `index`, takes its size from the JPEG header (other
-  formats: from decoding it), turns the (4, attempts) crop `draws` into its window with the
-  cached path's arithmetic (`random_resized_crop_windows`, one example at a time: the same
-  window, bit for bit) and decodes that crop. Memory: the store's index (a path per file, or
-  the open array_record readers); no example is kept.
+  Memory: the store's index (a path per file, or the open array_record readers); no example is
+  kept once it is decoded.
   """
   store = source.random_access(split) if source.random_access else None
   if store is None:
     raise ValueError(f"{source.name}/{split} has no random-access store to stream from")
 
-  def window_of(size, draws):
-    return random_resized_crop_windows(size[None], draws[None], scale=crop_scale,
-                                       ratio=crop_ratio)[0]
+  def read(indices):
+    encoded, labels = store.read(indices)
+    sizes = tf.map_fn(lambda e: decoding.header(e)["size"], encoded,
+                      fn_output_signature=tf.TensorSpec([2], tf.int32))
+    return encoded, labels, sizes
 
-  def read_example(index, draws):
-    encoded, label = store.read(index)
-    size = decoding.header(encoded)["size"]
-    window = tf.numpy_function(window_of, [size, draws], tf.int32, stateful=False)
-    return decoding.decode_and_crop(encoded, tf.ensure_shape(window, [4])), label
-
-  return read_example
+  return read
 
 
 def _cache_split(source: Source, split: str):

@@ -27,6 +27,7 @@ from mae_jax.data import decoding
 from mae_jax.data import digits
 from mae_jax.data import imagefolder
 from mae_jax.data import images
+from mae_jax import prepare
 from mae_jax.errors import ConfigError, UserError
 
 _KNOWN_NAMES = ("'digits', 'imagefolder:/path/to/root', 'images:/path/to/root' (unlabeled), "
@@ -37,6 +38,7 @@ _TFDS_PREFIX = "tfds:"
 # One connection probe without retries tells an offline machine in seconds; TFDS's downloader
 # would retry for minutes before giving up.
 _PROBE_TIMEOUT_S = 10
+_READ_CHUNK = 64   # examples read from a random-access store at once, in order
 
 
 class DatasetUnavailableError(UserError, RuntimeError):
@@ -46,7 +48,8 @@ class DatasetUnavailableError(UserError, RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class RandomAccess:
   """A split's examples read one at a time by index, for training without a cache."""
-  # int64 index -> (encoded image bytes tf.string, int32 label), as TF ops.
+  # int64 indices (k,) -> (encoded image bytes tf.string (k,), int32 labels (k,)), as TF ops:
+  # reading several at once lets array_record fetch them in one call.
   read: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
   num_bytes: Callable[[], int]                 # the split's encoded size (may stat every file)
 
@@ -134,7 +137,10 @@ def _imagefolder_source(root: str) -> Source:
 
 
 def _images_source(root: str, holdout: float, holdout_max: int) -> Source:
-  """Every image under `root` (images.py), unlabeled, with a held-out slice for evaluation."""
+  """Every image under `root` (images.py), unlabeled, with a held-out slice for evaluation;
+  or, where mae-jax-prepare packed them, the same images from its array_record shards."""
+  if prepare.is_prepared(root):
+    return _prepared_source(root, holdout, holdout_max)
   try:
     paths = images.splits(root, holdout, holdout_max)
   except FileNotFoundError as err:
@@ -144,17 +150,40 @@ def _images_source(root: str, holdout: float, holdout_max: int) -> Source:
                        images.HOLDOUT_SPLIT)
 
 
+def _prepared_source(root: str, holdout: float, holdout_max: int) -> Source:
+  """A folder that mae-jax-prepare wrote: the original folder's images, order and splits."""
+  store = prepare.Prepared(root)
+  held = images.holdout_indices(store.num_images, holdout, holdout_max)
+  keep = np.ones(store.num_images, bool)
+  keep[held] = False
+  ids = {images.TRAIN_SPLIT: np.flatnonzero(keep), images.HOLDOUT_SPLIT: held}
+
+  def random_access(split: str) -> RandomAccess:
+    table = tf.constant(ids[split], tf.int64)
+
+    def read(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+      images = tf.numpy_function(lambda i: np.array(store.many(i), object),
+                                 [tf.gather(table, indices)], tf.string, stateful=False)
+      return tf.ensure_shape(images, [None]), tf.zeros(tf.shape(indices), tf.int32)
+
+    return RandomAccess(read=read, num_bytes=lambda: store.num_bytes(ids[split]))
+
+  def encoded(split: str) -> tf.data.Dataset:
+    return _in_order(random_access(split), len(ids[split]))
+
+  return Source(name=f"{images.PREFIX}{root}", num_classes=0,
+                split_sizes={split: len(i) for split, i in ids.items()},
+                train_split=images.TRAIN_SPLIT, eval_split=images.HOLDOUT_SPLIT,
+                loader=lambda split: _decoded(encoded(split)),
+                encoded_loader=encoded, random_access=random_access)
+
+
 def _files_source(name: str, num_classes: int, splits: dict[str, tuple[list[str], np.ndarray]],
                   train_split: str, eval_split: str) -> Source:
   """A Source over image files: {split: (paths, int32 labels)}, served encoded and decoded."""
 
   def encoded(split: str) -> tf.data.Dataset:
     return imagefolder.encoded_dataset(*splits[split])
-
-  def decoded(split: str) -> tf.data.Dataset:
-    return encoded(split).map(
-        lambda ex: {"image": decoding.decode(ex["image"]), "label": ex["label"]},
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
   @functools.cache
   def num_bytes(split: str) -> int:
@@ -163,12 +192,17 @@ def _files_source(name: str, num_classes: int, splits: dict[str, tuple[list[str]
   def random_access(split: str) -> RandomAccess:
     paths, labels = splits[split]
     table, label_table = tf.constant(paths), tf.constant(labels)
-    return RandomAccess(read=lambda index: (tf.io.read_file(table[index]), label_table[index]),
-                        num_bytes=functools.partial(num_bytes, split))
+
+    def read(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+      files = tf.map_fn(tf.io.read_file, tf.gather(table, indices), fn_output_signature=tf.string)
+      return files, tf.gather(label_table, indices)
+
+    return RandomAccess(read=read, num_bytes=functools.partial(num_bytes, split))
 
   return Source(name=name, num_classes=num_classes,
                 split_sizes={split: len(labels) for split, (_, labels) in splits.items()},
-                train_split=train_split, eval_split=eval_split, loader=decoded,
+                train_split=train_split, eval_split=eval_split,
+                loader=lambda split: _decoded(encoded(split)),
                 encoded_loader=encoded, files=lambda split: list(splits[split][0]),
                 random_access=random_access)
 
@@ -214,36 +248,42 @@ def _tfds_source(name: str, data_dir: str | None, file_format: str = "") -> Sour
       # TFDS reads array_record only by index (no tf.data): every path goes through that.
       random_access = functools.partial(_tfds_random_access, builder)
       encoded = lambda split: _in_order(random_access(split), split_sizes[split])  # noqa: E731
-      loader = lambda split: encoded(split).map(  # noqa: E731
-          lambda ex: {"image": decoding.decode(ex["image"]), "label": ex["label"]},
-          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      loader = lambda split: _decoded(encoded(split))  # noqa: E731
   return Source(name=name, num_classes=features["label"].num_classes, split_sizes=split_sizes,
                 train_split="train", eval_split=eval_split, loader=loader,
                 encoded_loader=encoded, random_access=random_access)
 
 
+def _decoded(encoded: tf.data.Dataset) -> tf.data.Dataset:
+  """{"image": encoded bytes, "label"} examples with their images decoded to uint8 RGB."""
+  return encoded.map(lambda ex: {"image": decoding.decode(ex["image"]), "label": ex["label"]},
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def _in_order(store: RandomAccess, num_examples: int) -> tf.data.Dataset:
-  """Fixed-order {"image": encoded bytes, "label": int32} of a store, read index by index."""
+  """Fixed-order {"image": encoded bytes, "label": int32} of a store, read in chunks."""
 
-  def example(index):
-    image, label = store.read(index)
-    return {"image": image, "label": label}
+  def chunk(indices):
+    images, labels = store.read(indices)
+    return {"image": images, "label": labels}
 
-  return tf.data.Dataset.range(num_examples).map(example, num_parallel_calls=tf.data.AUTOTUNE,
-                                                 deterministic=True)
+  ds = tf.data.Dataset.range(num_examples).batch(_READ_CHUNK)
+  return ds.map(chunk, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
 
 
 def _tfds_random_access(builder: tfds.core.DatasetBuilder, split: str) -> RandomAccess:
   """Examples of an array_record TFDS split by index: encoded image bytes and label."""
   records = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
 
-  def read_one(index: np.ndarray) -> tuple[bytes, np.ndarray]:
-    example = records[int(index)]
-    return example["image"], np.int32(example["label"])
+  def read_many(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    examples = records.__getitems__([int(i) for i in indices])
+    return (np.array([e["image"] for e in examples], object),
+            np.array([e["label"] for e in examples], np.int32))
 
-  def read(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    image, label = tf.numpy_function(read_one, [index], (tf.string, tf.int32), stateful=False)
-    return tf.ensure_shape(image, []), tf.ensure_shape(label, [])
+  def read(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    images, labels = tf.numpy_function(read_many, [indices], (tf.string, tf.int32),
+                                       stateful=False)
+    return tf.ensure_shape(images, [None]), tf.ensure_shape(labels, [None])
 
   return RandomAccess(read=read, num_bytes=lambda: builder.info.splits[split].num_bytes)
 
