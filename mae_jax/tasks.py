@@ -8,7 +8,6 @@ for what it writes at the end.
 """
 
 import dataclasses
-import functools
 import os
 from typing import Any, Callable, Iterable, Iterator
 
@@ -111,8 +110,9 @@ def image_train_data(config: ml_collections.ConfigDict, stage: str, source: Any)
   """Batches of `source`'s training split, augmented as config.<stage> says."""
   from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow lives there)
   s, d = config[stage], config.data
+  stream = data.streams(source, source.train_split, d.cache, d.cache_max_gb)
 
-  def batches(seed: int, start_step: int, num_shards: int, shard_index: int, *, stream: bool
+  def batches(seed: int, start_step: int, num_shards: int, shard_index: int
               ) -> Iterator[Batch]:
     return data.train_batches(
         source, source.train_split, batch_size=s.batch_size // num_shards,
@@ -121,9 +121,8 @@ def image_train_data(config: ml_collections.ConfigDict, stage: str, source: Any)
         num_shards=num_shards, shard_index=shard_index, options=data.Augment.from_config(s),
         layout=d.batch_layout, stream=stream)
 
-  stream = data.streams(source, source.train_split, d.cache, d.cache_max_gb)
-  spe = data.num_train_steps_per_epoch(source, source.train_split, s.batch_size)
-  return TrainData(spe, functools.partial(batches, stream=stream))
+  return TrainData(data.num_train_steps_per_epoch(source, source.train_split, s.batch_size),
+                   batches)
 
 
 def eval_split_batches(config: ml_collections.ConfigDict, source: Any

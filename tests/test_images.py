@@ -216,3 +216,36 @@ def test_prepared_shards_give_the_folders_examples_and_batches(tmp_path):
   make_tree(str(tmp_path / "other"), count=5)
   with pytest.raises(ValueError, match="holds a preparation of other images"):
     prepare.prepare(str(tmp_path / "other"), out, log=lines.append)
+
+
+@pytest.mark.slow
+def test_streamed_pretraining_resumed_mid_epoch_equals_an_uninterrupted_run(tmp_path, capsys):
+  import shutil  # pylint: disable=g-import-not-at-top
+  from flax import traverse_util  # pylint: disable=g-import-not-at-top
+  from mae_jax import weights  # pylint: disable=g-import-not-at-top
+  make_tree(str(tmp_path / "photos"), count=40)
+  config = load_config("digits.py", "smoke")
+  config.data.dataset, config.data.cache = f"images:{tmp_path / 'photos'}", "stream"
+  config.data.holdout, config.data.eval_batch_size = 0.1, 8
+  config.stages, config.baselines = "pretrain", ""
+  config.pretrain.update(batch_size=8, num_steps=7, checkpoint_every_steps=3)   # 4 per epoch
+
+  def params(workdir):
+    loaded, _ = weights.restore_export(os.path.join(workdir, "pretrain", "export"))
+    return traverse_util.flatten_dict(loaded, sep="/")
+
+  experiment.run(config, str(tmp_path / "once"))
+  # The same run stopped after step 6 (its last checkpoint mid-epoch 2), then run again.
+  resumed = str(tmp_path / "resumed")
+  experiment.run(config, resumed)
+  stage = os.path.join(resumed, "pretrain")
+  shutil.rmtree(os.path.join(stage, "checkpoints", "7"))
+  shutil.rmtree(os.path.join(stage, "export"))
+  os.remove(os.path.join(stage, "result.json"))
+  os.remove(os.path.join(resumed, "summary.json"))
+  capsys.readouterr()
+  experiment.run(config, resumed)
+  assert "[pretrain] resuming from step 6" in capsys.readouterr().out
+  a, b = params(str(tmp_path / "once")), params(resumed)
+  assert a.keys() == b.keys()
+  assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) <= 1e-6
