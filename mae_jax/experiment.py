@@ -129,7 +129,8 @@ def check_batch_size(cfg: ml_collections.ConfigDict, devices: int, where: str) -
 
 
 def validate_data(config: ml_collections.ConfigDict, source: Any) -> None:
-  """What only the dataset can tell: every training stage gets one full batch per epoch."""
+  """What only the dataset can tell: streaming has a random-access store to read, and every
+  training stage gets one full batch per epoch."""
   if config.data.cache == "stream" and source.random_access is None:
     raise ConfigError(f"config.data.cache='stream' needs a dataset read by index: imagefolder:, "
                       f"images:, or TFDS prepared as array_record (config.data.tfds_file_format="
