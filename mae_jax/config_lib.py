@@ -110,6 +110,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       variant="B/16",
       mask_ratio=0.75,
+      # Which patches go (masking.mask_noise): "random" (MAE), "block" (BEiT's rectangles) or
+      # "grid" (one kept per 2x2 cell; mask_ratio 0.75 only).
+      mask_sampling="random",
       norm_pix_loss=True,
       decoder_width=512,
       decoder_depth=8,

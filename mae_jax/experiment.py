@@ -12,7 +12,7 @@ import jax
 import ml_collections
 from etils import epath   # the workdir may be on GCS (gs://), where open() cannot go
 
-from mae_jax import config_lib, pixels, tasks, train, weights
+from mae_jax import config_lib, masking, pixels, tasks, train, weights
 from mae_jax.distributed import echo, is_main, main_first
 from mae_jax.checkpoint import MODEL_JSON
 from mae_jax.errors import ConfigError
@@ -70,6 +70,11 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
                       f"{config.model.variant!r}")
   if not 0.0 < config.model.mask_ratio < 1.0:
     raise ConfigError(f"config.model.mask_ratio must be in (0, 1), got {config.model.mask_ratio}")
+  side = config.data.image_size // v.patch_size
+  for ratio in {config.model.mask_ratio, config.visualize.mask_ratio or config.model.mask_ratio}:
+    error = masking.sampling_error(config.model.mask_sampling, (side, side), ratio)
+    if error:
+      raise ConfigError(f"config.model.mask_sampling: {error}")
   if config.parallel not in PARALLEL_KINDS:
     raise ConfigError(f"config.parallel must be one of {PARALLEL_KINDS}, got {config.parallel!r}")
   if config.parallel == "pmap" and jax.process_count() > 1:

@@ -5,8 +5,16 @@ channel), the order of the official `patchify`, so predictions and targets line
 up with released decoders.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
+
+# How the removed patches are chosen (MAE paper, Figure 6): "random" (the official MAE), "block"
+# (BEiT's blockwise masking: random rectangles) and "grid" (one patch kept per 2x2 cell).
+MASK_SAMPLINGS = ("random", "block", "grid")
+_BLOCK_MIN_AREA = 4        # BEiT's min_num_patches
+_BLOCK_MIN_ASPECT = 0.3    # BEiT's min_aspect: rectangles between 0.3 and 1/0.3 tall per wide
 
 
 def patchify(images: jax.Array, patch_size: int) -> jax.Array:
@@ -55,6 +63,81 @@ def masking_ids(noise: jax.Array, mask_ratio: float
   ids_shuffle = jnp.argsort(noise, axis=1)
   ids_restore = jnp.argsort(ids_shuffle, axis=1)
   return ids_shuffle[:, :keep], ids_restore >= keep, ids_restore
+
+
+def sampling_error(kind: str, grid_hw: tuple[int, int], mask_ratio: float) -> str | None:
+  """Why `kind` cannot mask a (rows, cols) patch grid at `mask_ratio`, or None if it can."""
+  if kind not in MASK_SAMPLINGS:
+    return f"unknown mask sampling {kind!r}; one of {', '.join(MASK_SAMPLINGS)}"
+  if kind == "grid" and (mask_ratio != 0.75 or grid_hw[0] % 2 or grid_hw[1] % 2):
+    return (f"grid sampling keeps one patch of every 2x2 cell: it needs mask_ratio 0.75 (got "
+            f"{mask_ratio}) and an even patch grid (got {grid_hw[0]}x{grid_hw[1]})")
+  return None
+
+
+def mask_noise(kind: str, key: jax.Array, batch: int, grid_hw: tuple[int, int],
+               mask_ratio: float) -> jax.Array:
+  """Per-sample noise (batch, L) float32 whose `masking_ids(noise, mask_ratio)` removes the
+  patches that sampling `kind` chooses, on a (rows, cols) grid of L patches in patchify order.
+
+    random: uniform noise, every patch equally likely to go (the official MAE; exactly
+      `jax.random.uniform(key, (batch, L))`).
+    block: random rectangles (BEiT's blockwise masking: area uniform between 4 patches and what
+      is left to remove, aspect ratio log-uniform in [0.3, 1/0.3], placed uniformly) are removed
+      until num_removed = L - num_kept(L, mask_ratio) patches are, the last ones 1x1 if need be.
+    grid: the patches at (2i, 2j) are kept, every other one removed (mask_ratio 0.75 only).
+  The kept patches get noise in [0, 0.5), the removed ones [0.5, 1): masking stays a gather on
+  the argsort of the noise, with the same static kept count, whatever the sampling.
+  """
+  rows, cols = grid_hw
+  num_patches = rows * cols
+  if kind == "random":
+    return jax.random.uniform(key, (batch, num_patches))
+  error = sampling_error(kind, grid_hw, mask_ratio)
+  if error:
+    raise ValueError(error)
+  key, noise_key = jax.random.split(key)
+  if kind == "grid":
+    r, c = jnp.arange(rows)[:, None], jnp.arange(cols)[None, :]
+    removed = jnp.broadcast_to(((r % 2) | (c % 2)).astype(bool).reshape(-1),
+                               (batch, num_patches))
+  else:
+    num_removed = num_patches - num_kept(num_patches, mask_ratio)
+    removed = jax.vmap(lambda k: _blocks(k, grid_hw, num_removed).reshape(-1))(
+        jax.random.split(key, batch))
+  u = jax.random.uniform(noise_key, (batch, num_patches))
+  return jnp.where(removed, 0.5 + 0.5 * u, 0.5 * u)
+
+
+def _blocks(key: jax.Array, grid_hw: tuple[int, int], num_removed: int) -> jax.Array:
+  """(rows, cols) bool: a union of random rectangles covering `num_removed` patches."""
+  rows, cols = grid_hw
+  r, c = jnp.arange(rows)[:, None], jnp.arange(cols)[None, :]
+  log_aspect = math.log(_BLOCK_MIN_ASPECT)
+
+  def body(state):
+    mask, count, attempt, key = state
+    key, k_area, k_aspect, k_top, k_left = jax.random.split(key, 5)
+    remaining = num_removed - count
+    low = jnp.minimum(_BLOCK_MIN_AREA, remaining).astype(jnp.float32)
+    area = jax.random.uniform(k_area, (), minval=low, maxval=remaining.astype(jnp.float32))
+    aspect = jnp.exp(jax.random.uniform(k_aspect, (), minval=log_aspect, maxval=-log_aspect))
+    h = jnp.clip(jnp.round(jnp.sqrt(area * aspect)).astype(jnp.int32), 1, rows)
+    w = jnp.clip(jnp.round(jnp.sqrt(area / aspect)).astype(jnp.int32), 1, cols)
+    top = jax.random.randint(k_top, (), 0, rows - h + 1)
+    left = jax.random.randint(k_left, (), 0, cols - w + 1)
+    rect = (r >= top) & (r < top + h) & (c >= left) & (c < left + w)
+    added = jnp.sum(rect & ~mask)
+    fits = (added > 0) & (added <= remaining)   # never past the target: the count stays exact
+    return (jnp.where(fits, mask | rect, mask), count + jnp.where(fits, added, 0), attempt + 1,
+            key)
+
+  def more(state):
+    _, count, attempt, _ = state
+    return (count < num_removed) & (attempt < 20 * rows * cols)
+
+  start = (jnp.zeros((rows, cols), bool), jnp.int32(0), jnp.int32(0), key)
+  return jax.lax.while_loop(more, body, start)[0]
 
 
 def gather_tokens(x: jax.Array, ids: jax.Array) -> jax.Array:

@@ -20,7 +20,7 @@ import optax
 
 from mae_jax import checkpoint, losses, optim, pixels, visualize, weights
 from mae_jax.models import MAE, Classifier, decode_variant, from_variant
-from mae_jax.masking import patchify
+from mae_jax.masking import mask_noise, patchify
 from mae_jax.parallel import DATA_AXIS, device_index
 
 Params = Any
@@ -162,12 +162,14 @@ def pretrain_model(config: ml_collections.ConfigDict) -> nn.Module:
 def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task:
   """MAE pretraining; with a data `source`, its batches, snapshots and the encoder export."""
   model = pretrain_model(config)
-  num_patches = (config.data.image_size // model.patch_size) ** 2
+  grid = (config.data.image_size // model.patch_size,) * 2
+  sampling = config.model.mask_sampling
   inputs = model_inputs(config)
 
   def loss_fn(params, model_state, batch, rng, example_ids):
-    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (num_patches,)))(
-        example_ids)
+    # One key per example: its mask is the same whatever the devices and micro-batches.
+    noise = jax.vmap(lambda i: mask_noise(sampling, jax.random.fold_in(rng, i), 1, grid,
+                                          model.mask_ratio)[0])(example_ids)
     loss, _, _ = model.apply({"params": params}, inputs(batch), noise=noise, train=True)
     return loss, (model_state, {"loss": loss})
 
@@ -188,7 +190,7 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
 
   def prepare_snapshot() -> Callable[[Params], np.ndarray]:
     images = eval_images(config, source, vis.num_images)
-    return lambda params: visualize.grid_png(model, params, images, vis, mean, std)
+    return lambda params: visualize.grid_png(model, params, images, vis, mean, std, sampling)
 
   snapshot = (Snapshot(vis.every_steps, "reconstructions", prepare_snapshot)
               if vis.every_steps > 0 else None)
@@ -207,10 +209,10 @@ def reconstruction_eval(config: ml_collections.ConfigDict, model: nn.Module, sou
 
   def sums(params, model_state, batch):
     images = inputs(batch)
-    n = images.shape[0]
-    num_patches = (images.shape[1] // model.patch_size) * (images.shape[2] // model.patch_size)
-    noise = jax.random.uniform(jax.random.fold_in(jax.random.key(0), device_index()),
-                               (n, num_patches))
+    grid = (images.shape[1] // model.patch_size, images.shape[2] // model.patch_size)
+    noise = mask_noise(config.model.mask_sampling,
+                       jax.random.fold_in(jax.random.key(0), device_index()), images.shape[0],
+                       grid, model.mask_ratio)
     _, pred, mask = model.apply({"params": params}, images, noise=noise, train=False)
     per_example = jax.vmap(lambda t, p, m: losses.mae_loss(t[None], p[None], m[None],
                                                            model.norm_pix_loss))(
@@ -358,7 +360,7 @@ def reconstructions(config: ml_collections.ConfigDict, checkpoint_path: str, out
   model, params, loaded = load_mae(config, checkpoint_path)
   images = eval_images(config, source, config.visualize.num_images)
   grid = visualize.grid_png(model, params, images, config.visualize, tuple(config.data.mean),
-                            tuple(config.data.std))
+                            tuple(config.data.std), config.model.mask_sampling)
   path = visualize.save_png(os.path.join(out_dir, "reconstructions.png"), grid)
   return {"png": path, "checkpoint": loaded, "images": int(images.shape[0]),
           "columns": list(visualize.PANELS), "norm_pix_loss": bool(model.norm_pix_loss)}

@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 from etils import epath
 
-from mae_jax.masking import patchify, unpatchify
+from mae_jax.masking import mask_noise, patchify, unpatchify
 from mae_jax.pixels import normalize
 
 PANELS = ("original", "masked", "reconstruction", "reconstruction + visible")
@@ -110,23 +110,27 @@ def save_png(path: str, grid: np.ndarray) -> str:
 # ---- models -------------------------------------------------------------------------------------
 
 def reconstruct(model: nn.Module, params: Any, images: jax.Array, seed: int,
-                mask_ratio: float | None = None) -> tuple[jax.Array, jax.Array]:
-  """images: (N, H, W, 3) normalised -> pred (N, L, p*p*3), mask (N, L); noise from `seed`."""
+                mask_ratio: float | None = None, sampling: str = "random"
+                ) -> tuple[jax.Array, jax.Array]:
+  """images: (N, H, W, 3) normalised -> pred (N, L, p*p*3), mask (N, L); the mask drawn from
+  `seed` by `sampling` (masking.MASK_SAMPLINGS)."""
   if mask_ratio is not None and mask_ratio > 0:
     model = model.clone(mask_ratio=mask_ratio)
   n, h, w, _ = images.shape
-  num_patches = (h // model.patch_size) * (w // model.patch_size)
-  noise = jax.random.uniform(jax.random.key(seed), (n, num_patches))
+  grid = (h // model.patch_size, w // model.patch_size)
+  noise = mask_noise(sampling, jax.random.key(seed), n, grid, model.mask_ratio)
   _, pred, mask = jax.jit(lambda p, x, z: model.apply({"params": p}, x, noise=z, train=False))(
       params, images, noise)
   return pred, mask
 
 
 def grid_png(model: nn.Module, params: Any, images: np.ndarray, vis: ml_collections.ConfigDict,
-             mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-  """The uint8 grid of `images` (N, H, W, 3) pixels in [0, 255], as config.visualize `vis` says."""
+             mean: tuple[float, ...], std: tuple[float, ...], sampling: str = "random"
+             ) -> np.ndarray:
+  """The uint8 grid of `images` (N, H, W, 3) pixels in [0, 255], as config.visualize `vis` says,
+  masked by `sampling`."""
   images = normalize(images, mean, std)
-  pred, mask = reconstruct(model, params, images, vis.seed, vis.mask_ratio)
+  pred, mask = reconstruct(model, params, images, vis.seed, vis.mask_ratio, sampling)
   panels = reconstruction_panels(images, pred, mask, model.patch_size,
                                  model.norm_pix_loss, mean, std)
   return panel_grid(np.asarray(panels), scale=upscale_for(images.shape[1], vis.min_panel_size))

@@ -85,3 +85,83 @@ def test_classification_loss_and_topk():
   soft = np.full((2, 3), 0.1 / 3) + 0.9 * np.eye(3)[[1, 2]]
   np.testing.assert_allclose(smooth, -np.mean((soft * jax.nn.log_softmax(logits)).sum(-1)),
                              rtol=1e-6)
+
+
+def _removed(kind, batch, grid, ratio, seed=0):
+  noise = masking.mask_noise(kind, jax.random.key(seed), batch, grid, ratio)
+  _, mask, _ = masking.masking_ids(noise, ratio)
+  return np.asarray(mask).reshape(batch, *grid)
+
+
+def test_random_sampling_is_the_official_uniform_noise():
+  key = jax.random.key(7)
+  np.testing.assert_array_equal(masking.mask_noise("random", key, 3, (4, 6), 0.75),
+                                jax.random.uniform(key, (3, 24)))
+
+
+def test_grid_sampling_keeps_the_top_left_patch_of_every_2x2_cell():
+  removed = _removed("grid", 5, (6, 8), 0.75)
+  kept = np.ones((6, 8), bool)
+  kept[::2, ::2] = False
+  assert (removed == kept[None]).all()   # the same corner for every example
+  noise = masking.mask_noise("grid", jax.random.key(0), 5, (6, 8), 0.75)
+  ids_keep, _, _ = masking.masking_ids(noise, 0.75)
+  assert sorted(np.asarray(ids_keep[0]).tolist()) == [r * 8 + c for r in range(0, 6, 2)
+                                                      for c in range(0, 8, 2)]
+  assert not (np.asarray(ids_keep) == np.asarray(ids_keep[:1])).all()   # in shuffled order
+
+
+def _same_state_neighbours(removed):
+  """Of the removed patches' 4-neighbours inside the grid, the fraction removed too."""
+  pairs = same = 0
+  for shift, axis in ((1, 1), (-1, 1), (1, 2), (-1, 2)):
+    rolled = np.roll(removed, shift, axis=axis)
+    inside = np.ones_like(removed)
+    edge = [slice(None)] * 3
+    edge[axis] = 0 if shift == 1 else -1
+    inside[tuple(edge)] = False
+    pairs += (removed & inside).sum()
+    same += (removed & rolled & inside).sum()
+  return same / pairs
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.75])
+def test_block_sampling_removes_rectangles_of_the_exact_count(ratio):
+  grid = (14, 14)
+  removed = _removed("block", 64, grid, ratio)
+  target = 196 - masking.num_kept(196, ratio)
+  assert (removed.reshape(64, -1).sum(1) == target).all()
+  # Rectangles: a removed patch's neighbours are mostly removed too, far more than at random.
+  random = _removed("random", 64, grid, ratio)
+  assert _same_state_neighbours(removed) > _same_state_neighbours(random) + 0.15
+  # Different examples, different blocks.
+  assert len({r.tobytes() for r in removed}) == 64
+
+
+def test_samplings_that_cannot_be_made_are_refused():
+  assert masking.sampling_error("grid", (14, 14), 0.5).startswith("grid sampling keeps one")
+  assert "even patch grid" in masking.sampling_error("grid", (7, 7), 0.75)
+  assert "unknown mask sampling 'blocks'" in masking.sampling_error("blocks", (4, 4), 0.75)
+  assert masking.sampling_error("block", (7, 7), 0.6) is None
+  with pytest.raises(ValueError, match="grid sampling"):
+    masking.mask_noise("grid", jax.random.key(0), 1, (4, 4), 0.6)
+
+
+@pytest.mark.parametrize("kind", ["block", "grid"])
+def test_pretraining_loss_with_each_sampling(kind):
+  from mae_jax import experiment, tasks  # pylint: disable=g-import-not-at-top
+  from tests.helpers import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config("digits.py", "smoke")
+  config.model.mask_sampling = kind
+  experiment.validate(config)
+  task = tasks.pretrain_task(config)
+  images = jnp.zeros((4, 32, 32, 3), jnp.uint8)
+  variables = task.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  batch = {"image": jnp.transpose(images, (0, 2, 3, 1))}   # the WCH batch layout
+  loss, _ = jax.jit(task.loss_fn)(variables["params"], {}, batch, jax.random.key(1),
+                                  jnp.arange(4))
+  assert np.isfinite(float(loss))
+  config.model.mask_ratio = 0.6
+  if kind == "grid":
+    with pytest.raises(ValueError, match="config.model.mask_sampling: grid sampling keeps"):
+      experiment.validate(config)
