@@ -5,6 +5,7 @@
   mae-jax-visualize  = python -m mae_jax.cli visualize (reconstruction grids; visualize.py)
   mae-jax-bench      = the benchmarks in bench/ (package mae_jax_bench)
   mae-jax-prepare    = python -m mae_jax.prepare      (image folders into array_record shards)
+  mae-jax-sweep      = python -m mae_jax.sweep        (a config at many design choices)
 
 Each entry imports its module only when called: `mae-jax` first re-executes itself with a
 faster host allocator (allocator.py), which must happen before JAX is imported.
@@ -56,6 +57,12 @@ def visualize() -> None:
 
   cli_args.show_flags_in_help(__name__, sys.argv[0])
   app.run(run, argv=cli_args.resolve_config_flags(sys.argv))
+
+
+def sweep() -> None:
+  # No JAX here: the sweep's runs are processes of their own (mae-jax), which pick the allocator.
+  from mae_jax import sweep as entry  # pylint: disable=g-import-not-at-top
+  entry.run(sys.argv)
 
 
 def bench() -> None:

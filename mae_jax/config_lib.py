@@ -25,29 +25,31 @@ def shipped_config_dirs() -> list[str]:
   return [os.path.join(package, "configs"), os.path.join(os.path.dirname(package), "configs")]
 
 
-def shipped_configs() -> list[str]:
-  """Bare names of the shipped configs ("digits", "pets", ...)."""
+def shipped_configs(subdir: str = "") -> list[str]:
+  """Bare names of the shipped configs ("digits", "pets", ...); of configs/`subdir` if given."""
   found = set()
   for directory in shipped_config_dirs():
+    directory = os.path.join(directory, subdir)
     if os.path.isdir(directory):
       found.update(f[:-3] for f in os.listdir(directory)
                    if f.endswith(".py") and not f.startswith("_"))
   return sorted(found)
 
 
-def resolve_config(spec: str) -> str:
+def resolve_config(spec: str, subdir: str = "") -> str:
   """'digits:smoke' -> '<configs dir>/digits.py:smoke'; a path that exists stays as given.
 
   A bare name (no directory, ".py" optional) that is not a file in the working directory means
-  the shipped config of that name, so `--config=digits:smoke` works from any directory.
+  the shipped config of that name, so `--config=digits:smoke` works from any directory;
+  `subdir` looks in configs/<subdir> instead (the sweep files: "sweeps").
   """
   path, sep, arg = spec.partition(":")
   if os.path.exists(path) or os.sep in path or "/" in path:
     return spec
   name = path if path.endswith(".py") else f"{path}.py"
   for directory in shipped_config_dirs():
-    if os.path.isfile(os.path.join(directory, name)):
-      return os.path.join(directory, name) + sep + arg
+    if os.path.isfile(os.path.join(directory, subdir, name)):
+      return os.path.join(directory, subdir, name) + sep + arg
   return spec
 
 
@@ -113,6 +115,9 @@ def base_config() -> ml_collections.ConfigDict:
       # Which patches go (masking.mask_noise): "random" (MAE), "block" (BEiT's rectangles) or
       # "grid" (one kept per 2x2 cell; mask_ratio 0.75 only).
       mask_sampling="random",
+      # The MAE paper's "w/ [M]" ablation: the encoder sees all patches, a learned mask token in
+      # place of the removed ones (costs an unmasked encoder's compute). False = MAE.
+      encoder_mask_tokens=False,
       norm_pix_loss=True,
       decoder_width=512,
       decoder_depth=8,
@@ -178,6 +183,9 @@ def base_config() -> ml_collections.ConfigDict:
       norm_pix_loss="",          # or "true" / "false"
       num_images=8,              # rows of the grid: the first eval-split images
       mask_ratio=0.0,            # 0 = the model's config.model.mask_ratio
+      # samplings.png: the images masked by each of these samplings (those that can mask at the
+      # ratio) and their reconstructions; "" = none.
+      samplings="random,block,grid",
       seed=0,                    # masking noise, the same every time for comparable grids
       min_panel_size=128,        # small images are enlarged (pixel repetition) to this width
       every_steps=1000,          # pretraining: a TensorBoard grid every N steps and at the

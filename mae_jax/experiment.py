@@ -121,6 +121,11 @@ def validate_visualize(config: ml_collections.ConfigDict) -> None:
   if config.visualize.norm_pix_loss.lower() not in ("", "true", "false"):
     raise ConfigError(f"config.visualize.norm_pix_loss must be '', 'true' or 'false', got "
                       f"{config.visualize.norm_pix_loss!r}")
+  unknown = [s for s in config.visualize.samplings.split(",") if s and s not in
+             masking.MASK_SAMPLINGS]
+  if unknown:
+    raise ConfigError(f"config.visualize.samplings: unknown {', '.join(unknown)}; a comma-"
+                      f"separated subset of {','.join(masking.MASK_SAMPLINGS)}, or ''")
 
 
 def check_batch_size(cfg: ml_collections.ConfigDict, devices: int, where: str) -> None:

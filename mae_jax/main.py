@@ -12,8 +12,6 @@ pass --coordinator_address=HOST:PORT --num_processes=N --process_id=I (see
 mae_jax/distributed.py). DIR must then be one path every process sees (GCS, NFS).
 """
 
-import os
-import re
 import sys
 
 from mae_jax import allocator
@@ -65,46 +63,10 @@ def main(argv: list[str]) -> None:
     sys.exit(failure)
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's parsing, but a bad --config (missing file, unknown field, bad value) is one line."""
-  try:
-    rest = flags.FLAGS(argv)
-    if flags.FLAGS["config"].present:
-      path = config_flags.get_config_filename(flags.FLAGS["config"]).split(":")[0]
-      if not os.path.isfile(path):
-        sys.exit(f"mae_jax: error: --config: config file {path!r} does not exist (a path, or "
-                 f"one of the shipped configs: {', '.join(config_lib.shipped_configs())})")
-      _CONFIG.value.to_dict()   # a config file that failed to load raises here
-    return rest
-  except flags.Error as err:
-    sys.exit(f"mae_jax: error: {_last_line(str(err))}")
-  except (OSError, AttributeError, KeyError, TypeError, ValueError) as err:
-    # config_flags reports an unknown --config.x.y field as AttributeError/KeyError.
-    text = _last_line(str(err))
-    missing = re.search(r"No such file or directory: ('[^']*')", text)
-    if isinstance(err, OSError) and missing:
-      text = f"config file {missing.group(1)} does not exist"
-    if isinstance(err, (AttributeError, KeyError)):
-      name = text.strip("'\"")
-      given = [a.split("=")[0] for a in argv if a.startswith("--config.") and
-               a.split("=")[0].endswith("." + name)]
-      text = f"unknown config field {(given or [name])[0]!r}; the config file lists the fields"
-    sys.exit(f"mae_jax: error: --config: {text}")
-
-
-def _last_line(text: str) -> str:
-  """A flag error's message without the traceback that config_flags embeds in it."""
-  lines = [l.strip() for l in text.splitlines() if l.strip() and not l.startswith("Pass --help")]
-  if any(l.startswith("Traceback") for l in lines):
-    head, last = lines[0], lines[-1].split(": ", 1)[-1]   # drop the exception's class name
-    return f"{head.rstrip(':')}: {last}"
-  return " ".join(lines)
-
-
 def run(argv: list[str]) -> None:
   """The command line `argv` (argv[0] = program), with shipped configs found by bare name."""
   cli_args.show_flags_in_help(__name__, argv[0])
-  app.run(main, argv=cli_args.resolve_config_flags(argv), flags_parser=parse_flags)
+  app.run(main, argv=cli_args.resolve_config_flags(argv), flags_parser=cli_args.parse_flags)
 
 
 if __name__ == "__main__":

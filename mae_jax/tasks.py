@@ -156,7 +156,8 @@ def pretrain_model(config: ml_collections.ConfigDict) -> nn.Module:
   return from_variant(MAE, m.variant, decoder_width=m.decoder_width,
                       decoder_depth=m.decoder_depth, decoder_heads=m.decoder_heads,
                       mask_ratio=m.mask_ratio, norm_pix_loss=m.norm_pix_loss,
-                      dtype=jnp.dtype(m.dtype), attention=m.attention)
+                      dtype=jnp.dtype(m.dtype), attention=m.attention,
+                      encoder_mask_tokens=m.encoder_mask_tokens)
 
 
 def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task:
@@ -181,8 +182,10 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
     return task
 
   def export(params: Params, stage_dir: str) -> None:
-    # The encoder alone is what the other stages start from (config.<stage>.init_from).
-    checkpoint.export_params(os.path.join(stage_dir, "export"), params["encoder"],
+    # The encoder alone is what the other stages start from (config.<stage>.init_from); an
+    # encoder mask token has no use there (classifiers see every patch).
+    encoder = {k: v for k, v in params["encoder"].items() if k != "mask_token"}
+    checkpoint.export_params(os.path.join(stage_dir, "export"), encoder,
                              model_description(config))
 
   vis = config.visualize
@@ -362,5 +365,13 @@ def reconstructions(config: ml_collections.ConfigDict, checkpoint_path: str, out
   grid = visualize.grid_png(model, params, images, config.visualize, tuple(config.data.mean),
                             tuple(config.data.std), config.model.mask_sampling)
   path = visualize.save_png(os.path.join(out_dir, "reconstructions.png"), grid)
-  return {"png": path, "checkpoint": loaded, "images": int(images.shape[0]),
-          "columns": list(visualize.PANELS), "norm_pix_loss": bool(model.norm_pix_loss)}
+  result = {"png": path, "checkpoint": loaded, "images": int(images.shape[0]),
+            "columns": list(visualize.PANELS), "norm_pix_loss": bool(model.norm_pix_loss)}
+  samplings = [s for s in config.visualize.samplings.split(",") if s]
+  if samplings:
+    grid, drawn = visualize.samplings_png(model, params, images, config.visualize,
+                                          tuple(config.data.mean), tuple(config.data.std),
+                                          samplings)
+    result["samplings_png"] = visualize.save_png(os.path.join(out_dir, "samplings.png"), grid)
+    result["samplings"] = drawn
+  return result

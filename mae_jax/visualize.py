@@ -1,4 +1,6 @@
-"""Reconstructions as PNG grids: original | masked | reconstruction | reconstruction + visible.
+"""Reconstructions as PNG grids: original | masked | reconstruction | reconstruction + visible,
+and the same images masked by each mask sampling (random | block | grid, the MAE paper's
+Figure 6) with what the model makes of each.
 
 Drawing only: the models come from weights.load_mae, the images from the data pipeline.
 
@@ -30,7 +32,7 @@ import ml_collections
 import numpy as np
 from etils import epath
 
-from mae_jax.masking import mask_noise, patchify, unpatchify
+from mae_jax.masking import mask_noise, patchify, sampling_error, unpatchify
 from mae_jax.pixels import normalize
 
 PANELS = ("original", "masked", "reconstruction", "reconstruction + visible")
@@ -134,3 +136,25 @@ def grid_png(model: nn.Module, params: Any, images: np.ndarray, vis: ml_collecti
   panels = reconstruction_panels(images, pred, mask, model.patch_size,
                                  model.norm_pix_loss, mean, std)
   return panel_grid(np.asarray(panels), scale=upscale_for(images.shape[1], vis.min_panel_size))
+
+
+def samplings_png(model: nn.Module, params: Any, images: np.ndarray,
+                  vis: ml_collections.ConfigDict, mean: tuple[float, ...], std: tuple[float, ...],
+                  samplings: list[str]) -> tuple[np.ndarray, list[str]]:
+  """-> (uint8 grid, the samplings drawn). A row per image: the original, then for each
+  sampling that can mask at the model's ratio its masked image and reconstruction + visible."""
+  images = normalize(images, mean, std)
+  ratio = vis.mask_ratio if vis.mask_ratio > 0 else model.mask_ratio
+  grid_hw = (images.shape[1] // model.patch_size, images.shape[2] // model.patch_size)
+  drawn = [s for s in samplings if sampling_error(s, grid_hw, ratio) is None]
+  columns = []
+  for sampling in drawn:
+    pred, mask = reconstruct(model, params, images, vis.seed, vis.mask_ratio, sampling)
+    panels = reconstruction_panels(images, pred, mask, model.patch_size, model.norm_pix_loss,
+                                   mean, std)
+    if not columns:
+      columns.append(panels[:, 0])
+    columns += [panels[:, 1], panels[:, 3]]
+  stacked = np.stack([np.asarray(c) for c in columns], axis=1)
+  return panel_grid(stacked, scale=upscale_for(images.shape[1], vis.min_panel_size)), drawn
+

@@ -175,3 +175,41 @@ def test_encoder_embeds_only_kept_patches_with_the_same_tokens(pos_embed):
   grads = [jax.grad(lambda v, f=f: jnp.sum(jnp.sin(f(v)[0])))(variables)
            for f in (masked, reference)]
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), *grads)
+
+
+def test_encoder_mask_tokens_replace_the_removed_patches():
+  # The "w/ [M]" encoder sees all L tokens, in patch order; a removed patch's pixels must not
+  # reach it (the mask token stands in), a kept patch's must.
+  enc = vit.Encoder(width=16, depth=1, num_heads=2, patch_size=4, mask_tokens=True)
+  images = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
+  noise = jax.random.uniform(jax.random.key(1), (2, 16))
+  variables = enc.init(jax.random.key(2), images, mask_ratio=0.75, noise=noise)
+  assert variables["params"]["mask_token"].shape == (1, 1, 16)
+  apply = jax.jit(lambda x: enc.apply(variables, x, mask_ratio=0.75, noise=noise))
+  tokens, mask, ids_restore = apply(images)
+  assert tokens.shape == (2, 17, 16) and ids_restore is None
+  np.testing.assert_array_equal(mask, np.argsort(np.argsort(noise, 1), 1) >= 4)
+  removed = np.argwhere(np.asarray(mask[0]))[0, 0]
+  kept = np.argwhere(~np.asarray(mask[0], bool))[0, 0]
+
+  def changed(patch: int) -> jax.Array:
+    row, col = divmod(int(patch), 4)
+    return images.at[0, 4 * row:4 * row + 4, 4 * col:4 * col + 4].add(1.0)
+
+  np.testing.assert_array_equal(apply(changed(removed))[0], tokens)
+  assert not np.allclose(apply(changed(kept))[0], tokens)
+
+
+def test_mae_with_encoder_mask_tokens_trains_its_mask_token():
+  model = from_variant(MAE, "mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2,
+                       encoder_mask_tokens=True)
+  x = jax.random.normal(jax.random.key(3), (2, 16, 16, 3))
+  noise = jax.random.uniform(jax.random.key(4), (2, 16))
+  variables = model.init(RNGS, x)
+  (loss, (pred, mask)), grads = jax.value_and_grad(
+      lambda p: (lambda o: (o[0], o[1:]))(model.apply({"params": p}, x, noise=noise)),
+      has_aux=True)(variables["params"])
+  assert np.isfinite(loss) and pred.shape == (2, 16, 48) and mask.sum() == 24
+  assert np.abs(grads["encoder"]["mask_token"]).sum() > 0
+  # The decoder adds no mask tokens of its own in this mode.
+  np.testing.assert_array_equal(grads["decoder"]["mask_token"], 0)

@@ -109,6 +109,17 @@ def test_stage_writes_grid_and_tensorboard_images(tmp_path):
   image = np.asarray(Image.open(summary["visualize"]["png"]))
   scale = visualize.upscale_for(32, config.visualize.min_panel_size)
   assert image.shape == (3 * (32 * scale + 2) + 2, 4 * (32 * scale + 2) + 2, 3)
+  # samplings.png: original, then masked | reconstruction + visible for each of the three.
+  assert summary["visualize"]["samplings"] == ["random", "block", "grid"]
+  masks = np.asarray(Image.open(summary["visualize"]["samplings_png"]))
+  assert masks.shape == (3 * (32 * scale + 2) + 2, 7 * (32 * scale + 2) + 2, 3)
+  # The grid sampling's masked panel: removed patches are grey (128), kept ones at (2i, 2j).
+  step, patch = 32 * scale + 2, 4 * scale
+  grid_masked = masks[2:2 + 32 * scale, 2 + 5 * step:2 + 5 * step + 32 * scale]
+  grey = np.all(grid_masked == 128, axis=-1)
+  cells = grey.reshape(8, patch, 8, patch).all(axis=(1, 3))
+  rows, cols = np.indices((8, 8))
+  np.testing.assert_array_equal(cells[(rows % 2 == 1) | (cols % 2 == 1)], True)
   # An encoder-only export cannot reconstruct, and says what to pass instead.
   with pytest.raises(ValueError, match="encoder only"):
     tasks.load_mae(config, os.path.join(tmp_path, "pretrain", "export"))

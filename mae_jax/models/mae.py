@@ -23,15 +23,20 @@ class Decoder(nn.Module):
   attention: str = "auto"
 
   @nn.compact
-  def __call__(self, tokens: jax.Array, ids_restore: jax.Array, grid: tuple[int, int]
+  def __call__(self, tokens: jax.Array, ids_restore: jax.Array | None, grid: tuple[int, int]
                ) -> jax.Array:
-    """tokens: (N, 1 + K, D_enc), ids_restore: (N, L) -> pred (N, L, p * p * C)."""
-    n, l = ids_restore.shape
+    """tokens: (N, 1 + K, D_enc), ids_restore: (N, L) -> pred (N, L, p * p * C).
+
+    ids_restore None: the tokens are all L patches' already, in patch order (an encoder that
+    took mask tokens itself); the decoder then adds none.
+    """
     x = Dense(self.width, "decoder_embed", self.dtype)(tokens)
     mask_token = self.param("mask_token", nn.initializers.normal(0.02), (1, 1, self.width))
-    fill = jnp.broadcast_to(mask_token.astype(x.dtype), (n, l + 1 - x.shape[1], self.width))
-    patches = unshuffle(jnp.concatenate([x[:, 1:], fill], axis=1), ids_restore)
-    x = jnp.concatenate([x[:, :1], patches], axis=1)
+    if ids_restore is not None:
+      n, l = ids_restore.shape
+      fill = jnp.broadcast_to(mask_token.astype(x.dtype), (n, l + 1 - x.shape[1], self.width))
+      patches = unshuffle(jnp.concatenate([x[:, 1:], fill], axis=1), ids_restore)
+      x = jnp.concatenate([x[:, :1], patches], axis=1)
     x = x + jnp.asarray(sincos_2d(self.width, grid, cls_token=True)).astype(x.dtype)
     x = run_blocks(x, "decoder_blocks", self.depth, self.num_heads, self.mlp_ratio, 0.0,
                    self.dtype, deterministic=True, ln_eps=self.ln_eps, attention=self.attention)
@@ -59,11 +64,13 @@ class MAE(nn.Module):
   ln_eps: float = LN_EPS
   pos_embed: str = "sincos"      # the encoder's; the decoder's is always computed
   attention: str = "auto"        # models/attention.py; the same numbers either way
+  encoder_mask_tokens: bool = False   # the paper's "w/ [M]" ablation (models/vit.py Encoder)
 
   def setup(self):
     self.encoder = Encoder(self.width, self.depth, self.num_heads, self.patch_size,
                            self.mlp_ratio, dtype=self.dtype, ln_eps=self.ln_eps,
-                           pos_embed=self.pos_embed, attention=self.attention)
+                           pos_embed=self.pos_embed, attention=self.attention,
+                           mask_tokens=self.encoder_mask_tokens)
     self.decoder = Decoder(self.decoder_width, self.decoder_depth, self.decoder_heads,
                            self.patch_size, mlp_ratio=self.mlp_ratio, dtype=self.dtype,
                            ln_eps=self.ln_eps, attention=self.attention)

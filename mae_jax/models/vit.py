@@ -218,6 +218,11 @@ class Encoder(nn.Module):
   pos_embed="sincos" computes the table for the input's grid (any resolution);
   "learned" holds it as a parameter `pos_embed` (1, 1 + L, D), as fine-tuned
   official checkpoints (timm) do; resize it with posembed.resize_table.
+
+  mask_tokens=True is the MAE paper's "w/ [M]" ablation (Table 1c): the encoder sees all L
+  patches, a learned `mask_token` (plus its position) in place of each removed patch's
+  embedding, and returns its tokens in patch order (ids_restore None). It costs what the
+  encoder costs without masking; the features it learns meet no mask tokens at fine-tuning.
   """
   width: int
   depth: int
@@ -230,6 +235,7 @@ class Encoder(nn.Module):
   ln_eps: float = LN_EPS
   pos_embed: str = "sincos"
   attention: str = "auto"
+  mask_tokens: bool = False
 
   @nn.compact
   def __call__(self, images: jax.Array, *, mask_ratio: float = 0.0,
@@ -237,7 +243,8 @@ class Encoder(nn.Module):
                ) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
     """images: (N, H, W, 3) -> tokens (N, 1 + K, D), mask (N, L) | None, ids_restore (N, L) | None.
 
-    K = L without masking, else num_kept(L, mask_ratio); token 0 is the cls token.
+    K = L without masking or with mask tokens, else num_kept(L, mask_ratio); token 0 is the
+    cls token. ids_restore is None without masking or with mask tokens (patch order).
     """
     p = self.patch_size
     n, h, w, _ = images.shape
@@ -261,10 +268,16 @@ class Encoder(nn.Module):
       if noise is None:
         noise = jax.random.uniform(self.make_rng("masking"), patches.shape[:2])
       ids_keep, mask, ids_restore = masking_ids(noise, mask_ratio)
-      mask = mask.astype(self.dtype)
-      patches = gather_tokens(patches, ids_keep)         # (N, K, p * p * C)
-      pos_patches = pos_patches[ids_keep]                # (N, K, D)
+      if not self.mask_tokens:
+        patches = gather_tokens(patches, ids_keep)       # (N, K, p * p * C)
+        pos_patches = pos_patches[ids_keep]              # (N, K, D)
     x = PatchEmbed(self.width, p, self.dtype, name="patch_embed")(patches)
+    if self.mask_tokens and mask is not None:
+      token = self.param("mask_token", nn.initializers.normal(0.02), (1, 1, self.width))
+      x = jnp.where(mask[:, :, None], token.astype(x.dtype), x)
+      ids_restore = None
+    if mask is not None:
+      mask = mask.astype(self.dtype)
     x = x + pos_patches.astype(x.dtype)
 
     cls = self.param("cls_token", nn.initializers.normal(0.02), (1, 1, self.width))

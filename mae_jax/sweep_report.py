@@ -1,0 +1,169 @@
+"""A sweep's results: sweep.csv (a row per point), sweep.md (a table per axis), sweep.png.
+
+Every figure is the mean over the seeds that finished, with the sample standard deviation
+(ddof 1) beside it when there are two or more.
+"""
+
+import csv
+import io
+import json
+import os
+from typing import Any
+
+import numpy as np
+from etils import epath
+
+from mae_jax import report
+from mae_jax.sweep_lib import Axis
+
+SWEEP_MD, SWEEP_CSV, SWEEP_PNG = "sweep.md", "sweep.csv", "sweep.png"
+# (column, table heading, format): what a point is scored by.
+METRICS = (("linprobe_top1", "linear probe top-1 %", "{:.2f}"),
+           ("finetune_top1", "fine-tune top-1 %", "{:.2f}"),
+           ("pretrain_loss", "pretrain loss", "{:.4f}"),
+           ("pretrain_minutes", "pretrain min", "{:.1f}"),
+           ("images_per_sec", "pretrain images/s", "{:.0f}"))
+
+
+def run_metrics(run_dir: str) -> dict[str, float]:
+  """The figures of one finished run (its summary.json and pretrain/metrics.jsonl)."""
+  summary = json.loads(epath.Path(run_dir, "summary.json").read_text())
+  out = {}
+  for stage in ("linprobe", "finetune"):
+    if "top1" in summary.get(stage, {}):
+      out[f"{stage}_top1"] = float(summary[stage]["top1"])
+  pretrain = summary.get("pretrain", {})
+  if "loss" in pretrain:
+    out["pretrain_loss"] = float(pretrain["loss"])
+  if "train_seconds" in pretrain:
+    out["pretrain_minutes"] = float(pretrain["train_seconds"]) / 60
+  # Throughput of the logged windows after the first (which holds the compilation).
+  records = report.read_metrics(os.path.join(run_dir, "pretrain", "metrics.jsonl"))
+  rates = [r["images_per_sec"] for r in records
+           if r.get("split") == "train" and "images_per_sec" in r][1:]
+  if rates:
+    out["images_per_sec"] = float(np.median(rates))
+  return out
+
+
+def aggregate(per_seed: list[dict[str, float]]) -> dict[str, tuple[float, float | None, int]]:
+  """{metric: (mean, std or None, number of seeds)} over the seeds that have the metric."""
+  out = {}
+  for key, _, _ in METRICS:
+    values = [m[key] for m in per_seed if key in m]
+    if values:
+      std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+      out[key] = (float(np.mean(values)), std, len(values))
+  return out
+
+
+def _cell(stat: tuple[float, float | None, int] | None, fmt: str) -> str:
+  if stat is None:
+    return ""
+  mean, std, _ = stat
+  return fmt.format(mean) + (f" ± {fmt.format(std)}" if std is not None else "")
+
+
+def write(workdir: str, axes: list[Axis], names: dict[tuple[str, str], str],
+          results: dict[str, dict[str, Any]], header: str) -> list[str]:
+  """Writes the three files into `workdir`; returns their names.
+
+  names: (axis name, point label) -> run name; results: run name -> {"overrides", "seeds"
+  (per-seed metrics of the seeds that finished), "failed" (seed -> message), "missing" (seeds
+  not run)}.
+  """
+  stats = {name: aggregate(r["seeds"]) for name, r in results.items()}
+  _write_csv(os.path.join(workdir, SWEEP_CSV), axes, names, results, stats)
+  written = [SWEEP_CSV]
+  if _plot(os.path.join(workdir, SWEEP_PNG), axes, names, stats):
+    written.append(SWEEP_PNG)
+  md = [header]
+  for ax in axes:
+    md.append(f"\n## {ax.name}\n\n| value | run | " + " | ".join(h for _, h, _ in METRICS)
+              + " | seeds |\n|" + "---|" * (len(METRICS) + 3) + "\n")
+    for point in ax.points:
+      name = names[(ax.name, point.label)]
+      r, s = results[name], stats[name]
+      cells = [_cell(s.get(key), fmt) for key, _, fmt in METRICS]
+      md.append(f"| {point.label} | {name} | " + " | ".join(cells) + f" | {_status(r)} |\n")
+  if SWEEP_PNG in written:
+    md.append(f"\n![{SWEEP_PNG}]({SWEEP_PNG})\n")
+  epath.Path(workdir, SWEEP_MD).write_text("".join(md))
+  return written + [SWEEP_MD]
+
+
+def _status(result: dict[str, Any]) -> str:
+  parts = [str(len(result["seeds"]))]
+  parts += [f"seed {seed} failed: {msg}" for seed, msg in sorted(result["failed"].items())]
+  if result["missing"]:
+    parts.append("not run: seed " + ",".join(map(str, result["missing"])))
+  return "; ".join(parts).replace("|", "/")
+
+
+def _write_csv(path: str, axes: list[Axis], names: dict[tuple[str, str], str],
+               results: dict[str, dict[str, Any]], stats: dict[str, dict]) -> None:
+  columns = ["axis", "value", "run", "overrides"]
+  for key, _, _ in METRICS:
+    columns += [key, f"{key}_std"]
+  columns += ["seeds_done", "failed"]
+  buf = io.StringIO()
+  writer = csv.writer(buf)
+  writer.writerow(columns)
+  for ax in axes:
+    for point in ax.points:
+      name = names[(ax.name, point.label)]
+      r, s = results[name], stats[name]
+      row = [ax.name, point.label, name, " ".join(f"{f}={v}" for f, v in r["overrides"])]
+      for key, _, _ in METRICS:
+        mean, std, _ = s.get(key, (None, None, 0))
+        row += ["" if mean is None else f"{mean:.6g}", "" if std is None else f"{std:.6g}"]
+      row += [len(r["seeds"]), "; ".join(f"seed {k}: {m}" for k, m in sorted(r["failed"].items()))]
+      writer.writerow(row)
+  epath.Path(path).write_text(buf.getvalue())
+
+
+def _plot(path: str, axes: list[Axis], names: dict[tuple[str, str], str],
+          stats: dict[str, dict]) -> bool:
+  """A panel per axis: linear-probe and fine-tune top-1 against the axis's value (error bars:
+  the std over seeds); a grid axis draws a line per combination of its other fields."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  shown = [ax for ax in axes if any(
+      k in stats[names[(ax.name, p.label)]] for p in ax.points for k in ("linprobe_top1",
+                                                                           "finetune_top1"))]
+  if not shown:
+    return False
+  fig, panels = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
+  for panel, ax in zip(panels[0], shown):
+    numeric = all(p.x is not None for p in ax.points)
+    series = list(dict.fromkeys(p.series for p in ax.points))
+    labels = list(dict.fromkeys(p.label if not p.series else p.label.split(",")[0]
+                                for p in ax.points))
+    for metric, marker, title in (("linprobe_top1", "o", "linear probe"),
+                                  ("finetune_top1", "s", "fine-tune")):
+      for line in series:
+        xs, ys, errs = [], [], []
+        for p in ax.points:
+          stat = stats[names[(ax.name, p.label)]].get(metric)
+          if p.series != line or stat is None:
+            continue
+          xs.append(p.x if numeric else labels.index(p.label if not p.series
+                                                     else p.label.split(",")[0]))
+          ys.append(stat[0])
+          errs.append(stat[1] or 0.0)
+        if xs:
+          name = title + (f" ({line})" if line else "")
+          panel.errorbar(xs, ys, yerr=errs, marker=marker, capsize=3, label=name)
+    if not numeric:
+      panel.set_xticks(range(len(labels)), labels, rotation=20)
+    panel.set_title(ax.name)
+    panel.set_ylabel("top-1 %")
+    panel.grid(alpha=0.3)
+    panel.legend(fontsize=7)
+  fig.tight_layout()
+  with epath.Path(path).open("wb") as f:
+    fig.savefig(f, format="png", dpi=100)
+  plt.close(fig)
+  return True
