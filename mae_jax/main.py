@@ -22,7 +22,7 @@ if __name__ == "__main__":
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags
 
-from mae_jax import cli_args, config_lib, distributed, experiment, preemption
+from mae_jax import cli_args, distributed, experiment, preemption
 from mae_jax.errors import Preempted, UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
