@@ -1,8 +1,10 @@
-"""Losses: MAE reconstruction and classification."""
+"""Losses: MAE reconstruction, classification, segmentation."""
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from mae_jax.spatial import resize_bilinear
 
 
 def mae_loss(target_patches: jax.Array, pred: jax.Array, mask: jax.Array,
@@ -43,3 +45,20 @@ def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
   k = min(k, logits.shape[-1])
   _, top = jax.lax.top_k(logits, k)
   return jnp.any(top == labels[:, None], axis=-1).astype(jnp.float32)
+
+
+IGNORE_LABEL = 255   # label maps: pixels that no loss or metric counts (mmsegmentation's)
+
+
+def segmentation_loss(logits: jax.Array, labels: jax.Array, ignore_label: int = IGNORE_LABEL
+                      ) -> jax.Array:
+  """Per-pixel softmax cross-entropy, pixels labelled `ignore_label` contributing zero.
+
+  logits: (N, h, w, K), resized (bilinear, as torch's align_corners=False) to the labels'
+  (N, H, W) int grid first. The mean is over all N * H * W pixels, ignored ones included, as
+  mmsegmentation's CrossEntropyLoss (avg_non_ignore=False) takes it.
+  """
+  logits = resize_bilinear(logits.astype(jnp.float32), labels.shape[1:3])
+  valid = labels != ignore_label
+  xent = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.where(valid, labels, 0))
+  return jnp.mean(jnp.where(valid, xent, 0.0))

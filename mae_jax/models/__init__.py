@@ -2,7 +2,8 @@
 
 from mae_jax.models.classifier import Classifier
 from mae_jax.models.mae import MAE, Decoder
+from mae_jax.models.segmenter import Segmenter
 from mae_jax.models.vit import SIZES, Encoder, Variant, decode_variant, from_variant
 
-__all__ = ["Classifier", "MAE", "Decoder", "SIZES", "Encoder", "Variant", "decode_variant",
-           "from_variant"]
+__all__ = ["Classifier", "MAE", "Decoder", "Segmenter", "SIZES", "Encoder", "Variant",
+           "decode_variant", "from_variant"]

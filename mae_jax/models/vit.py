@@ -5,7 +5,7 @@ norm1/attn.qkv/attn.proj/norm2/mlp.fc1/mlp.fc2, norm) so weights map one to one.
 """
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, Sequence, TypeVar
 
 import flax.linen as nn
 import jax
@@ -196,16 +196,20 @@ class Block(nn.Module):
 
 def run_blocks(x: jax.Array, prefix: str, depth: int, num_heads: int, mlp_ratio: float,
                drop_path: float, dtype: Dtype, deterministic: bool, ln_eps: float = LN_EPS,
-               attention: str = "auto") -> jax.Array:
+               attention: str = "auto", taps: Sequence[int] = ()
+               ) -> jax.Array | list[jax.Array]:
   """Applies `depth` blocks named prefix_0..; drop path grows linearly 0 -> drop_path as in timm.
 
+  With `taps` (1-based block numbers), returns the outputs of those blocks instead, in order.
   Must be called inside a compact module's __call__ (it creates submodules there).
   """
   rates = np.linspace(0.0, drop_path, depth) if depth else []
+  tapped = {}
   for i in range(depth):
     x = Block(num_heads, mlp_ratio, float(rates[i]), dtype, ln_eps, attention,
               name=f"{prefix}_{i}")(x, deterministic)
-  return x
+    tapped[i + 1] = x
+  return [tapped[t] for t in taps] if taps else x
 
 
 class Encoder(nn.Module):
@@ -239,12 +243,15 @@ class Encoder(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array, *, mask_ratio: float = 0.0,
-               noise: jax.Array | None = None, train: bool = False
-               ) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
+               noise: jax.Array | None = None, train: bool = False,
+               features: Sequence[int] = ()
+               ) -> tuple[jax.Array, jax.Array | None, jax.Array | None] | list[jax.Array]:
     """images: (N, H, W, 3) -> tokens (N, 1 + K, D), mask (N, L) | None, ids_restore (N, L) | None.
 
     K = L without masking or with mask tokens, else num_kept(L, mask_ratio); token 0 is the
     cls token. ids_restore is None without masking or with mask tokens (patch order).
+    With `features` (1-based block numbers, dense prediction), returns instead those blocks'
+    outputs, each (N, 1 + K, D), before any final norm (as mmsegmentation's ViT backbones).
     """
     p = self.patch_size
     n, h, w, _ = images.shape
@@ -283,9 +290,14 @@ class Encoder(nn.Module):
     cls = self.param("cls_token", nn.initializers.normal(0.02), (1, 1, self.width))
     cls = (cls + pos[:1]).astype(x.dtype)
     x = jnp.concatenate([jnp.broadcast_to(cls, (n, 1, self.width)), x], axis=1)
+    bad = [b for b in features if not 1 <= b <= self.depth]
+    if bad:
+      raise ValueError(f"feature blocks {bad} are not blocks of this {self.depth}-block encoder")
     x = run_blocks(x, "blocks", self.depth, self.num_heads, self.mlp_ratio, self.drop_path,
                    self.dtype, deterministic=not train, ln_eps=self.ln_eps,
-                   attention=self.attention)
+                   attention=self.attention, taps=features)
+    if features:
+      return x
     if self.final_norm:
       x = LayerNorm("norm", self.dtype, self.ln_eps)(x)
     return x, mask, ids_restore

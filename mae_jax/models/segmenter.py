@@ -1,0 +1,234 @@
+"""Semantic segmentation on the MAE encoder: a feature pyramid from ViT blocks, a UPerNet head.
+
+mmsegmentation's ViT + UPerNet, the MAE paper's ADE20K protocol:
+  encoder: the outputs of `feature_blocks` (the study's 3, 6, 9, 12; mmsegmentation's MAE config
+    taps 4, 6, 8, 12), patch tokens as (N, h, w, D) maps on the patch grid;
+  neck "feature2pyramid" (mmsegmentation's Feature2Pyramid): one map per scale, x4 (2x2 stride-2
+    transposed conv, BatchNorm, GELU, transposed conv), x2 (transposed conv), x1, x0.5 (2x2 max
+    pool); "simple" (ViTDet's simple pyramid): the same four scales from the last block alone,
+    each then 1x1 and 3x3 convs with LayerNorm;
+  head: UPerNet (a pyramid pooling module on the coarsest level, an FPN top-down path over all
+    four, fused by a 3x3 conv, dropout, a 1x1 classifier);
+  auxiliary head: an FCN on one level (mmsegmentation: the x1 level, loss weight 0.4).
+Logits come at the x4 level's resolution, 4 / patch_size of the input (1/4 for 16-pixel
+patches); the loss and the evaluation resize them to the labels.
+
+Convolutions are (kh, kw, in, out) as flax's; BatchNorm momentum 0.9 is torch's 0.1.
+"""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mae_jax.models.vit import LN_EPS, Dtype, Encoder, gelu
+from mae_jax.spatial import adaptive_avg_pool, resize_bilinear
+
+NECKS = ("feature2pyramid", "simple")
+# mmcv's ConvModule init: kaiming normal, fan_out, for the ReLU that follows.
+conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+class ConvBNReLU(nn.Module):
+  """mmcv's ConvModule as UPerNet uses it: conv without bias (padding k // 2), BatchNorm, ReLU."""
+  features: int
+  kernel: int
+  bn_axis_name: str | None = None
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    pad = self.kernel // 2
+    x = nn.Conv(self.features, (self.kernel, self.kernel), padding=[(pad, pad)] * 2,
+                use_bias=False, kernel_init=conv_init, dtype=self.dtype, name="conv")(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                     axis_name=self.bn_axis_name, dtype=self.dtype, name="bn")(x)
+    return nn.relu(x)
+
+
+class Upsample2x(nn.Module):
+  """A 2x2, stride-2 transposed convolution: each input pixel becomes a 2x2 block of outputs,
+  out[2i + a, 2j + b] = x[i, j] @ kernel[a, b] + bias. Written as one matmul and a reshape
+  (the windows do not overlap); kernel (2, 2, in, out) is torch's ConvTranspose2d weight
+  (in, out, 2, 2) transposed."""
+  features: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x: (N, H, W, C) -> (N, 2H, 2W, features)."""
+    n, h, w, c = x.shape
+    kernel = self.param("kernel", nn.initializers.lecun_normal(in_axis=2, out_axis=3),
+                        (2, 2, c, self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    y = jnp.einsum("nhwc,abco->nhawbo", x.astype(self.dtype), kernel.astype(self.dtype))
+    return y.reshape(n, 2 * h, 2 * w, self.features) + bias.astype(self.dtype)
+
+
+class Feature2Pyramid(nn.Module):
+  """Maps (N, h, w, D) of several blocks -> one map per rescale factor (4, 2, 1, 0.5)."""
+  rescales: Sequence[float] = (4, 2, 1, 0.5)
+  bn_axis_name: str | None = None
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, maps: Sequence[jax.Array], train: bool) -> list[jax.Array]:
+    if len(maps) != len(self.rescales):
+      raise ValueError(f"{len(maps)} feature blocks for {len(self.rescales)} pyramid levels")
+    out = []
+    for i, (x, r) in enumerate(zip(maps, self.rescales)):
+      d = x.shape[-1]
+      if r == 4:
+        x = Upsample2x(d, self.dtype, name=f"up4_{i}_0")(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                         axis_name=self.bn_axis_name, dtype=self.dtype, name=f"up4_{i}_bn")(x)
+        x = Upsample2x(d, self.dtype, name=f"up4_{i}_1")(gelu(x))
+      elif r == 2:
+        x = Upsample2x(d, self.dtype, name=f"up2_{i}")(x)
+      elif r == 0.5:
+        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      elif r != 1:
+        raise ValueError(f"pyramid rescale {r} is not one of 4, 2, 1, 0.5")
+      out.append(x)
+    return out
+
+
+class SimplePyramid(nn.Module):
+  """ViTDet's simple feature pyramid from the last block's (N, h, w, D) map: scales 4, 2, 1, 0.5,
+  each followed by a 1x1 and a 3x3 conv (no bias) with channel LayerNorm, `channels` wide."""
+  channels: int = 256
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> list[jax.Array]:
+    del train
+    d = x.shape[-1]
+    norm = lambda name: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=name)  # noqa: E731
+    scales = [
+        Upsample2x(d // 4, self.dtype, name="up4_1")(
+            gelu(norm("up4_norm")(Upsample2x(d // 2, self.dtype, name="up4_0")(x)))),
+        Upsample2x(d // 2, self.dtype, name="up2")(x),
+        x,
+        nn.max_pool(x, (2, 2), strides=(2, 2)),
+    ]
+    out = []
+    for i, y in enumerate(scales):
+      y = nn.Conv(self.channels, (1, 1), use_bias=False, dtype=self.dtype, name=f"lateral_{i}")(y)
+      y = norm(f"lateral_{i}_norm")(y)
+      y = nn.Conv(self.channels, (3, 3), padding=[(1, 1)] * 2, use_bias=False, dtype=self.dtype,
+                  name=f"output_{i}")(y)
+      out.append(norm(f"output_{i}_norm")(y))
+    return out
+
+
+class Classify(nn.Module):
+  """Dropout, then a 1x1 conv to the classes (mmsegmentation's cls_seg: std 0.01), float32."""
+  num_classes: int
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    x = nn.Dropout(self.dropout)(x, deterministic=not train)
+    return nn.Conv(self.num_classes, (1, 1), kernel_init=nn.initializers.normal(0.01),
+                   dtype=jnp.float32, name="conv_seg")(x.astype(jnp.float32))
+
+
+class UPerHead(nn.Module):
+  """UPerNet over pyramid levels, finest first: (N, h_i, w_i, C_i) -> logits (N, h_0, w_0, K)."""
+  channels: int
+  num_classes: int
+  pool_scales: Sequence[int] = (1, 2, 3, 6)
+  dropout: float = 0.1
+  bn_axis_name: str | None = None
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, levels: Sequence[jax.Array], train: bool) -> jax.Array:
+    def conv(name: str, kernel: int, x: jax.Array) -> jax.Array:
+      return ConvBNReLU(self.channels, kernel, self.bn_axis_name, self.dtype, name=name)(x, train)
+
+    # Pyramid pooling on the coarsest level, fused into its lateral.
+    top = levels[-1]
+    pooled = [resize_bilinear(conv(f"psp_{i}", 1, adaptive_avg_pool(top, s)), top.shape[1:3])
+              for i, s in enumerate(self.pool_scales)]
+    laterals = [conv(f"lateral_{i}", 1, x) for i, x in enumerate(levels[:-1])]
+    laterals.append(conv("psp_bottleneck", 3, jnp.concatenate([top, *pooled], axis=-1)))
+    # Top-down: each level adds the (already summed) coarser one, upsampled.
+    for i in range(len(laterals) - 1, 0, -1):
+      laterals[i - 1] = laterals[i - 1] + resize_bilinear(laterals[i], laterals[i - 1].shape[1:3])
+    outs = [conv(f"fpn_{i}", 3, x) for i, x in enumerate(laterals[:-1])] + [laterals[-1]]
+    size = outs[0].shape[1:3]
+    fused = conv("fpn_bottleneck", 3,
+                 jnp.concatenate([resize_bilinear(o, size) for o in outs], axis=-1))
+    return Classify(self.num_classes, self.dropout, name="classify")(fused, train)
+
+
+class FCNHead(nn.Module):
+  """mmsegmentation's FCNHead (the auxiliary head): `num_convs` 3x3 ConvBNReLU, classifier."""
+  channels: int
+  num_classes: int
+  num_convs: int = 1
+  dropout: float = 0.1
+  bn_axis_name: str | None = None
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    for i in range(self.num_convs):
+      x = ConvBNReLU(self.channels, 3, self.bn_axis_name, self.dtype, name=f"conv_{i}")(x, train)
+    return Classify(self.num_classes, self.dropout, name="classify")(x, train)
+
+
+class Segmenter(nn.Module):
+  """ViT encoder (the MAE's, same parameter names) + pyramid neck + UPerNet (+ FCN auxiliary).
+
+  `apply(variables, images, train=...)` -> (logits (N, 4 H / p, 4 W / p, num_classes), aux
+  logits at their level's resolution or None), float32; images (N, H, W, 3) normalised.
+  """
+  width: int
+  depth: int
+  num_heads: int
+  patch_size: int
+  num_classes: int
+  mlp_ratio: float = 4.0
+  feature_blocks: Sequence[int] = (3, 6, 9, 12)
+  neck: str = "feature2pyramid"
+  neck_channels: int = 256          # "simple" neck's output width
+  channels: int = 512               # UPerNet's width (mmsegmentation's MAE config: 768)
+  pool_scales: Sequence[int] = (1, 2, 3, 6)
+  dropout: float = 0.1
+  aux_channels: int = 256           # 0 = no auxiliary head
+  aux_level: int = 2                # which pyramid level it reads (2 = the x1 level)
+  drop_path: float = 0.1
+  bn_axis_name: str | None = None   # the data axis: BatchNorm statistics over the global batch
+  dtype: Dtype = jnp.float32
+  ln_eps: float = LN_EPS
+  pos_embed: str = "sincos"
+  attention: str = "auto"
+
+  @nn.compact
+  def __call__(self, images: jax.Array, train: bool = False
+               ) -> tuple[jax.Array, jax.Array | None]:
+    n, h, w, _ = images.shape
+    grid = (h // self.patch_size, w // self.patch_size)
+    if self.neck not in NECKS:
+      raise ValueError(f"neck must be one of {', '.join(NECKS)}, got {self.neck!r}")
+    taps = tuple(self.feature_blocks) if self.neck == "feature2pyramid" else (self.depth,)
+    maps = Encoder(self.width, self.depth, self.num_heads, self.patch_size, self.mlp_ratio,
+                   drop_path=self.drop_path, dtype=self.dtype, ln_eps=self.ln_eps,
+                   pos_embed=self.pos_embed, attention=self.attention,
+                   name="encoder")(images, train=train, features=taps)
+    maps = [m[:, 1:].reshape(n, *grid, self.width) for m in maps]    # drop the cls token
+    if self.neck == "simple":
+      levels = SimplePyramid(self.neck_channels, self.dtype, name="neck")(maps[-1], train)
+    else:
+      levels = Feature2Pyramid(bn_axis_name=self.bn_axis_name, dtype=self.dtype,
+                               name="neck")(maps, train)
+    logits = UPerHead(self.channels, self.num_classes, self.pool_scales, self.dropout,
+                      self.bn_axis_name, self.dtype, name="decode_head")(levels, train)
+    aux = None
+    if self.aux_channels:
+      aux = FCNHead(self.aux_channels, self.num_classes, 1, self.dropout, self.bn_axis_name,
+                    self.dtype, name="auxiliary_head")(levels[self.aux_level], train)
+    return logits, aux
