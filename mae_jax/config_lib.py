@@ -10,10 +10,11 @@ import ml_collections
 
 from mae_jax.errors import ConfigError
 
-STAGES = ("pretrain", "linprobe", "finetune")   # training stages, each with a config.<stage>
+# Training stages, each with a config.<stage>.
+STAGES = ("pretrain", "linprobe", "finetune", "segment")
 # Stages that train nothing; "visualize" runs on the pretrain stage's last checkpoint.
 EXTRA_STAGES = ("visualize",)
-BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels")
+BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels", "segment_random_init")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -44,7 +45,7 @@ def resolve_config(spec: str, subdir: str = "") -> str:
   `subdir` looks in configs/<subdir> instead (the sweep files: "sweeps").
   """
   path, sep, arg = spec.partition(":")
-  if os.path.exists(path) or os.sep in path or "/" in path:
+  if os.path.isfile(path) or os.sep in path or "/" in path:
     return spec
   name = path if path.endswith(".py") else f"{path}.py"
   for directory in shipped_config_dirs():
@@ -76,6 +77,7 @@ def _stage(**fields) -> ml_collections.ConfigDict:
       num_steps=0,                # > 0 overrides num_epochs
       base_lr=1e-3,               # lr = base_lr * batch_size / 256
       min_lr=0.0,
+      lr_schedule="cosine",       # after the linear warmup: "cosine" or "poly" (linear decay)
       warmup_epochs=5,
       weight_decay=0.05,
       crop_scale=(0.08, 1.0),     # RandomResizedCrop area range (bicubic resize)
@@ -104,7 +106,7 @@ def _stage(**fields) -> ml_collections.ConfigDict:
 def base_config() -> ml_collections.ConfigDict:
   """Every field the code reads, with the official ImageNet recipe's values where one exists."""
   c = ml_collections.ConfigDict()
-  c.stages = ",".join(STAGES)
+  c.stages = "pretrain,linprobe,finetune"   # segment: configs with label maps (digits_seg)
   c.baselines = ""               # comma-separated subset of BASELINES
   c.seed = 0
   c.parallel = "shard_map"       # or "pmap": the same per-device step under jax.pmap
@@ -131,7 +133,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       # "digits", "imagefolder:/path" (root/<split>/<class>/<image>), "images:/path" (unlabeled,
       # any depth: pretrain and visualize only), "tfds:NAME" or "NAME".
+      # Segmentation (the segment stage): "digits_seg", "ade20k:/path", "segfolder:/path"
+      # (data/seg_sources.py); their images also serve pretrain and visualize.
       dataset="oxford_iiit_pet",
+      num_classes=0,             # segfolder: datasets: annotation values 1..num_classes
       data_dir="",               # TFDS data dir; "" = TFDS_DATA_DIR or ~/tensorflow_datasets
       # "images:" folders: the held-out share (at most holdout_max images) that the
       # reconstruction grids and the eval reconstruction loss use, not trained on.
@@ -174,6 +179,20 @@ def base_config() -> ml_collections.ConfigDict:
                       global_pool=True, head_init_std=2e-5, grad_clip_norm=0.0,
                       rand_augment_layers=2, color_jitter=0.4, random_erase_prob=0.25,
                       mixup_alpha=0.8, cutmix_alpha=1.0)
+  # mmsegmentation's ViT-B + UPerNet on ADE20K (upernet_mae-base, the MAE paper's protocol):
+  # batch 16, AdamW lr 1e-4 (base_lr 1.6e-3 at batch 256), layer decay 0.65, drop path 0.1,
+  # 160k iterations, linear warmup 1500 iterations then poly decay (power 1), 512 crops.
+  c.segment = _stage(batch_size=16, num_epochs=0, num_steps=160000, base_lr=1.6e-3,
+                     warmup_epochs=1500 / 1263, lr_schedule="poly", b1=0.9, b2=0.999,
+                     weight_decay=0.05, layer_decay=0.65, drop_path=0.1, grad_clip_norm=0.0,
+                     feature_blocks=(3, 6, 9, 12),   # the study's; mmsegmentation's: 4, 6, 8, 12
+                     neck="feature2pyramid",         # or "simple" (ViTDet, from the last block)
+                     neck_channels=256, channels=512, dropout=0.1,
+                     aux_channels=256, aux_weight=0.4,   # FCN on the x1 level; 0 = none
+                     crop_size=512, scale=(2048, 512), ratio_range=(0.5, 2.0), cat_max_ratio=0.75,
+                     photometric=True,
+                     eval_size=512,      # eval images fit (longer side) a canvas of this size
+                     overlay_images=8)
   # Reconstruction grids (mae_jax/visualize.py): the "visualize" stage, and TensorBoard images
   # of the same eval images during pretraining.
   c.visualize = ml_collections.ConfigDict(dict(
@@ -209,4 +228,7 @@ def smoke(c: ml_collections.ConfigDict, image_size: int, patch_size: int
     s = c[name]
     s.batch_size, s.num_steps, s.warmup_epochs = 16, 6, 0
     s.log_every_steps, s.checkpoint_every_steps = 2, 3
+  c.segment.update(crop_size=image_size, eval_size=image_size, scale=(2 * image_size, image_size),
+                   channels=16, neck_channels=16, aux_channels=8, overlay_images=2,
+                   feature_blocks=(1, 2, 2, 2))
   return c

@@ -75,6 +75,12 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
     error = masking.sampling_error(config.model.mask_sampling, (side, side), ratio)
     if error:
       raise ConfigError(f"config.model.mask_sampling: {error}")
+  if any(stage == "segment" for _, stage, _ in _runs(config)):
+    _validate_segment(config.segment, v)
+  for _, stage, _ in _runs(config):
+    if config[stage].lr_schedule not in ("cosine", "poly"):
+      raise ConfigError(f"config.{stage}.lr_schedule must be 'cosine' or 'poly', got "
+                        f"{config[stage].lr_schedule!r}")
   if config.parallel not in PARALLEL_KINDS:
     raise ConfigError(f"config.parallel must be one of {PARALLEL_KINDS}, got {config.parallel!r}")
   if config.parallel == "pmap" and jax.process_count() > 1:
@@ -104,8 +110,32 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
       _check_init_from(config, stage, init_from or config[stage].init_from, workdir)
 
 
+def _validate_segment(seg: ml_collections.ConfigDict, v: Any) -> None:
+  """config.segment, when the segment stage (or its baseline) runs."""
+  if seg.neck not in ("feature2pyramid", "simple"):
+    raise ConfigError(f"config.segment.neck must be 'feature2pyramid' or 'simple', got "
+                      f"{seg.neck!r}")
+  if seg.neck == "feature2pyramid" and (len(seg.feature_blocks) != 4 or not all(
+      1 <= b <= v.depth for b in seg.feature_blocks)):
+    raise ConfigError(f"config.segment.feature_blocks={tuple(seg.feature_blocks)}: four block "
+                      f"numbers in 1..{v.depth} (the pyramid's x4, x2, x1, x0.5 levels)")
+  if seg.crop_size % v.patch_size or seg.eval_size % v.patch_size:
+    raise ConfigError(f"config.segment.crop_size={seg.crop_size} and eval_size={seg.eval_size} "
+                      f"must be multiples of the patch size {v.patch_size}")
+
+
 def _check_labels(config: ml_collections.ConfigDict) -> None:
-  """An unlabeled dataset ("images:") serves the stages that need no labels, and only those."""
+  """An unlabeled dataset ("images:") serves the stages that need no labels, and only those; a
+  segmentation dataset has label maps (the segment stage), a classification one labels."""
+  runs = [(name, stage) for name, stage, _ in _runs(config)]
+  runs += [(b, b) for b in names(config.baselines) if b == "raw_pixels"]
+  dense = segmentation_dataset(config.data.dataset)
+  wrong = [name for name, stage in runs
+           if tasks.needs_labels(stage) and (stage == "segment") != dense]
+  if wrong and not config.data.dataset.startswith(UNLABELED_PREFIX):
+    kind = "label maps (segment)" if dense else "image labels (linprobe, finetune, raw_pixels)"
+    raise ConfigError(f"config.data.dataset={config.data.dataset!r} has {kind}, but "
+                      f"config.stages/baselines ask for {', '.join(wrong)}")
   if not config.data.dataset.startswith(UNLABELED_PREFIX):
     return
   labeled = [name for name, stage, _ in _runs(config) if tasks.needs_labels(stage)]
@@ -114,6 +144,11 @@ def _check_labels(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.data.dataset={config.data.dataset!r} has no labels: it serves "
                       f"pretrain and visualize only, but config.stages/baselines ask for "
                       f"{', '.join(labeled)} (use an imagefolder: or TFDS dataset for those)")
+
+
+def segmentation_dataset(dataset: str) -> bool:
+  """Whether config.data.dataset names label maps (data/seg_sources.py, without TensorFlow)."""
+  return dataset == "digits_seg" or dataset.startswith(("ade20k:", "segfolder:"))
 
 
 def validate_visualize(config: ml_collections.ConfigDict) -> None:

@@ -34,7 +34,9 @@ class MetricWriter:
   def write(self, step: int, metrics: dict[str, Any], prefix: str = "train") -> None:
     if not self.active:
       return
-    metrics = {k: (float(v) if not isinstance(v, str) else v) for k, v in metrics.items()}
+    # Scalars and strings; lists (e.g. per-class IoU) belong to result.json, not to the log.
+    metrics = {k: (v if isinstance(v, str) else float(v)) for k, v in metrics.items()
+               if not isinstance(v, (list, tuple, dict))}
     record = {"stage": self.stage, "split": prefix, "step": step, "time": time.time(), **metrics}
     self._jsonl.write(json.dumps(record) + "\n")
     self._jsonl.flush()

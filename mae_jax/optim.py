@@ -31,6 +31,20 @@ def warmup_cosine(peak_lr: float, warmup_steps: int, total_steps: int, min_lr: f
       decay_steps=max(total_steps, warmup_steps + 1), end_value=min(min_lr, peak_lr))
 
 
+def warmup_poly(peak_lr: float, warmup_steps: int, total_steps: int, min_lr: float,
+                power: float = 1.0) -> optax.Schedule:
+  """Linear warmup from 0 to `peak_lr`, then (1 - t)^power decay to `min_lr` at `total_steps`
+  (mmsegmentation's PolyLR after its LinearLR warmup)."""
+  warmup_steps = min(warmup_steps, total_steps)
+  decay = optax.polynomial_schedule(peak_lr, min(min_lr, peak_lr), power,
+                                    max(total_steps - warmup_steps, 1))
+  return optax.join_schedules([optax.linear_schedule(0.0, peak_lr, warmup_steps), decay],
+                              [warmup_steps])
+
+
+SCHEDULES = {"cosine": warmup_cosine, "poly": warmup_poly}
+
+
 def _names(path: tuple[Any, ...]) -> list[str]:
   return [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
 

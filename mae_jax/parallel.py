@@ -34,16 +34,33 @@ class DataParallel:
     self.replicated = NamedSharding(self.mesh, P())
     self.sharded = NamedSharding(self.mesh, P(DATA_AXIS))
 
-  def wrap(self, fn: Callable[..., Any], donate_state: bool = False) -> Callable[..., Any]:
-    """fn(state, batch) -> outputs reduced over DATA_AXIS; returns the compiled global version."""
+  def wrap(self, fn: Callable[..., Any], donate_state: bool = False, per_example: bool = False
+           ) -> Callable[..., Any]:
+    """fn(state, batch) -> outputs reduced over DATA_AXIS; returns the compiled global version.
+
+    per_example: fn's outputs are per example instead (leading axis: the device's batch rows),
+    read back with `local_rows`.
+    """
     donate = (0,) if donate_state else ()
     if self.kind == "pmap":
       return jax.pmap(fn, axis_name=DATA_AXIS, donate_argnums=donate, devices=self.devices)
     # check_vma=False: without it shard_map would sum the gradients of replicated
     # parameters across devices by itself; fn reduces explicitly, as under pmap.
-    mapped = jax.shard_map(fn, mesh=self.mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(),
-                           check_vma=False)
+    mapped = jax.shard_map(fn, mesh=self.mesh, in_specs=(P(), P(DATA_AXIS)),
+                           out_specs=P(DATA_AXIS) if per_example else P(), check_vma=False)
     return jax.jit(mapped, donate_argnums=donate)
+
+  def local_rows(self, tree: Any) -> Any:
+    """Per-example outputs of a `per_example` function -> numpy rows of this process's examples,
+    in the order of its local batch."""
+    if self.kind == "pmap":
+      return jax.tree.map(lambda x: np.asarray(x).reshape((-1,) + x.shape[2:]), tree)
+
+    def rows(x: jax.Array) -> np.ndarray:
+      shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+      return np.concatenate([np.asarray(s.data) for s in shards])
+
+    return jax.tree.map(rows, tree)
 
   def put_state(self, state: Any) -> Any:
     if self.kind == "pmap":

@@ -20,6 +20,7 @@ REFERENCES: dict[str, tuple[str, str, dict[str, float]]] = {
                      {"finetune": 83.6, "linprobe": 68.0}),
 }
 _ROW_NAMES = {"pretrain": "pretrain (MAE loss)", "linprobe": "linear probe",
+              "segment": "segmentation", "segment_random_init": "segmentation, random init",
               "finetune": "fine-tune", "linprobe_random_init": "linear probe, random init",
               "finetune_random_init": "fine-tune, random init",
               "raw_pixels": "logistic regression on raw pixels"}
@@ -95,6 +96,8 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
   for name, result in rows:
     if "top1" in result:
       cells = [f"{result['top1']:.2f}", f"{result.get('top5', float('nan')):.2f}"]
+    elif "miou" in result:
+      cells = [f"mIoU {result['miou']:.2f}", f"pixel acc {result['pixel_acc']:.2f}"]
     elif "loss" in result:
       cells = [f"loss {result['loss']:.4f}", ""]
     else:

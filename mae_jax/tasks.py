@@ -42,11 +42,18 @@ class TrainData:
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-  """How a stage is scored: per-device sums over one pass of the eval split, then metrics."""
+  """How a stage is scored: per-device sums over one pass of the eval split, then metrics.
+
+  With `host`, `sums` returns per-example outputs instead, and `host` turns each batch's (this
+  process's rows, as numpy, with the batch's "host_" entries, which never reach a device) into
+  sums: for what must run at each example's own size. Sums may be arrays (a confusion matrix);
+  the loop adds them over batches, and over processes.
+  """
   sums: Callable[[Params, dict, Batch], dict[str, jax.Array]]   # summed over devices too
   batches: Callable[[int, int], Iterable[Batch]]   # (num_shards, shard_index) -> one pass
-  metrics: Callable[[dict[str, float]], dict[str, float]]   # split sums -> logged as eval/*
-  result: Callable[[dict[str, float]], dict[str, Any]]      # final metrics -> result.json
+  metrics: Callable[[dict[str, Any]], dict[str, Any]]   # split sums -> logged as eval/*
+  result: Callable[[dict[str, Any]], dict[str, Any]]    # final metrics -> result.json
+  host: Callable[[dict[str, np.ndarray], dict[str, Any]], dict[str, np.ndarray]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +79,8 @@ class Task:
   init_from: str = "random"      # export folder, or "random"
   data: TrainData | None = None
   evaluation: Evaluation | None = None
-  finish: Callable[[Params, str], None] | None = None   # (final params, stage dir) at the end
+  # ({"params": ..., **model state} of the final step, stage dir) at the end.
+  finish: Callable[[dict[str, Any], str], None] | None = None
   snapshot: Snapshot | None = None
 
   def init(self, rng: jax.Array, sample: jax.Array) -> dict[str, Any]:
@@ -181,10 +189,10 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
   if source is None:
     return task
 
-  def export(params: Params, stage_dir: str) -> None:
+  def export(variables: dict[str, Any], stage_dir: str) -> None:
     # The encoder alone is what the other stages start from (config.<stage>.init_from); an
     # encoder mask token has no use there (classifiers see every patch).
-    encoder = {k: v for k, v in params["encoder"].items() if k != "mask_token"}
+    encoder = {k: v for k, v in variables["params"]["encoder"].items() if k != "mask_token"}
     checkpoint.export_params(os.path.join(stage_dir, "export"), encoder,
                              model_description(config))
 
@@ -309,6 +317,11 @@ def make_task(config: ml_collections.ConfigDict, stage: str, source: Any, workdi
   """The Task of training stage `stage` (one of config_lib.STAGES) on `source`."""
   if stage == "pretrain":
     return pretrain_task(config, source)
+  if stage == "segment":
+    # segment_task.py builds on this file's Task; its own module keeps the dense-prediction
+    # pieces (label maps, confusion matrices, prediction PNGs) out of the image stages.
+    from mae_jax import segment_task  # pylint: disable=g-import-not-at-top
+    return segment_task.segment_task(config, workdir)
   return classifier_task(config, stage, source.num_classes, workdir, source)
 
 

@@ -83,7 +83,9 @@ def make_train_step(task: Task, tx: optax.GradientTransformation, grad_accum_ste
 
 def make_eval_step(task: Task):
   def step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    return psum(task.evaluation.sums(state.params, state.model_state, batch))
+    out = task.evaluation.sums(state.params, state.model_state, batch)
+    # With a host reduction the outputs are per example; the host sums them.
+    return out if task.evaluation.host is not None else psum(out)
   return step
 
 
@@ -114,7 +116,8 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, workdir: str, seed: 
   par = DataParallel(parallel)
   batch, spe = cfg.batch_size, task.data.steps_per_epoch
   total, warmup = stage_steps(cfg, spe)
-  schedule = optim.warmup_cosine(optim.scaled_lr(cfg.base_lr, batch), warmup, total, cfg.min_lr)
+  schedule = optim.SCHEDULES[cfg.lr_schedule](optim.scaled_lr(cfg.base_lr, batch), warmup, total,
+                                              cfg.min_lr)
   host_state, tx = create_state(task, lambda p: task.make_tx(schedule, p),
                                 jnp.zeros((1, *task.input_shape), jnp.float32), seed)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
@@ -178,7 +181,8 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, workdir: str, seed: 
     writer.write(total, final_metrics, prefix="eval")
     result.update(task.evaluation.result(final_metrics))
   if task.finish is not None:
-    task.finish(jax.device_get(par.unreplicate(state)).params, workdir)
+    final = jax.device_get(par.unreplicate(state))
+    task.finish({"params": final.params, **final.model_state}, workdir)
   ckpts.close()
   writer.close()
   if is_main():
@@ -204,18 +208,28 @@ def _evaluator(task: Task, par: DataParallel, ckpts: StateCheckpoints, procs: in
   if task.evaluation is None:
     return None
   ev = task.evaluation
-  eval_step = par.wrap(make_eval_step(task))
+  eval_step = par.wrap(make_eval_step(task), per_example=ev.host is not None)
 
   def evaluate(state: TrainState) -> dict[str, float]:
     # Opening a dataset must not overlap a checkpoint write: TFDS's mock_data (tests) swaps the
     # file system out globally while it builds one, and the write would land in its sandbox.
     ckpts.wait()
-    sums: dict[str, float] = {}
+    sums: dict[str, Any] = {}
     for b in ev.batches(procs, pid):
-      out = jax.device_get(par.unreplicate(eval_step(state, par.put_batch(b))))
+      # "host_" entries (e.g. label maps at their own sizes) never go to the devices.
+      on_host = {k: b.pop(k) for k in list(b) if k.startswith("host_")}
+      out = eval_step(state, par.put_batch(b))
+      if ev.host is not None:
+        out = ev.host(par.local_rows(out), {**b, **on_host})
+      else:
+        out = jax.device_get(par.unreplicate(out))
       for k, v in out.items():
-        sums[k] = sums.get(k, 0.0) + float(v)
-    return ev.metrics(sums)
+        sums[k] = sums.get(k, 0.0) + np.asarray(v, np.float64)
+    if ev.host is not None and procs > 1:
+      # Host sums are this process's; the metrics are of the whole split.
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      sums = {k: np.asarray(multihost_utils.process_allgather(v)).sum(0) for k, v in sums.items()}
+    return ev.metrics({k: float(v) if np.ndim(v) == 0 else v for k, v in sums.items()})
 
   return evaluate
 

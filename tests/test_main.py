@@ -12,6 +12,8 @@ import pytest
 from mae_jax import cli_args, config_lib, experiment, tasks
 from tests.helpers import CONFIG_FILES, REPO, load_config
 
+IMAGE_STAGES = ("pretrain", "linprobe", "finetune")   # what a classification config runs
+
 
 @pytest.mark.parametrize("name", CONFIG_FILES)
 @pytest.mark.parametrize("arg", [None, "smoke"])
@@ -31,6 +33,13 @@ def test_config_loads_validates_and_builds(name, arg):
   assert loss.shape == ()
   clf = tasks.classifier_task(config, "finetune", 10, "unused").model
   assert jax.eval_shape(lambda x: clf.apply(clf.init(rngs, x), x), x).shape == (2, 10)
+  if "segment" in config.stages:
+    from mae_jax import segment_task  # pylint: disable=g-import-not-at-top
+    seg = segment_task.segment_task(config, "unused", with_data=False).model
+    crop = config.segment.crop_size
+    x = jax.ShapeDtypeStruct((2, crop, crop, 3), jnp.float32)
+    logits, _ = jax.eval_shape(lambda x: seg.apply(seg.init(rngs, x), x), x)
+    assert logits.shape[:3] == (2, 4 * crop // seg.patch_size, 4 * crop // seg.patch_size)
 
 
 def test_unknown_stage_is_refused():
@@ -60,6 +69,9 @@ def test_shipped_configs_are_found_by_bare_name(tmp_path, monkeypatch):
   (tmp_path / "digits.py").write_text("")
   for spec in ("digits.py:smoke", "configs/digits.py", "nonesuch:smoke"):
     assert config_lib.resolve_config(spec) == spec
+  # A folder of the same name (a workdir, say) does not hide the shipped config.
+  (tmp_path / "pets").mkdir()
+  assert config_lib.resolve_config("pets").endswith(os.path.join("configs", "pets.py"))
 
 
 @pytest.mark.slow
@@ -124,13 +136,13 @@ def test_digits_smoke_through_entry_point_and_rerun_skips(tmp_path):
   cmd = ["-m", "mae_jax.main", "--config=configs/digits.py:smoke", f"--workdir={workdir}"]
   out = _run(cmd)
   assert "[pretrain] train step 2:" in out
-  summary = _check_summary(workdir, config_lib.STAGES,
+  summary = _check_summary(workdir, IMAGE_STAGES,
                            ("linprobe_random_init", "raw_pixels", "finetune_random_init"))
   # Running the same job again, through the installed command from another directory with the
   # shipped config's bare name, finds every trained stage and baseline finished.
   out = _run(["mae-jax", "--config=digits:smoke", f"--workdir={workdir}"], cwd=tmp_path)
   assert out.count("already finished") == 5
-  assert _check_summary(workdir, config_lib.STAGES) == summary
+  assert _check_summary(workdir, IMAGE_STAGES) == summary
 
 
 @pytest.mark.slow
@@ -145,7 +157,7 @@ def test_tfds_smoke_through_entry_point_on_mock_data(tmp_path, dataset, config, 
   _run(["-m", "tests.mock_main", dataset, "40", splits, data_dir, "--",
         f"--config=configs/{config}:smoke", f"--workdir={workdir}",
         f"--config.data.data_dir={data_dir}"])
-  _check_summary(workdir, config_lib.STAGES, baselines)
+  _check_summary(workdir, IMAGE_STAGES, baselines)
 
 
 @pytest.mark.slow

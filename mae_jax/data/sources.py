@@ -27,6 +27,7 @@ from mae_jax.data import decoding
 from mae_jax.data import digits
 from mae_jax.data import imagefolder
 from mae_jax.data import images
+from mae_jax.data import seg_sources
 from mae_jax import prepare
 from mae_jax.errors import ConfigError, UserError
 
@@ -96,7 +97,7 @@ class Source:
 
 
 def get_source(dataset: str, data_dir: str | None = None, *, holdout: float = 0.01,
-               holdout_max: int = 5000, file_format: str = "") -> Source:
+               holdout_max: int = 5000, file_format: str = "", num_classes: int = 0) -> Source:
   """The `Source` for `dataset` (see the module docstring for the names it takes).
 
   `holdout`, `holdout_max`: the held-out slice of an unlabeled "images:" folder (images.py).
@@ -116,13 +117,26 @@ def get_source(dataset: str, data_dir: str | None = None, *, holdout: float = 0.
     return _imagefolder_source(dataset[len(imagefolder.PREFIX):])
   if dataset.startswith(images.PREFIX):
     return _images_source(dataset[len(images.PREFIX):], holdout, holdout_max)
+  if seg_sources.is_segmentation(dataset):
+    return _segmentation_images(seg_sources.seg_source(dataset, num_classes))
   return _tfds_source(dataset.removeprefix(_TFDS_PREFIX), data_dir, file_format)
 
 
 def source_for(d: Any) -> Source:
   """The Source that config.data `d` names (dataset, data_dir, holdout, holdout_max)."""
   return get_source(d.dataset, d.data_dir or None, holdout=d.holdout, holdout_max=d.holdout_max,
-                    file_format=d.tfds_file_format)
+                    file_format=d.tfds_file_format, num_classes=d.num_classes)
+
+
+def _segmentation_images(seg: "seg_sources.SegSource") -> Source:
+  """The images of a segmentation dataset (no labels), for pretraining and reconstructions;
+  the segment stage reads the SegSource itself."""
+  def loader(split: str) -> tf.data.Dataset:
+    return seg.load(split).map(lambda ex: {"image": ex["image"],
+                                           "label": tf.constant(0, tf.int32)})
+
+  return Source(name=seg.name, num_classes=0, split_sizes=dict(seg.split_sizes),
+                train_split=seg.train_split, eval_split=seg.eval_split, loader=loader)
 
 
 def _imagefolder_source(root: str) -> Source:

@@ -1,0 +1,193 @@
+"""Semantic-segmentation datasets: images with per-pixel label maps.
+
+`seg_source(dataset)` (config.data.dataset) takes
+  * "digits_seg": scikit-learn's digits pasted onto larger canvases, stroke pixels labelled with
+    their digit (classes 1..10 = digits 0..9), the rest background (class 0): offline, real
+    handwriting;
+  * "ade20k:/path/to/ADEChallengeData2016": the official ADE20K (SceneParsing) release,
+    images/{training,validation}/*.jpg and annotations/{training,validation}/*.png, annotation 0
+    = "other" (ignored), 1..150 = the classes;
+  * "segfolder:/path": your own data in the same layout, `num_classes` classes (0 ignored, 1..C).
+Examples are {"image": uint8 (H, W, 3), "label": uint8 (H, W), "name": string}: labels are the
+model's class ids 0..K-1 with IGNORE_LABEL (255) where no loss or metric looks. The annotation
+files' own encoding comes back with `SegSource.to_file_labels` (prediction PNGs).
+"""
+
+import dataclasses
+import functools
+import os
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from mae_jax.data import decoding, digits
+from mae_jax.errors import ConfigError
+from mae_jax.losses import IGNORE_LABEL
+
+ADE20K, SEGFOLDER, DIGITS_SEG = "ade20k:", "segfolder:", "digits_seg"
+ADE20K_CLASSES = 150
+FOLDER_SPLITS = ("training", "validation")
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclasses.dataclass(frozen=True)
+class SegSource:
+  """A segmentation dataset with named splits, each in a fixed order."""
+  name: str
+  num_classes: int
+  split_sizes: dict[str, int]
+  train_split: str
+  eval_split: str
+  # split -> (int64 index () -> {"image": uint8 (H, W, 3), "label": uint8 (H, W), "name":
+  # string}), a TF function: training reads its examples by index, in the schedule's order.
+  reader: Callable[[str], Callable[[tf.Tensor], dict[str, tf.Tensor]]] = dataclasses.field(
+      repr=False, compare=False)
+  # Class ids (H, W) uint8 -> the values the dataset's annotation files use.
+  to_file_labels: Callable[[np.ndarray], np.ndarray] = dataclasses.field(
+      default=lambda ids: ids, repr=False, compare=False)
+
+  def num_examples(self, split: str) -> int:
+    if split not in self.split_sizes:
+      raise ValueError(f"{self.name} has no split {split!r}; its splits are "
+                       f"{sorted(self.split_sizes)}")
+    return self.split_sizes[split]
+
+  def load(self, split: str) -> tf.data.Dataset:
+    """The examples of `split` in their fixed order."""
+    return tf.data.Dataset.range(self.num_examples(split)).map(
+        self.reader(split), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def is_segmentation(dataset: str) -> bool:
+  return dataset == DIGITS_SEG or dataset.startswith((ADE20K, SEGFOLDER))
+
+
+def seg_source(dataset: str, num_classes: int = 0) -> SegSource:
+  """The SegSource of config.data.dataset (see the module docstring); `num_classes` is
+  config.data.num_classes, which "segfolder:" needs."""
+  if dataset == DIGITS_SEG:
+    arrays = digits_seg_arrays()
+    return SegSource(DIGITS_SEG, DIGITS_SEG_CLASSES,
+                     {s: len(arrays[s][0]) for s in arrays}, "train", "test",
+                     reader=_digits_seg_reader)
+  if dataset.startswith(ADE20K):
+    return folder_source(dataset[len(ADE20K):], ADE20K_CLASSES, "ade20k")
+  if dataset.startswith(SEGFOLDER):
+    if num_classes < 1:
+      raise ConfigError("config.data.num_classes: a segfolder: dataset needs its number of "
+                        "classes (annotation values 1..C; 0 is ignored)")
+    return folder_source(dataset[len(SEGFOLDER):], num_classes, "segfolder")
+  raise ConfigError(f"config.data.dataset: {dataset!r} is not a segmentation dataset; one of "
+                    f"'{DIGITS_SEG}', '{ADE20K}/path', '{SEGFOLDER}/path'")
+
+
+# ---- image + annotation folders (ADE20K's layout) -----------------------------------------------
+
+def folder_pairs(root: str, split: str) -> list[tuple[str, str]]:
+  """[(image path, annotation path)] of root/images/<split> and root/annotations/<split>, by
+  file stem, sorted; ConfigError naming the first image without an annotation."""
+  image_dir = os.path.join(root, "images", split)
+  label_dir = os.path.join(root, "annotations", split)
+  for d in (image_dir, label_dir):
+    if not os.path.isdir(d):
+      raise ConfigError(f"config.data.dataset: {d} does not exist: expected "
+                        f"{root}/images/{{{','.join(FOLDER_SPLITS)}}}/*.jpg and "
+                        f"{root}/annotations/{{{','.join(FOLDER_SPLITS)}}}/*.png")
+  labels = {os.path.splitext(f)[0]: os.path.join(label_dir, f) for f in os.listdir(label_dir)
+            if f.lower().endswith(".png")}
+  pairs = []
+  for f in sorted(os.listdir(image_dir)):
+    stem, ext = os.path.splitext(f)
+    if ext.lower() not in _IMAGE_EXTENSIONS:
+      continue
+    if stem not in labels:
+      raise ConfigError(f"{os.path.join(image_dir, f)} has no annotation: expected "
+                        f"{os.path.join(label_dir, stem + '.png')}")
+    pairs.append((os.path.join(image_dir, f), labels[stem]))
+  if not pairs:
+    raise ConfigError(f"config.data.dataset: no images in {image_dir}")
+  return pairs
+
+
+def folder_source(root: str, num_classes: int, name: str) -> SegSource:
+  root = os.path.expanduser(root)
+  pairs = {split: folder_pairs(root, split) for split in FOLDER_SPLITS}
+
+  def reader(split: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+    images, labels = (tf.constant(list(p)) for p in zip(*pairs[split]))
+    return lambda i: read_pair(tf.gather(images, i), tf.gather(labels, i), num_classes)
+
+  def to_file_labels(ids: np.ndarray) -> np.ndarray:
+    # Annotation k is class k - 1; the ignored 0 ("other") is what ignore comes back as.
+    return np.where(ids == IGNORE_LABEL, 0, ids.astype(np.int32) + 1).astype(np.uint8)
+
+  return SegSource(f"{name}:{root}", num_classes, {s: len(p) for s, p in pairs.items()},
+                   "training", "validation", reader=reader, to_file_labels=to_file_labels)
+
+
+def read_pair(image_path: tf.Tensor, label_path: tf.Tensor, num_classes: int
+              ) -> dict[str, tf.Tensor]:
+  """One example from its files; a size mismatch or a label above `num_classes` fails with a
+  message naming the annotation file (InvalidArgumentError, made one line by the pipeline)."""
+  image = decoding.decode(tf.io.read_file(image_path))
+  raw = tf.io.decode_png(tf.io.read_file(label_path), channels=1)[..., 0]
+  tf.debugging.assert_equal(
+      tf.shape(image)[:2], tf.shape(raw),
+      message=tf.strings.join([label_path, ": annotation size differs from its image's"]))
+  tf.debugging.assert_less_equal(
+      tf.reduce_max(tf.cast(raw, tf.int32)), num_classes,
+      message=tf.strings.join([label_path, f": a label value above the {num_classes} classes "
+                               "(annotations hold 0 = ignored, 1..C)"]))
+  # uint8 arithmetic: 0 - 1 wraps to 255, the ignore label (mmsegmentation's reduce_zero_label).
+  label = raw - tf.constant(1, tf.uint8)
+  return {"image": image, "label": label,
+          "name": tf.strings.regex_replace(tf.strings.split(label_path, "/")[-1], r"\.png$", "")}
+
+
+# ---- digits pasted on canvases ------------------------------------------------------------------
+
+DIGITS_SEG_CLASSES = 11        # background + the ten digits
+DIGITS_SEG_SIZE = 64           # canvas side
+_DIGITS_PER_CANVAS = 3
+_CANVASES = {"train": 1000, "test": 300}
+_INK_THRESHOLD = 96            # a pixel at least this bright (of 255) is stroke, not background
+
+
+@functools.lru_cache(maxsize=None)
+def digits_seg_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """{split: (images uint8 (N, 64, 64, 3), labels uint8 (N, 64, 64))}, fixed.
+
+  Each canvas holds three digits of the split (digits.py's 32-pixel images), at random places
+  (a fixed seed: part of the dataset's definition), overlaps resolved by the brighter stroke.
+  """
+  out = {}
+  for k, (split, count) in enumerate(_CANVASES.items()):
+    images, classes = digits.digits_arrays()[split]
+    rng = np.random.default_rng(1000 + k)
+    side, size = DIGITS_SEG_SIZE, images.shape[1]
+    canvas = np.zeros((count, side, side), np.uint8)
+    label = np.zeros((count, side, side), np.uint8)
+    for i in range(count):
+      for j in rng.choice(len(images), _DIGITS_PER_CANVAS, replace=False):
+        top, left = rng.integers(0, side - size + 1, size=2)
+        window = np.s_[i, top:top + size, left:left + size]
+        ink = images[j, :, :, 0]
+        brighter = ink > canvas[window]
+        canvas[window] = np.where(brighter, ink, canvas[window])
+        label[window] = np.where(brighter & (ink >= _INK_THRESHOLD), classes[j] + 1,
+                                 label[window])
+    # A background pixel stays background even under a faint edge of a later digit.
+    label[canvas < _INK_THRESHOLD] = 0
+    rgb = np.repeat(canvas[..., None], 3, axis=-1)
+    rgb.setflags(write=False)
+    label.setflags(write=False)
+    out[split] = (rgb, label)
+  return out
+
+
+def _digits_seg_reader(split: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+  images, labels = (tf.constant(a) for a in digits_seg_arrays()[split])
+  return lambda i: {"image": tf.gather(images, i), "label": tf.gather(labels, i),
+                    "name": tf.strings.join([f"{split}_", tf.strings.as_string(i, width=5,
+                                                                               fill="0")])}

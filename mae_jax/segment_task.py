@@ -1,0 +1,202 @@
+"""The `segment` stage: ViT + pyramid + UPerNet trained on label maps, scored by mIoU.
+
+Starts from the pretrain export (or any converted encoder, config.segment.init_from; "random"
+for the segment_random_init baseline). AdamW with layer-wise lr decay; per-pixel cross-entropy
+ignoring IGNORE_LABEL, plus the auxiliary FCN head's at config.segment.aux_weight. Evaluation:
+every eval image's logits brought back to its annotation's own resolution on the host, one
+confusion matrix over the split (confusion.py). At the end every eval image's predicted label
+map is written as a PNG in the annotation's encoding, under WORKDIR/segment/predictions/, with a
+few colour overlays in overlays.png.
+"""
+
+import dataclasses
+import functools
+import os
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from etils import epath
+
+from mae_jax import confusion, losses, optim, pixels
+from mae_jax.models import Segmenter, decode_variant, from_variant
+from mae_jax.parallel import DATA_AXIS
+from mae_jax.tasks import Batch, Evaluation, Task, TrainData
+
+PREDICTIONS, OVERLAYS_PNG = "predictions", "overlays.png"
+
+
+@functools.lru_cache(maxsize=8)
+def seg_source(dataset: str, num_classes: int) -> Any:
+  from mae_jax.data import seg_sources  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  return seg_sources.seg_source(dataset, num_classes)
+
+
+def seg_inputs(config: ml_collections.ConfigDict) -> Callable[[Batch], jax.Array]:
+  """batch -> the model's normalised float32 (N, H, W, 3) input (segmentation batches are HWC)."""
+  mean, std = tuple(config.data.mean), tuple(config.data.std)
+  return lambda batch: pixels.normalize(batch["image"], mean, std, "HWC")
+
+
+def segment_model(config: ml_collections.ConfigDict, num_classes: int) -> Segmenter:
+  s = config.segment
+  return from_variant(Segmenter, config.model.variant, num_classes=num_classes,
+                      feature_blocks=tuple(s.feature_blocks), neck=s.neck,
+                      neck_channels=s.neck_channels, channels=s.channels, dropout=s.dropout,
+                      aux_channels=s.aux_channels if s.aux_weight > 0 else 0,
+                      drop_path=s.drop_path, bn_axis_name=DATA_AXIS,
+                      dtype=jnp.dtype(config.model.dtype), attention=config.model.attention)
+
+
+def segment_task(config: ml_collections.ConfigDict, workdir: str, with_data: bool = True,
+                 stage: str = "segment") -> Task:
+  """The segment stage's Task; without data, its model, loss and optimizer only."""
+  s = config.segment
+  num_classes = (seg_source(config.data.dataset, config.data.num_classes).num_classes
+                 if with_data else max(config.data.num_classes, 2))
+  model = segment_model(config, num_classes)
+  inputs = seg_inputs(config)
+
+  def loss_fn(params, model_state, batch, rng, example_ids):
+    rngs = {"dropout": jax.random.fold_in(rng, example_ids[0])}
+    (logits, aux), new_state = model.apply({"params": params, **model_state}, inputs(batch),
+                                           train=True, rngs=rngs, mutable=list(model_state))
+    labels = batch["label"].astype(jnp.int32)
+    main = losses.segmentation_loss(logits, labels)
+    loss = main + (s.aux_weight * losses.segmentation_loss(aux, labels) if aux is not None
+                   else 0.0)
+    return loss, (dict(new_state), {"loss": loss, "decode_loss": main})
+
+  depth = decode_variant(config.model.variant).depth
+  make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
+      schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay,
+      layer_decay=s.layer_decay, depth=depth, grad_clip_norm=s.grad_clip_norm)
+  init_from = s.init_from or os.path.join(workdir, "pretrain", "export")
+  task = Task(stage, model, loss_fn, make_tx, input_shape=(s.crop_size, s.crop_size, 3),
+              init_from=init_from)
+  if not with_data:
+    return task
+  source = seg_source(config.data.dataset, config.data.num_classes)
+  return dataclasses.replace(task, data=_train_data(config, source),
+                             evaluation=_evaluation(config, model, source),
+                             finish=lambda variables, stage_dir: write_predictions(
+                                 config, model, variables, source, stage_dir))
+
+
+def _train_data(config: ml_collections.ConfigDict, source: Any) -> TrainData:
+  from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  s = config.segment
+
+  def batches(seed: int, start_step: int, num_shards: int, shard_index: int) -> Iterator[Batch]:
+    return seg_pipeline.train_batches(
+        source, source.train_split, batch_size=s.batch_size // num_shards, crop=s.crop_size,
+        scale=tuple(s.scale), ratio_range=tuple(s.ratio_range), cat_max_ratio=s.cat_max_ratio,
+        hflip=s.hflip, distort=s.photometric, seed=seed, start_step=start_step,
+        num_shards=num_shards, shard_index=shard_index)
+
+  return TrainData(source.num_examples(source.train_split) // s.batch_size, batches)
+
+
+def _eval_batches(config: ml_collections.ConfigDict, source: Any, num_shards: int,
+                  shard_index: int) -> Iterator[Batch]:
+  from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  return seg_pipeline.eval_batches(source, source.eval_split,
+                                   batch_size=config.data.eval_batch_size // num_shards,
+                                   size=config.segment.eval_size, num_shards=num_shards,
+                                   shard_index=shard_index)
+
+
+def predict_labels(logits: np.ndarray, batch: dict[str, Any], canvas: int) -> list[np.ndarray]:
+  """A batch's logits (B, h, w, K) -> each real example's class ids (H, W) uint8 at its
+  annotation's resolution."""
+  from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  out = []
+  for i, label in enumerate(batch["host_label"]):
+    full = seg_pipeline.restore_logits(logits[i], batch["host_hw"][i], canvas, label.shape[:2])
+    out.append(np.argmax(full, axis=-1).astype(np.uint8))
+  return out
+
+
+def _evaluation(config: ml_collections.ConfigDict, model: Segmenter, source: Any) -> Evaluation:
+  inputs = seg_inputs(config)
+  k = source.num_classes
+
+  def logits_of(params, model_state, batch):
+    logits, _ = model.apply({"params": params, **model_state}, inputs(batch), train=False)
+    return {"logits": logits}
+
+  def host(out: dict[str, np.ndarray], batch: dict[str, Any]) -> dict[str, np.ndarray]:
+    matrix = np.zeros((k, k), np.int64)
+    for pred, label in zip(predict_labels(out["logits"], batch, config.segment.eval_size),
+                           batch["host_label"]):
+      matrix += confusion_counts(pred, label, k)
+    return {"confusion": matrix}
+
+  def metrics(total: dict[str, Any]) -> dict[str, Any]:
+    return confusion.scores(total["confusion"])
+
+  def result(m: dict[str, Any]) -> dict[str, Any]:
+    return {key: m[key] for key in ("miou", "pixel_acc", "mean_acc", "per_class_iou")}
+
+  return Evaluation(logits_of, lambda n, i: _eval_batches(config, source, n, i), metrics,
+                    result, host=host)
+
+
+def confusion_counts(pred: np.ndarray, label: np.ndarray, num_classes: int) -> np.ndarray:
+  """(K, K) int64 counts [true, predicted] of one image; IGNORE_LABEL pixels not counted."""
+  valid = label < num_classes
+  index = label[valid].astype(np.int64) * num_classes + pred[valid]
+  return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes,
+                                                                           num_classes)
+
+
+def write_predictions(config: ml_collections.ConfigDict, model: Segmenter,
+                      variables: dict[str, Any], source: Any, stage_dir: str) -> str:
+  """Every eval image's predicted label map (this process's share of them) as
+  stage_dir/predictions/<annotation name>.png, in the annotation files' encoding; and, from the
+  first process, overlays.png: image | truth | prediction for the first few. -> the folder."""
+  from mae_jax import visualize  # pylint: disable=g-import-not-at-top
+  out_dir = os.path.join(stage_dir, PREDICTIONS)
+  epath.Path(out_dir).mkdir(parents=True, exist_ok=True)
+  inputs = seg_inputs(config)
+  apply = jax.jit(lambda v, images: model.apply(v, inputs({"image": images}), train=False)[0])
+  canvas = config.segment.eval_size
+  rows = []
+  for batch in _eval_batches(config, source, jax.process_count(), jax.process_index()):
+    preds = predict_labels(np.asarray(apply(variables, batch["image"])), batch, canvas)
+    for i, (name, pred) in enumerate(zip(batch["host_name"], preds)):
+      visualize.save_png(os.path.join(out_dir, f"{name}.png"), source.to_file_labels(pred))
+      if len(rows) < config.segment.overlay_images:
+        rows.append(_overlay_row(batch["image"][i], batch["host_hw"][i], batch["host_label"][i],
+                                 pred))
+  if rows and jax.process_index() == 0:
+    grid = visualize.panel_grid(np.stack(rows), scale=visualize.upscale_for(canvas, 128))
+    visualize.save_png(os.path.join(stage_dir, OVERLAYS_PNG), grid)
+  return out_dir
+
+
+def palette(num_classes: int) -> np.ndarray:
+  """(256, 3) float colours in [0, 1]: fixed per class; IGNORE_LABEL (and unused ids) black."""
+  colours = np.random.default_rng(0).uniform(0.15, 1.0, size=(256, 3))
+  colours[num_classes:] = 0.0
+  return colours
+
+
+def _overlay_row(image: np.ndarray, hw: np.ndarray, label: np.ndarray, pred: np.ndarray
+                 ) -> np.ndarray:
+  """(3, S, S, 3) panels in [0, 1]: the eval image, truth and prediction over it."""
+  from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  size = image.shape[0]
+  colours = palette(int(max(label[label != losses.IGNORE_LABEL].max(initial=0),
+                            pred.max(initial=0))) + 1)
+  picture = image.astype(np.float32) / 255.0
+
+  def over(ids: np.ndarray) -> np.ndarray:
+    resized = seg_pipeline.resize_nearest(ids, tuple(hw))
+    canvas = np.zeros((size, size), np.uint8) + losses.IGNORE_LABEL
+    canvas[:hw[0], :hw[1]] = resized
+    return 0.4 * picture + 0.6 * colours[canvas]
+
+  return np.stack([picture, over(label), over(pred)])

@@ -1,0 +1,139 @@
+"""Segmentation data: ADE20K / segfolder layouts on generated files, digits canvases, joint
+augmentation, eval batches, and the segment stage end to end with its prediction PNGs."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mae_jax import confusion, experiment
+from mae_jax.data import seg_pipeline, seg_sources
+from mae_jax.errors import ConfigError, UserError
+from tests.helpers import load_config
+
+
+def _write_ade(root, sizes=((40, 60), (48, 32), (30, 30)), classes=4, seed=0):
+  """root/images/{training,validation}/*.jpg + annotations/*.png with values 0..classes."""
+  rng = np.random.default_rng(seed)
+  labels = {}
+  for split in seg_sources.FOLDER_SPLITS:
+    os.makedirs(root / "images" / split)
+    os.makedirs(root / "annotations" / split)
+    for i, (h, w) in enumerate(sizes):
+      name = f"ADE_{split}_{i:08d}"
+      Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(
+          root / "images" / split / f"{name}.jpg")
+      label = rng.integers(0, classes + 1, (h, w)).astype(np.uint8)
+      Image.fromarray(label).save(root / "annotations" / split / f"{name}.png")
+      labels[name] = label
+  return labels
+
+
+def test_ade20k_layout_reads_labels_with_zero_ignored(tmp_path):
+  labels = _write_ade(tmp_path)
+  src = seg_sources.seg_source(f"ade20k:{tmp_path}")
+  assert src.num_classes == 150 and src.split_sizes == {"training": 3, "validation": 3}
+  examples = list(src.load("validation").as_numpy_iterator())
+  for ex in examples:
+    raw = labels[ex["name"].decode()]
+    assert ex["image"].shape == raw.shape + (3,)
+    np.testing.assert_array_equal(ex["label"], np.where(raw == 0, 255, raw - 1))
+    # Predictions go back to the annotation encoding: class k -> k + 1, ignore -> 0.
+    np.testing.assert_array_equal(src.to_file_labels(ex["label"]), raw)
+
+
+def test_segfolder_bad_input_is_one_clear_line(tmp_path):
+  _write_ade(tmp_path, classes=4)
+  with pytest.raises(ConfigError, match="num_classes"):
+    seg_sources.seg_source(f"segfolder:{tmp_path}")
+  src = seg_sources.seg_source(f"segfolder:{tmp_path}", num_classes=3)   # labels go up to 4
+  with pytest.raises(UserError, match=r"ADE_validation_\d+\.png: a label value above the 3 "):
+    list(seg_pipeline.eval_batches(src, "validation", batch_size=2, size=32))
+  os.remove(tmp_path / "annotations" / "training" / "ADE_training_00000001.png")
+  with pytest.raises(ConfigError, match="ADE_training_00000001.jpg has no annotation"):
+    seg_sources.seg_source(f"segfolder:{tmp_path}", num_classes=4)
+  bad = tmp_path / "bad"
+  _write_ade(bad, classes=4)
+  Image.fromarray(np.zeros((10, 10), np.uint8)).save(
+      bad / "annotations" / "validation" / "ADE_validation_00000000.png")
+  src = seg_sources.seg_source(f"segfolder:{bad}", num_classes=4)
+  with pytest.raises(UserError, match="ADE_validation_00000000.png: annotation size differs"):
+    list(seg_pipeline.eval_batches(src, "validation", batch_size=2, size=32))
+
+
+def test_digits_canvases_label_strokes_with_their_digit():
+  images, labels = seg_sources.digits_seg_arrays()["test"]
+  assert images.shape == (300, 64, 64, 3) and labels.shape == (300, 64, 64)
+  ink = images[..., 0]
+  assert set(np.unique(labels)) == set(range(11))
+  assert (ink[labels > 0] >= 96).all() and (labels[ink < 96] == 0).all()
+
+
+def test_train_augmentation_keeps_labels_nearest_and_is_deterministic(tmp_path):
+  _write_ade(tmp_path, classes=4)
+  src = seg_sources.seg_source(f"segfolder:{tmp_path}", num_classes=4)
+  kwargs = dict(batch_size=2, crop=32, scale=(64, 32), ratio_range=(0.5, 2.0),
+                cat_max_ratio=0.75, hflip=True, distort=True, seed=3)
+  first = [next(seg_pipeline.train_batches(src, "training", **kwargs)) for _ in range(2)]
+  np.testing.assert_array_equal(first[0]["image"], first[1]["image"])
+  it = seg_pipeline.train_batches(src, "training", **kwargs)
+  batches = [next(it) for _ in range(3)]
+  for b in batches:
+    assert b["image"].shape == (2, 32, 32, 3) and b["label"].shape == (2, 32, 32)
+    # Nearest-neighbour only: no value that is not a class id (0..3) or the ignore label.
+    assert set(np.unique(b["label"])) <= {0, 1, 2, 3, 255}
+  # A resumed stream (start_step 2) continues with the same batch.
+  resumed = next(seg_pipeline.train_batches(src, "training", start_step=2, **kwargs))
+  np.testing.assert_array_equal(resumed["label"], batches[2]["label"])
+
+
+def test_eval_batches_keep_labels_at_their_own_size(tmp_path):
+  labels = _write_ade(tmp_path, classes=4)
+  src = seg_sources.seg_source(f"segfolder:{tmp_path}", num_classes=4)
+  batches = list(seg_pipeline.eval_batches(src, "validation", batch_size=2, size=32))
+  assert len(batches) == 2 and batches[1]["mask"].tolist() == [1.0, 0.0]
+  first = batches[0]
+  assert first["image"].shape == (2, 32, 32, 3)
+  assert first["host_hw"].tolist() == [[21, 32], [32, 21]]   # 40x60 and 48x32, longer side 32
+  assert first["host_label"][0].shape == (40, 60)
+  logits = np.random.default_rng(0).normal(size=(8, 8, 4)).astype(np.float32)
+  assert seg_pipeline.restore_logits(logits, first["host_hw"][0], 32, (40, 60)).shape == (40, 60,
+                                                                                          4)
+  assert sorted(labels) == sorted([n for b in batches for n in b["host_name"]] +
+                                  [f"ADE_training_{i:08d}" for i in range(3)])
+
+
+def test_segment_stage_needs_label_maps_and_they_need_it():
+  config = load_config("digits_seg.py", "smoke")
+  experiment.validate(config)
+  config.stages = "pretrain,finetune"
+  with pytest.raises(ConfigError, match="has label maps .* ask for finetune"):
+    experiment.validate(config)
+  config = load_config("digits.py", "smoke")
+  config.stages = "pretrain,segment"
+  with pytest.raises(ConfigError, match="has image labels .* ask for segment"):
+    experiment.validate(config)
+
+
+@pytest.mark.slow
+def test_digits_seg_smoke_scores_equal_the_written_predictions(tmp_path):
+  config = load_config("digits_seg.py", "smoke")
+  summary = experiment.run(config, str(tmp_path))
+  seg = summary["segment"]
+  assert 0 <= seg["miou"] <= 100 and 0 <= seg["pixel_acc"] <= 100
+  assert "miou" in summary["baselines"]["segment_random_init"]
+  # The predictions as written (one PNG per test canvas) give the same confusion matrix.
+  _, truth = seg_sources.digits_seg_arrays()["test"]
+  folder = tmp_path / "segment" / "predictions"
+  assert len(os.listdir(folder)) == len(truth)
+  matrix = np.zeros((11, 11))
+  for i, label in enumerate(truth):
+    pred = np.asarray(Image.open(folder / f"test_{i:05d}.png"))
+    matrix += np.asarray(confusion.confusion_matrix(pred, label, 11))
+  scores = confusion.scores(matrix)
+  np.testing.assert_allclose(scores["miou"], seg["miou"], rtol=1e-9)
+  np.testing.assert_allclose(scores["pixel_acc"], seg["pixel_acc"], rtol=1e-9)
+  assert (tmp_path / "segment" / "overlays.png").exists()
+  assert json.loads((tmp_path / "summary.json").read_text())["segment"]["miou"] == seg["miou"]
