@@ -191,7 +191,10 @@ def base_config() -> ml_collections.ConfigDict:
                      aux_channels=256, aux_weight=0.4,   # FCN on the x1 level; 0 = none
                      crop_size=512, scale=(2048, 512), ratio_range=(0.5, 2.0), cat_max_ratio=0.75,
                      photometric=True,
-                     eval_size=512,      # eval images fit (longer side) a canvas of this size
+                     # Evaluation: "whole" (each image fitted, longer side, to eval_size) or
+                     # "slide" (resized as mmsegmentation's test Resize to eval_scale, then
+                     # eval_size windows eval_stride apart; the MAE paper's ADE20K protocol).
+                     eval_mode="whole", eval_size=512, eval_stride=341, eval_scale=(2048, 512),
                      overlay_images=8)
   # Reconstruction grids (mae_jax/visualize.py): the "visualize" stage, and TensorBoard images
   # of the same eval images during pretraining.
@@ -229,6 +232,7 @@ def smoke(c: ml_collections.ConfigDict, image_size: int, patch_size: int
     s.batch_size, s.num_steps, s.warmup_epochs = 16, 6, 0
     s.log_every_steps, s.checkpoint_every_steps = 2, 3
   c.segment.update(crop_size=image_size, eval_size=image_size, scale=(2 * image_size, image_size),
+                   eval_stride=image_size // 2 or 1, eval_scale=(2 * image_size, image_size),
                    channels=16, neck_channels=16, aux_channels=8, overlay_images=2,
                    feature_blocks=(1, 2, 2, 2))
   return c

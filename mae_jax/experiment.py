@@ -119,6 +119,11 @@ def _validate_segment(seg: ml_collections.ConfigDict, v: Any) -> None:
       1 <= b <= v.depth for b in seg.feature_blocks)):
     raise ConfigError(f"config.segment.feature_blocks={tuple(seg.feature_blocks)}: four block "
                       f"numbers in 1..{v.depth} (the pyramid's x4, x2, x1, x0.5 levels)")
+  if seg.eval_mode not in ("whole", "slide") or (seg.eval_mode == "slide" and
+                                                  not 0 < seg.eval_stride <= seg.eval_size):
+    raise ConfigError(f"config.segment.eval_mode must be 'whole' or 'slide' (with 0 < "
+                      f"eval_stride <= eval_size), got {seg.eval_mode!r} (stride "
+                      f"{seg.eval_stride}, size {seg.eval_size})")
   if seg.crop_size % v.patch_size or seg.eval_size % v.patch_size:
     raise ConfigError(f"config.segment.crop_size={seg.crop_size} and eval_size={seg.eval_size} "
                       f"must be multiples of the patch size {v.patch_size}")

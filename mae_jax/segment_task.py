@@ -102,36 +102,44 @@ def _train_data(config: ml_collections.ConfigDict, source: Any) -> TrainData:
 def _eval_batches(config: ml_collections.ConfigDict, source: Any, num_shards: int,
                   shard_index: int) -> Iterator[Batch]:
   from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  s = config.segment
   return seg_pipeline.eval_batches(source, source.eval_split,
                                    batch_size=config.data.eval_batch_size // num_shards,
-                                   size=config.segment.eval_size, num_shards=num_shards,
+                                   size=s.eval_size, mode=s.eval_mode, stride=s.eval_stride,
+                                   scale=tuple(s.eval_scale), num_shards=num_shards,
                                    shard_index=shard_index)
 
 
-def predict_labels(logits: np.ndarray, batch: dict[str, Any], canvas: int) -> list[np.ndarray]:
-  """A batch's logits (B, h, w, K) -> each real example's class ids (H, W) uint8 at its
-  annotation's resolution."""
-  from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  out = []
-  for i, label in enumerate(batch["host_label"]):
-    full = seg_pipeline.restore_logits(logits[i], batch["host_hw"][i], canvas, label.shape[:2])
-    out.append(np.argmax(full, axis=-1).astype(np.uint8))
-  return out
+def completed(stitcher: Any, logits: np.ndarray, batch: dict[str, Any]
+              ) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+  """The images a batch of pieces completes: (first piece, class ids (H, W) uint8)."""
+  for piece_logits, piece in zip(logits, batch["host_pieces"]):
+    if piece is not None:
+      done = stitcher.add(piece_logits, piece)
+      if done is not None:
+        yield done
 
 
 def _evaluation(config: ml_collections.ConfigDict, model: Segmenter, source: Any) -> Evaluation:
+  from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
   inputs = seg_inputs(config)
   k = source.num_classes
+  # Pieces of one image may span batches: the stitcher keeps them until the last, and starts
+  # afresh with every pass over the split.
+  stitcher = [seg_pipeline.Stitcher(config.segment.eval_size)]
 
   def logits_of(params, model_state, batch):
     logits, _ = model.apply({"params": params, **model_state}, inputs(batch), train=False)
     return {"logits": logits}
 
+  def batches(num_shards: int, shard_index: int) -> Iterator[Batch]:
+    stitcher[0] = seg_pipeline.Stitcher(config.segment.eval_size)
+    return _eval_batches(config, source, num_shards, shard_index)
+
   def host(out: dict[str, np.ndarray], batch: dict[str, Any]) -> dict[str, np.ndarray]:
     matrix = np.zeros((k, k), np.int64)
-    for pred, label in zip(predict_labels(out["logits"], batch, config.segment.eval_size),
-                           batch["host_label"]):
-      matrix += confusion_counts(pred, label, k)
+    for first, pred in completed(stitcher[0], out["logits"], batch):
+      matrix += confusion_counts(pred, first["label"], k)
     return {"confusion": matrix}
 
   def metrics(total: dict[str, Any]) -> dict[str, Any]:
@@ -140,8 +148,7 @@ def _evaluation(config: ml_collections.ConfigDict, model: Segmenter, source: Any
   def result(m: dict[str, Any]) -> dict[str, Any]:
     return {key: m[key] for key in ("miou", "pixel_acc", "mean_acc", "per_class_iou")}
 
-  return Evaluation(logits_of, lambda n, i: _eval_batches(config, source, n, i), metrics,
-                    result, host=host)
+  return Evaluation(logits_of, batches, metrics, result, host=host)
 
 
 def confusion_counts(pred: np.ndarray, label: np.ndarray, num_classes: int) -> np.ndarray:
@@ -158,21 +165,22 @@ def write_predictions(config: ml_collections.ConfigDict, model: Segmenter,
   stage_dir/predictions/<annotation name>.png, in the annotation files' encoding; and, from the
   first process, overlays.png: image | truth | prediction for the first few. -> the folder."""
   from mae_jax import visualize  # pylint: disable=g-import-not-at-top
+  from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
   out_dir = os.path.join(stage_dir, PREDICTIONS)
   epath.Path(out_dir).mkdir(parents=True, exist_ok=True)
   inputs = seg_inputs(config)
   apply = jax.jit(lambda v, images: model.apply(v, inputs({"image": images}), train=False)[0])
-  canvas = config.segment.eval_size
+  size = config.segment.eval_size
+  stitcher = seg_pipeline.Stitcher(size)
   rows = []
   for batch in _eval_batches(config, source, jax.process_count(), jax.process_index()):
-    preds = predict_labels(np.asarray(apply(variables, batch["image"])), batch, canvas)
-    for i, (name, pred) in enumerate(zip(batch["host_name"], preds)):
-      visualize.save_png(os.path.join(out_dir, f"{name}.png"), source.to_file_labels(pred))
+    for first, pred in completed(stitcher, np.asarray(apply(variables, batch["image"])), batch):
+      visualize.save_png(os.path.join(out_dir, f"{first['name']}.png"),
+                         source.to_file_labels(pred))
       if len(rows) < config.segment.overlay_images:
-        rows.append(_overlay_row(batch["image"][i], batch["host_hw"][i], batch["host_label"][i],
-                                 pred))
+        rows.append(_overlay_row(first["image"], first["label"], pred, size))
   if rows and jax.process_index() == 0:
-    grid = visualize.panel_grid(np.stack(rows), scale=visualize.upscale_for(canvas, 128))
+    grid = visualize.panel_grid(np.stack(rows), scale=visualize.upscale_for(size, 128))
     visualize.save_png(os.path.join(stage_dir, OVERLAYS_PNG), grid)
   return out_dir
 
@@ -184,19 +192,20 @@ def palette(num_classes: int) -> np.ndarray:
   return colours
 
 
-def _overlay_row(image: np.ndarray, hw: np.ndarray, label: np.ndarray, pred: np.ndarray
+def _overlay_row(image: np.ndarray, label: np.ndarray, pred: np.ndarray, size: int
                  ) -> np.ndarray:
-  """(3, S, S, 3) panels in [0, 1]: the eval image, truth and prediction over it."""
+  """(3, size, size, 3) panels in [0, 1]: the image fitted to size x size, then truth and
+  prediction over it."""
   from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  size = image.shape[0]
+  hw = tuple(int(v) for v in seg_pipeline.fit_size(image.shape[:2], size))
   colours = palette(int(max(label[label != losses.IGNORE_LABEL].max(initial=0),
                             pred.max(initial=0))) + 1)
-  picture = image.astype(np.float32) / 255.0
+  picture = np.zeros((size, size, 3), np.float32)
+  picture[:hw[0], :hw[1]] = seg_pipeline.resize_bilinear_image(image, hw) / 255.0
 
   def over(ids: np.ndarray) -> np.ndarray:
-    resized = seg_pipeline.resize_nearest(ids, tuple(hw))
-    canvas = np.zeros((size, size), np.uint8) + losses.IGNORE_LABEL
-    canvas[:hw[0], :hw[1]] = resized
+    canvas = np.full((size, size), losses.IGNORE_LABEL, np.uint8)
+    canvas[:hw[0], :hw[1]] = seg_pipeline.resize_nearest(ids, hw)
     return 0.4 * picture + 0.6 * colours[canvas]
 
   return np.stack([picture, over(label), over(pred)])

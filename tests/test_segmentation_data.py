@@ -94,15 +94,50 @@ def test_eval_batches_keep_labels_at_their_own_size(tmp_path):
   src = seg_sources.seg_source(f"segfolder:{tmp_path}", num_classes=4)
   batches = list(seg_pipeline.eval_batches(src, "validation", batch_size=2, size=32))
   assert len(batches) == 2 and batches[1]["mask"].tolist() == [1.0, 0.0]
-  first = batches[0]
-  assert first["image"].shape == (2, 32, 32, 3)
-  assert first["host_hw"].tolist() == [[21, 32], [32, 21]]   # 40x60 and 48x32, longer side 32
-  assert first["host_label"][0].shape == (40, 60)
-  logits = np.random.default_rng(0).normal(size=(8, 8, 4)).astype(np.float32)
-  assert seg_pipeline.restore_logits(logits, first["host_hw"][0], 32, (40, 60)).shape == (40, 60,
-                                                                                          4)
-  assert sorted(labels) == sorted([n for b in batches for n in b["host_name"]] +
-                                  [f"ADE_training_{i:08d}" for i in range(3)])
+  first, second = batches[0]["host_pieces"]
+  assert batches[0]["image"].shape == (2, 32, 32, 3)
+  # 40x60 and 48x32 fitted to a longer side of 32: one piece each, the label as annotated.
+  assert first["box"] == (0, 0, 21, 32) and second["box"] == (0, 0, 32, 21)
+  assert first["label"].shape == (40, 60) and first["done"]
+  assert batches[1]["host_pieces"][1] is None
+  names = [p["name"] for b in batches for p in b["host_pieces"] if p is not None]
+  assert sorted(labels) == sorted(names + [f"ADE_training_{i:08d}" for i in range(3)])
+
+
+def test_slide_windows_cover_the_image_flush_with_its_edges():
+  assert seg_pipeline.slide_windows(20, 20, 32, 16) == [(0, 0, 20, 20)]
+  boxes = seg_pipeline.slide_windows(50, 70, 32, 21)
+  covered = np.zeros((50, 70), int)
+  for y1, x1, y2, x2 in boxes:
+    assert (y2 - y1, x2 - x1) == (32, 32)
+    covered[y1:y2, x1:x2] += 1
+  assert covered.min() >= 1 and max(b[2] for b in boxes) == 50 and max(b[3] for b in boxes) == 70
+  assert len(boxes) == 2 * 3
+
+
+@pytest.mark.parametrize("mode", ["whole", "slide"])
+def test_stitched_predictions_equal_a_per_pixel_model(tmp_path, mode):
+  # Logits that depend on each pixel alone must come back as that function of the image,
+  # whatever the windows and overlaps: what remains is the resize to the annotation size.
+  _write_ade(tmp_path, sizes=((40, 60), (48, 32), (70, 50)), classes=4)
+  src = seg_sources.seg_source(f"segfolder:{tmp_path}", num_classes=4)
+  stitcher = seg_pipeline.Stitcher(32)
+  done = {}
+  for b in seg_pipeline.eval_batches(src, "validation", batch_size=3, size=32, mode=mode,
+                                     stride=20, scale=(64, 32)):
+    red = b["image"][..., 0].astype(np.float32)
+    logits = np.stack([red, 255 - red, np.full_like(red, 100.0)], axis=-1)   # (B, 32, 32, 3)
+    for piece_logits, piece in zip(logits, b["host_pieces"]):
+      if piece is not None:
+        out = stitcher.add(piece_logits, piece)
+        if out is not None:
+          done[out[0]["name"]] = (out[0], out[1])
+  assert len(done) == 3 and not stitcher.open
+  for first, pred in done.values():
+    assert pred.shape == first["label"].shape
+    red = seg_pipeline.resize_bilinear_image(first["image"], first["label"].shape)[..., 0]
+    want = np.argmax(np.stack([red, 255 - red, np.full_like(red, 100.0)], -1), -1)
+    assert np.mean(pred == want) > 0.97   # only ties at the class boundaries may differ
 
 
 def test_segment_stage_needs_label_maps_and_they_need_it():
@@ -120,6 +155,8 @@ def test_segment_stage_needs_label_maps_and_they_need_it():
 @pytest.mark.slow
 def test_digits_seg_smoke_scores_equal_the_written_predictions(tmp_path):
   config = load_config("digits_seg.py", "smoke")
+  # Sliding windows (32 px, overlapping) over each 64 px canvas: the MAE paper's ADE20K mode.
+  config.segment.update(eval_mode="slide", eval_size=32, eval_stride=16, eval_scale=(64, 64))
   summary = experiment.run(config, str(tmp_path))
   seg = summary["segment"]
   assert 0 <= seg["miou"] <= 100 and 0 <= seg["pixel_acc"] <= 100

@@ -152,70 +152,156 @@ def fit_size(hw: tf.Tensor, size: int) -> tf.Tensor:
   return tf.cast(tf.floor(hw * (size / tf.reduce_max(hw)) + 0.5), tf.int32)
 
 
+def slide_windows(h: int, w: int, crop: int, stride: int) -> list[tuple[int, int, int, int]]:
+  """mmsegmentation's sliding windows over an h x w image: (y1, x1, y2, x2), crop x crop
+  (smaller where the image is), `stride` apart, the last row and column flush with the edges."""
+  rows = max(h - crop + stride - 1, 0) // stride + 1
+  cols = max(w - crop + stride - 1, 0) // stride + 1
+  boxes = []
+  for i in range(rows):
+    for j in range(cols):
+      y2, x2 = min(i * stride + crop, h), min(j * stride + crop, w)
+      boxes.append((max(y2 - crop, 0), max(x2 - crop, 0), y2, x2))
+  return boxes
+
+
 def eval_batches(source: SegSource, split: str, *, batch_size: int, size: int,
+                 mode: str = "whole", stride: int = 0, scale: tuple[int, int] = (2048, 512),
                  num_shards: int = 1, shard_index: int = 0) -> Iterator[dict[str, Any]]:
-  """One pass over `split` in its fixed order, as this shard's padded batches:
-  {"image": uint8 (B, size, size, 3), "mask": float32 (B,) (0 = padding slot), and on the host:
-  "host_label": [uint8 (H, W)], "host_hw": int32 (B, 2) the resized image's extent on the
-  canvas, "host_name": [str]}. Shard k holds examples i with (i % G) // B == k (G = B * shards);
-  every shard yields ceil(n / G) batches."""
+  """One pass over `split` in its fixed order, as this shard's padded batches of size x size
+  pieces: {"image": uint8 (B, size, size, 3), "mask": float32 (B,) (0 = padding slot),
+  "host_pieces": [a dict per slot, None for padding]} (see `Stitcher` for the dicts).
+
+  mode "whole": each image resized (aspect kept) so that its longer side is `size`, one piece
+  padded to size x size. "slide" (mmsegmentation's slide inference): each image resized as
+  mmsegmentation's test Resize to `scale` (long, short), then cut in size x size windows
+  `stride` apart (slide_windows), each padded to size x size where the image is smaller.
+  Shard k takes the images i with (i % G) // B == k (G = B * shards); the shards yield the
+  same number of batches.
+  """
   n = source.num_examples(split)
   global_batch = batch_size * num_shards
+  if mode not in ("whole", "slide"):
+    raise ValueError(f"eval mode must be 'whole' or 'slide', got {mode!r}")
 
   def prepare(ex):
-    hw = fit_size(tf.shape(ex["label"]), size)
-    image = tf.image.resize(ex["image"], hw, "bilinear")
-    image = tf.pad(image, [[0, size - hw[0]], [0, size - hw[1]], [0, 0]])
-    image = tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8)
-    return {"image": tf.ensure_shape(image, [size, size, 3]), "hw": hw, "label": ex["label"],
-            "name": ex["name"]}
+    if mode == "whole":
+      hw = fit_size(tf.shape(ex["label"]), size)
+    else:
+      hw = rescale_size(tf.shape(ex["label"]), scale, tf.constant(1.0))
+    image = tf.cast(tf.round(tf.clip_by_value(tf.image.resize(ex["image"], hw, "bilinear"),
+                                              0, 255)), tf.uint8)
+    return {"image": image, "label": ex["label"], "name": ex["name"]}
 
   ds = tf.data.Dataset.range(n)
   if num_shards > 1:
     ds = ds.filter(lambda i: (i % global_batch) // batch_size == shard_index)
-  ds = ds.map(lambda i: prepare(source.reader(split)(i)), num_parallel_calls=tf.data.AUTOTUNE,
-              deterministic=True).prefetch(2 * batch_size)
-  mine = int(((np.arange(n) % global_batch) // batch_size == shard_index).sum())
-  num_batches = -(-n // global_batch)
+  read = source.reader(split)
+  ds = ds.map(lambda i: (i, prepare(read(i))), num_parallel_calls=tf.data.AUTOTUNE,
+              deterministic=True).prefetch(4)
+
+  def pieces() -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
+    for index, ex in ds.as_numpy_iterator():
+      image = ex["image"]
+      h, w = image.shape[:2]
+      boxes = [(0, 0, h, w)] if mode == "whole" else slide_windows(h, w, size, stride)
+      for k, (y1, x1, y2, x2) in enumerate(boxes):
+        piece = np.zeros((size, size, 3), np.uint8)
+        piece[:y2 - y1, :x2 - x1] = image[y1:y2, x1:x2]
+        item = {"index": int(index), "box": (y1, x1, y2, x2), "done": k == len(boxes) - 1}
+        if k == 0:
+          item.update(label=ex["label"], name=ex["name"].decode(), image=image)
+        yield piece, item
 
   def batches() -> Iterator[dict[str, Any]]:
-    buffer = []
-    for ex in ds.as_numpy_iterator():
-      buffer.append(ex)
+    buffer, emitted = [], 0
+    for piece in pieces():
+      buffer.append(piece)
       if len(buffer) == batch_size:
         yield _collate(buffer, batch_size, size)
-        buffer = []
-    emitted = mine // batch_size
+        buffer, emitted = [], emitted + 1
     if buffer:
       yield _collate(buffer, batch_size, size)
       emitted += 1
-    for _ in range(num_batches - emitted):
+    # Every shard runs as many eval steps as the busiest one (each step is collective).
+    for _ in range(_num_batches(source, split, mode, size, stride, scale, batch_size,
+                                num_shards) - emitted):
       yield _collate([], batch_size, size)
 
   return _guard(batches())
 
 
-def _collate(examples: list[dict[str, Any]], batch_size: int, size: int) -> dict[str, Any]:
-  pad = batch_size - len(examples)
+def _num_batches(source: SegSource, split: str, mode: str, size: int, stride: int,
+                 scale: tuple[int, int], batch_size: int, num_shards: int) -> int:
+  """Batches of the busiest shard. Slide mode with several shards reads every label map's
+  size once to count the windows; whole mode has one piece per image."""
+  n = source.num_examples(split)
+  if mode == "whole":
+    counts = np.ones(n, np.int64)
+  elif num_shards == 1:
+    return 0      # nothing to match: the one shard ends when its pieces do
+  else:
+    read = source.reader(split)
+    shapes = tf.data.Dataset.range(n).map(
+        lambda i: rescale_size(tf.shape(read(i)["label"]), scale, tf.constant(1.0)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    counts = np.array([len(slide_windows(int(h), int(w), size, stride))
+                       for h, w in shapes.as_numpy_iterator()])
+  shard = (np.arange(n) % (batch_size * num_shards)) // batch_size
+  return max(-(-int(counts[shard == k].sum()) // batch_size) for k in range(num_shards))
+
+
+def _collate(pieces: list[tuple[np.ndarray, dict[str, Any]]], batch_size: int, size: int
+             ) -> dict[str, Any]:
   image = np.zeros((batch_size, size, size, 3), np.uint8)
-  hw = np.zeros((batch_size, 2), np.int32)
-  for i, ex in enumerate(examples):
-    image[i], hw[i] = ex["image"], ex["hw"]
-  return {"image": image, "mask": np.array([1.0] * len(examples) + [0.0] * pad, np.float32),
-          "host_hw": hw, "host_label": [ex["label"] for ex in examples],
-          "host_name": [ex["name"].decode() for ex in examples]}
+  for i, (piece, _) in enumerate(pieces):
+    image[i] = piece
+  items = [item for _, item in pieces]
+  return {"image": image,
+          "mask": np.array([1.0] * len(items) + [0.0] * (batch_size - len(items)), np.float32),
+          "host_pieces": items + [None] * (batch_size - len(items))}
 
 
-def restore_logits(logits: np.ndarray, hw: np.ndarray, canvas: int, out_hw: tuple[int, int]
-                   ) -> np.ndarray:
-  """One image's logits (h, w, K) on the padded canvas -> (H, W, K) at the annotation's
-  resolution: resized to the canvas, cropped to the image's extent `hw`, resized to `out_hw`
-  (bilinear, half-pixel centres, as mmsegmentation's resize of seg logits)."""
-  x = tf.convert_to_tensor(logits[None], tf.float32)
-  x = tf.image.resize(x, (canvas, canvas), "bilinear")[:, :hw[0], :hw[1]]
-  return tf.image.resize(x, out_hw, "bilinear")[0].numpy()
+class Stitcher:
+  """Puts pieces' logits back together into each image's prediction at its annotation's size.
+
+  A piece dict: "index" (the image's), "box" (y1, x1, y2, x2) on the resized image, "done"
+  (its image's last piece); the first piece of an image also has its "label" (H, W) at the
+  annotation's resolution, "name" and the resized "image". Logits of a piece (h, w, K) are
+  resized to the piece's size x size, cropped to the box, summed where boxes overlap and
+  divided by the count (mmsegmentation's slide inference), then the image's logits are resized
+  to (H, W) (bilinear, half-pixel centres) before the argmax.
+  """
+
+  def __init__(self, size: int):
+    self.size = size
+    self.open: dict[int, tuple[dict[str, Any], np.ndarray, np.ndarray]] = {}
+
+  def add(self, logits: np.ndarray, piece: dict[str, Any]
+          ) -> tuple[dict[str, Any], np.ndarray] | None:
+    """-> (the image's first piece, its class ids (H, W) uint8) when `piece` completes it."""
+    if "label" in piece:
+      h, w = piece["image"].shape[:2]
+      self.open[piece["index"]] = (piece, np.zeros((h, w, logits.shape[-1]), np.float32),
+                                   np.zeros((h, w, 1), np.float32))
+    first, total, count = self.open[piece["index"]]
+    y1, x1, y2, x2 = piece["box"]
+    up = tf.image.resize(tf.convert_to_tensor(logits[None], tf.float32),
+                         (self.size, self.size), "bilinear")[0].numpy()
+    total[y1:y2, x1:x2] += up[:y2 - y1, :x2 - x1]
+    count[y1:y2, x1:x2] += 1.0
+    if not piece["done"]:
+      return None
+    del self.open[piece["index"]]
+    full = tf.image.resize(total[None] / count[None], first["label"].shape[:2], "bilinear")[0]
+    return first, np.argmax(full.numpy(), axis=-1).astype(np.uint8)
 
 
 def resize_nearest(ids: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
   """A label map (H, W) resized to `hw` nearest-neighbour (labels are never interpolated)."""
   return tf.image.resize(ids[..., None], hw, "nearest")[..., 0].numpy()
+
+
+def resize_bilinear_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  """uint8 (H, W, 3) -> float32 (h, w, 3) pixels, bilinear."""
+  return tf.image.resize(image, hw, "bilinear").numpy()
