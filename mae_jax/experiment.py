@@ -153,7 +153,8 @@ def _check_labels(config: ml_collections.ConfigDict) -> None:
 
 def segmentation_dataset(dataset: str) -> bool:
   """Whether config.data.dataset names label maps (data/seg_sources.py, without TensorFlow)."""
-  return dataset == "digits_seg" or dataset.startswith(("ade20k:", "segfolder:"))
+  return dataset in ("digits_seg", "oxford_iiit_pet_masks") or dataset.startswith(
+      ("ade20k:", "segfolder:"))
 
 
 def validate_visualize(config: ml_collections.ConfigDict) -> None:

@@ -29,9 +29,9 @@ PREDICTIONS, OVERLAYS_PNG = "predictions", "overlays.png"
 
 
 @functools.lru_cache(maxsize=8)
-def seg_source(dataset: str, num_classes: int) -> Any:
+def seg_source(dataset: str, num_classes: int, data_dir: str = "") -> Any:
   from mae_jax.data import seg_sources  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  return seg_sources.seg_source(dataset, num_classes)
+  return seg_sources.seg_source(dataset, num_classes, data_dir or None)
 
 
 def seg_inputs(config: ml_collections.ConfigDict) -> Callable[[Batch], jax.Array]:
@@ -54,8 +54,9 @@ def segment_task(config: ml_collections.ConfigDict, workdir: str, with_data: boo
                  stage: str = "segment") -> Task:
   """The segment stage's Task; without data, its model, loss and optimizer only."""
   s = config.segment
-  num_classes = (seg_source(config.data.dataset, config.data.num_classes).num_classes
-                 if with_data else max(config.data.num_classes, 2))
+  d = config.data
+  num_classes = (seg_source(d.dataset, d.num_classes, d.data_dir).num_classes if with_data
+                 else max(d.num_classes, 2))
   model = segment_model(config, num_classes)
   inputs = seg_inputs(config)
 
@@ -78,7 +79,7 @@ def segment_task(config: ml_collections.ConfigDict, workdir: str, with_data: boo
               init_from=init_from)
   if not with_data:
     return task
-  source = seg_source(config.data.dataset, config.data.num_classes)
+  source = seg_source(config.data.dataset, config.data.num_classes, config.data.data_dir)
   return dataclasses.replace(task, data=_train_data(config, source),
                              evaluation=_evaluation(config, model, source),
                              finish=lambda variables, stage_dir: write_predictions(

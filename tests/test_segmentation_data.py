@@ -174,3 +174,20 @@ def test_digits_seg_smoke_scores_equal_the_written_predictions(tmp_path):
   np.testing.assert_allclose(scores["pixel_acc"], seg["pixel_acc"], rtol=1e-9)
   assert (tmp_path / "segment" / "overlays.png").exists()
   assert json.loads((tmp_path / "summary.json").read_text())["segment"]["miou"] == seg["miou"]
+
+
+def test_pets_trimaps_are_pet_background_and_ignored_border(tmp_path):
+  trimap = np.array([[1, 2, 3], [2, 1, 7]], np.uint8)
+  np.testing.assert_array_equal(seg_sources.trimap_classes(trimap), [[1, 0, 255], [0, 1, 255]])
+  from tests.helpers import mock_tfds  # pylint: disable=g-import-not-at-top
+  with mock_tfds("oxford_iiit_pet", str(tmp_path), 6, ("train", "test")):
+    src = seg_sources.seg_source("oxford_iiit_pet_masks", data_dir=str(tmp_path))
+    assert src.num_classes == 2 and src.split_sizes == {"train": 6, "test": 6}
+    examples = list(src.load("test").as_numpy_iterator())
+  assert len(examples) == 6 and len({ex["name"] for ex in examples}) == 6
+  for ex in examples:
+    # (Mock data draws the image and mask sizes apart; the real ones match.)
+    assert ex["label"].ndim == 2 and ex["image"].shape[-1] == 3
+    assert set(np.unique(ex["label"])) <= {0, 1, 255}
+    back = src.to_file_labels(ex["label"])
+    np.testing.assert_array_equal(seg_sources.trimap_classes(back), ex["label"])

@@ -7,7 +7,9 @@
   * "ade20k:/path/to/ADEChallengeData2016": the official ADE20K (SceneParsing) release,
     images/{training,validation}/*.jpg and annotations/{training,validation}/*.png, annotation 0
     = "other" (ignored), 1..150 = the classes;
-  * "segfolder:/path": your own data in the same layout, `num_classes` classes (0 ignored, 1..C).
+  * "segfolder:/path": your own data in the same layout, `num_classes` classes (0 ignored, 1..C);
+  * "oxford_iiit_pet_masks": TFDS oxford_iiit_pet's trimaps (its `segmentation_mask`: 1 pet,
+    2 background, 3 border) as class 0 background, 1 pet, the uncertain border ignored.
 Examples are {"image": uint8 (H, W, 3), "label": uint8 (H, W), "name": string}: labels are the
 model's class ids 0..K-1 with IGNORE_LABEL (255) where no loss or metric looks. The annotation
 files' own encoding comes back with `SegSource.to_file_labels` (prediction PNGs).
@@ -26,6 +28,7 @@ from mae_jax.errors import ConfigError
 from mae_jax.losses import IGNORE_LABEL
 
 ADE20K, SEGFOLDER, DIGITS_SEG = "ade20k:", "segfolder:", "digits_seg"
+PETS_MASKS = "oxford_iiit_pet_masks"
 ADE20K_CLASSES = 150
 FOLDER_SPLITS = ("training", "validation")
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -60,12 +63,14 @@ class SegSource:
 
 
 def is_segmentation(dataset: str) -> bool:
-  return dataset == DIGITS_SEG or dataset.startswith((ADE20K, SEGFOLDER))
+  return dataset in (DIGITS_SEG, PETS_MASKS) or dataset.startswith((ADE20K, SEGFOLDER))
 
 
-def seg_source(dataset: str, num_classes: int = 0) -> SegSource:
+def seg_source(dataset: str, num_classes: int = 0, data_dir: str | None = None) -> SegSource:
   """The SegSource of config.data.dataset (see the module docstring); `num_classes` is
-  config.data.num_classes, which "segfolder:" needs."""
+  config.data.num_classes, which "segfolder:" needs; `data_dir` the TFDS data dir."""
+  if dataset == PETS_MASKS:
+    return pets_masks_source(data_dir)
   if dataset == DIGITS_SEG:
     arrays = digits_seg_arrays()
     return SegSource(DIGITS_SEG, DIGITS_SEG_CLASSES,
@@ -191,3 +196,56 @@ def _digits_seg_reader(split: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]
   return lambda i: {"image": tf.gather(images, i), "label": tf.gather(labels, i),
                     "name": tf.strings.join([f"{split}_", tf.strings.as_string(i, width=5,
                                                                                fill="0")])}
+
+
+# ---- Oxford-IIIT Pets trimaps (TFDS) ------------------------------------------------------------
+
+# Trimap value -> class id: 1 (pet) -> 1, 2 (background) -> 0; 3 (border) and anything else
+# ignored. Back to the trimap: class 0 -> 2, 1 -> 1, ignored -> 3.
+_TRIMAP_TO_CLASS = np.full(256, IGNORE_LABEL, np.uint8)
+_TRIMAP_TO_CLASS[1], _TRIMAP_TO_CLASS[2] = 1, 0
+_CLASS_TO_TRIMAP = np.full(256, 3, np.uint8)
+_CLASS_TO_TRIMAP[0], _CLASS_TO_TRIMAP[1] = 2, 1
+
+
+def trimap_classes(trimap: np.ndarray) -> np.ndarray:
+  """Pets trimap values (H, W) -> class ids (0 background, 1 pet, IGNORE_LABEL border)."""
+  return _TRIMAP_TO_CLASS[trimap]
+
+
+def pets_masks_source(data_dir: str | None) -> SegSource:
+  """TFDS oxford_iiit_pet with its segmentation masks: train 3,680 / test 3,669. The encoded
+  images and masks of a split are held in memory (~0.8 GB for train) and decoded per use."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from mae_jax.data import sources  # pylint: disable=g-import-not-at-top  (imports this file)
+  builder = tfds.builder("oxford_iiit_pet", data_dir=data_dir)
+  sources.prepare_tfds(builder, "oxford_iiit_pet")
+  sizes = {split: info.num_examples for split, info in builder.info.splits.items()}
+  table = tf.constant(_TRIMAP_TO_CLASS)
+
+  @functools.lru_cache(maxsize=None)
+  def encoded(split: str) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    # Only these three features, undecoded; canonical order (one file after another).
+    decoders = tfds.decode.PartialDecoding(
+        {"image": True, "segmentation_mask": True, "file_name": True},
+        decoders={"image": tfds.decode.SkipDecoding(),
+                  "segmentation_mask": tfds.decode.SkipDecoding()})
+    ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders,
+                            read_config=tfds.ReadConfig(interleave_cycle_length=1))
+    images, masks, names = [], [], []
+    for ex in ds.as_numpy_iterator():
+      images.append(ex["image"])
+      masks.append(ex["segmentation_mask"])
+      names.append(ex["file_name"].decode().rsplit(".", 1)[0])
+    return tf.constant(images), tf.constant(masks), tf.constant(names)
+
+  def reader(split: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+    images, masks, names = encoded(split)
+    return lambda i: {
+        "image": decoding.decode(tf.gather(images, i)),
+        "label": tf.gather(table, tf.cast(
+            tf.io.decode_png(tf.gather(masks, i), channels=1)[..., 0], tf.int32)),
+        "name": tf.gather(names, i)}
+
+  return SegSource(PETS_MASKS, 2, sizes, "train", "test", reader=reader,
+                   to_file_labels=lambda ids: _CLASS_TO_TRIMAP[ids])

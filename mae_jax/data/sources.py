@@ -118,7 +118,7 @@ def get_source(dataset: str, data_dir: str | None = None, *, holdout: float = 0.
   if dataset.startswith(images.PREFIX):
     return _images_source(dataset[len(images.PREFIX):], holdout, holdout_max)
   if seg_sources.is_segmentation(dataset):
-    return _segmentation_images(seg_sources.seg_source(dataset, num_classes))
+    return _segmentation_images(seg_sources.seg_source(dataset, num_classes, data_dir))
   return _tfds_source(dataset.removeprefix(_TFDS_PREFIX), data_dir, file_format)
 
 
@@ -246,7 +246,7 @@ def _tfds_source(name: str, data_dir: str | None, file_format: str = "") -> Sour
   if features["image"].np_dtype != np.uint8:
     raise ConfigError(f"TFDS dataset {name!r} has {features['image'].np_dtype} images; "
                      "only uint8 images are supported.")
-  _prepare(builder, name)
+  prepare_tfds(builder, name)
 
   split_sizes = {split: info.num_examples for split, info in builder.info.splits.items()}
   eval_split = next((s for s in ("test", "validation") if s in split_sizes), None)
@@ -302,7 +302,7 @@ def _tfds_random_access(builder: tfds.core.DatasetBuilder, split: str) -> Random
   return RandomAccess(read=read, num_bytes=lambda: builder.info.splits[split].num_bytes)
 
 
-def _prepare(builder: tfds.core.DatasetBuilder, name: str) -> None:
+def prepare_tfds(builder: tfds.core.DatasetBuilder, name: str) -> None:
   """Downloads and prepares `builder` unless a prepared copy is already in its data_dir.
 
   Offline, fails within seconds (not after TFDS's minutes of retries) with a
