@@ -6,6 +6,7 @@
   mae-jax-bench      = the benchmarks in bench/ (package mae_jax_bench)
   mae-jax-prepare    = python -m mae_jax.prepare      (image folders into array_record shards)
   mae-jax-sweep      = python -m mae_jax.sweep        (a config at many design choices)
+  mae-jax-predict    = python -m mae_jax.predict      (label maps for new images)
 
 Each entry imports its module only when called: `mae-jax` first re-executes itself with a
 faster host allocator (allocator.py), which must happen before JAX is imported.
@@ -62,6 +63,12 @@ def visualize() -> None:
 def sweep() -> None:
   # No JAX here: the sweep's runs are processes of their own (mae-jax), which pick the allocator.
   from mae_jax import sweep as entry  # pylint: disable=g-import-not-at-top
+  entry.run(sys.argv)
+
+
+def predict() -> None:
+  allocator.reexec()
+  from mae_jax import predict as entry  # pylint: disable=g-import-not-at-top
   entry.run(sys.argv)
 
 

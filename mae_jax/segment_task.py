@@ -161,13 +161,17 @@ def confusion_counts(pred: np.ndarray, label: np.ndarray, num_classes: int) -> n
 
 
 def write_predictions(config: ml_collections.ConfigDict, model: Segmenter,
-                      variables: dict[str, Any], source: Any, stage_dir: str) -> str:
+                      variables: dict[str, Any], source: Any, stage_dir: str,
+                      out_dir: str = "", encode: Callable[[np.ndarray], np.ndarray] | None = None
+                      ) -> str:
   """Every eval image's predicted label map (this process's share of them) as
-  stage_dir/predictions/<annotation name>.png, in the annotation files' encoding; and, from the
-  first process, overlays.png: image | truth | prediction for the first few. -> the folder."""
+  <out_dir>/<annotation name>.png (default stage_dir/predictions), in the annotation files'
+  encoding (`encode`, default the source's); and, from the first process,
+  stage_dir/overlays.png: image | truth | prediction for the first few. -> the folder."""
   from mae_jax import visualize  # pylint: disable=g-import-not-at-top
   from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  out_dir = os.path.join(stage_dir, PREDICTIONS)
+  out_dir = out_dir or os.path.join(stage_dir, PREDICTIONS)
+  encode = encode or source.to_file_labels
   epath.Path(out_dir).mkdir(parents=True, exist_ok=True)
   inputs = seg_inputs(config)
   apply = jax.jit(lambda v, images: model.apply(v, inputs({"image": images}), train=False)[0])
@@ -176,8 +180,7 @@ def write_predictions(config: ml_collections.ConfigDict, model: Segmenter,
   rows = []
   for batch in _eval_batches(config, source, jax.process_count(), jax.process_index()):
     for first, pred in completed(stitcher, np.asarray(apply(variables, batch["image"])), batch):
-      visualize.save_png(os.path.join(out_dir, f"{first['name']}.png"),
-                         source.to_file_labels(pred))
+      visualize.save_png(os.path.join(out_dir, f"{first['name']}.png"), encode(pred))
       if len(rows) < config.segment.overlay_images:
         rows.append(_overlay_row(first["image"], first["label"], pred, size))
   if rows and jax.process_index() == 0:

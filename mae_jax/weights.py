@@ -54,6 +54,13 @@ def restore_export(directory: str) -> tuple[Params, dict[str, Any]]:
 
 def restore_state_params(directory: str) -> tuple[Params, int]:
   """-> (params, step) of the newest train state in a CheckpointManager folder."""
+  variables, step = restore_state_variables(directory)
+  return variables["params"], step
+
+
+def restore_state_variables(directory: str) -> tuple[dict[str, Any], int]:
+  """-> ({"params": ..., **model state (e.g. batch_stats)}, step) of the newest train state in
+  a CheckpointManager folder."""
   with ocp.CheckpointManager(absolute(directory)) as manager:
     step = manager.latest_step()
     if step is None:
@@ -61,7 +68,8 @@ def restore_state_params(directory: str) -> tuple[Params, int]:
     state = manager.restore(step, args=ocp.args.StandardRestore())
   # In a multi-process job these are replicated on every process's devices: each process
   # holds the whole value, which np.asarray reads.
-  return jax.tree.map(np.asarray, state["params"]), step
+  state = jax.tree.map(np.asarray, state)
+  return {"params": state["params"], **(state.get("model_state") or {})}, step
 
 
 def load(path: str, **overrides: Any) -> tuple[dict[str, Any], Params]:

@@ -79,6 +79,7 @@ def test_console_scripts_run_from_another_directory(tmp_path):
   # --help lists each program's own flags (absl's --help exits with status 1, argparse's 0).
   for name, flag in (("mae-jax-convert", "--input"), ("mae-jax-bench", "--target"),
                      ("mae-jax-prepare", "--images"), ("mae-jax-sweep", "--sweep"),
+                     ("mae-jax-predict", "--images"),
                      ("mae-jax-visualize", "--checkpoint"), ("mae-jax", "--workdir")):
     proc = subprocess.run([script(name), "--help"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)

@@ -87,6 +87,46 @@ def seg_source(dataset: str, num_classes: int = 0, data_dir: str | None = None) 
                     f"'{DIGITS_SEG}', '{ADE20K}/path', '{SEGFOLDER}/path'")
 
 
+def file_encoding(dataset: str) -> Callable[[np.ndarray], np.ndarray]:
+  """Class ids -> the annotation files' values of `dataset`'s kind, without reading it."""
+  if dataset.startswith((ADE20K, SEGFOLDER)):
+    return _folder_encoding
+  if dataset == PETS_MASKS:
+    return lambda ids: _CLASS_TO_TRIMAP[ids]
+  return lambda ids: ids
+
+
+def _folder_encoding(ids: np.ndarray) -> np.ndarray:
+  # Annotation k is class k - 1; the ignored 0 ("other") is what ignore comes back as.
+  return np.where(ids == IGNORE_LABEL, 0, ids.astype(np.int32) + 1).astype(np.uint8)
+
+
+def images_source(root: str) -> SegSource:
+  """The images of a folder (any depth, sorted), without labels: what mae-jax-predict reads.
+  Their "label" is an all-ignored map of the image's size; "name" the path below `root`."""
+  root = os.path.expanduser(root)
+  paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs
+                 if f.lower().endswith(_IMAGE_EXTENSIONS))
+  if not paths:
+    raise ConfigError(f"--images: no images ({', '.join(_IMAGE_EXTENSIONS)}) under {root}")
+  names = [os.path.splitext(os.path.relpath(p, root))[0] for p in paths]
+
+  def reader(split: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+    del split
+    files, stems = tf.constant(paths), tf.constant(names)
+
+    def read(i: tf.Tensor) -> dict[str, tf.Tensor]:
+      image = decoding.decode(tf.io.read_file(tf.gather(files, i)))
+      return {"image": image, "label": tf.fill(tf.shape(image)[:2], tf.constant(IGNORE_LABEL,
+                                                                                tf.uint8)),
+              "name": tf.gather(stems, i)}
+
+    return read
+
+  return SegSource(f"images:{root}", 0, {"images": len(paths)}, "images", "images",
+                   reader=reader)
+
+
 # ---- image + annotation folders (ADE20K's layout) -----------------------------------------------
 
 def folder_pairs(root: str, split: str) -> list[tuple[str, str]]:
@@ -123,12 +163,8 @@ def folder_source(root: str, num_classes: int, name: str) -> SegSource:
     images, labels = (tf.constant(list(p)) for p in zip(*pairs[split]))
     return lambda i: read_pair(tf.gather(images, i), tf.gather(labels, i), num_classes)
 
-  def to_file_labels(ids: np.ndarray) -> np.ndarray:
-    # Annotation k is class k - 1; the ignored 0 ("other") is what ignore comes back as.
-    return np.where(ids == IGNORE_LABEL, 0, ids.astype(np.int32) + 1).astype(np.uint8)
-
   return SegSource(f"{name}:{root}", num_classes, {s: len(p) for s, p in pairs.items()},
-                   "training", "validation", reader=reader, to_file_labels=to_file_labels)
+                   "training", "validation", reader=reader, to_file_labels=_folder_encoding)
 
 
 def read_pair(image_path: tf.Tensor, label_path: tf.Tensor, num_classes: int
