@@ -12,8 +12,9 @@ The last stdout line is a JSON object.
       --mask_ratio=0.75 --steps=10 --dtype=float32
 
 Targets: "input" (pipeline.py: the tf.data pretrain pipeline beside pil_loader.py);
-"pretrain" and "finetune" (step.py: one optimizer step of the stage's task, MAE with a
---decoder=width,depth,heads decoder or the fine-tune classifier with layer decay).
+"pretrain", "finetune" and "segment" (step.py: one optimizer step of the stage's task, MAE
+with a --decoder=width,depth,heads decoder, the fine-tune classifier with layer decay, or ViT +
+pyramid + UPerNet on --image_size crops with --num_classes classes).
 --make_fixture writes the JPEGs (fixture.py) and exits. Each target's module is imported
 only when it runs, so the train-step targets never load TensorFlow. The PyTorch side of the
 train-step benchmark is `python -m mae_jax_bench.torch_mae` (torch_mae.py).
@@ -56,7 +57,8 @@ _PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "Train steps: after timi
                                    "steps with jax.profiler into DIR and print the costliest "
                                    "ops to stderr (bench/profiling.py).")
 _DECODER = flags.DEFINE_list("decoder", ["512", "8", "16"], "pretrain: decoder width,depth,heads.")
-_NUM_CLASSES = flags.DEFINE_integer("num_classes", 1000, "finetune: classes of the head.")
+_NUM_CLASSES = flags.DEFINE_integer("num_classes", 1000,
+                                    "finetune / segment: classes of the head.")
 _MAKE_FIXTURE = flags.DEFINE_string("make_fixture", None, "Write photo-sized JPEGs in "
                                     "DIR/{train,val}/<class>/ and exit.")
 _FIXTURE_IMAGES = flags.DEFINE_integer("fixture_images", 1024, "Training images to write.")
@@ -88,6 +90,7 @@ TARGETS: dict[str, Callable[[], dict[str, Any]]] = {
     "input": _input,
     "pretrain": lambda: _train_step("pretrain"),
     "finetune": lambda: _train_step("finetune"),
+    "segment": lambda: _train_step("segment"),
 }
 
 

@@ -55,7 +55,8 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
                      mask_ratio: float, decoder: tuple[int, int, int], num_classes: int,
                      dtype: str, attention: str, steps: int, warmup_steps: int, rounds: int,
                      lockstep: bool = False, profile_dir: str | None = None) -> dict[str, Any]:
-  """Times train.make_train_step of the `target` stage ("pretrain" or "finetune").
+  """Times train.make_train_step of the `target` stage ("pretrain", "finetune" or "segment":
+  UPerNet on image_size crops, num_classes classes).
 
   decoder: (width, depth, heads) of the MAE decoder (pretrain). mask_ratio 0 is measured with
   one patch removed, as the MAE loss needs one. With `profile_dir`, --steps more steps are
@@ -74,8 +75,17 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
   config.data.image_size = image_size
   config.visualize.every_steps = 0
   config.finetune.init_from = "random"
+  config.segment.crop_size = image_size
+  config.segment.init_from = "random"
+  config.data.num_classes = num_classes
   if target == "pretrain":
     task = tasks.pretrain_task(config)
+  elif target == "segment":
+    from mae_jax import segment_task  # pylint: disable=g-import-not-at-top
+    depth = decode_variant(variant).depth
+    # Four taps spread over the encoder, ending at its last block (B: 3, 6, 9, 12).
+    config.segment.feature_blocks = tuple(max(1, depth * k // 4) for k in range(1, 5))
+    task = segment_task.segment_task(config, "", with_data=False)
   else:
     task = tasks.classifier_task(config, "finetune", num_classes, workdir="")
   par = DataParallel(config.parallel)
@@ -89,9 +99,15 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
   state = par.put_state(host_state)
   rng = np.random.default_rng(0)
   # uint8 pixels, as the input pipeline delivers them: the step normalises them itself.
-  image_shape = pixels.image_shape(image_size, config.data.batch_layout)
-  data = par.put_batch({"image": rng.integers(0, 256, (batch_size, *image_shape), np.uint8),
-                        "label": rng.integers(0, num_classes, batch_size).astype(np.int32)})
+  if target == "segment":   # HWC images and a label map per image (seg_pipeline.py)
+    data = par.put_batch({
+        "image": rng.integers(0, 256, (batch_size, image_size, image_size, 3), np.uint8),
+        "label": rng.integers(0, num_classes, (batch_size, image_size, image_size)
+                              ).astype(np.uint8)})
+  else:
+    image_shape = pixels.image_shape(image_size, config.data.batch_layout)
+    data = par.put_batch({"image": rng.integers(0, 256, (batch_size, *image_shape), np.uint8),
+                          "label": rng.integers(0, num_classes, batch_size).astype(np.int32)})
   step = par.wrap(train.make_train_step(task, tx), donate_state=True)
 
   t0 = time.perf_counter()
@@ -100,6 +116,8 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
   if target == "pretrain":
     flops_per_image = flops.pretrain_flops_per_image(variant, image_size, config.model.mask_ratio,
                                                      decoder)
+  elif target == "segment":
+    flops_per_image = None    # no hand count of the pyramid and UPerNet yet: no MFU
   else:
     flops_per_image = flops.classifier_flops_per_image(variant, image_size, num_classes)
   for _ in range(max(warmup_steps, 1)):
@@ -138,7 +156,7 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
           "step_ms_rounds": [round(1000 * x, 2) for x in step_s_rounds],
           "compile_s": round(compile_s, 2),
           "flops_per_image": flops_per_image,       # model FLOPs, as torch counts (flops.py)
-          "mfu": peaks.mfu(flops_per_image, images_per_sec, device.device_kind, dtype,
-                           par.num_devices),
+          "mfu": (peaks.mfu(flops_per_image, images_per_sec, device.device_kind, dtype,
+                            par.num_devices) if flops_per_image else None),
           "peak_memory_bytes": (stats or {}).get("peak_bytes_in_use"),
           "allocator": allocator.describe()}

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow   # JAX and PyTorch train steps in subprocesses
 _PROGRAM = """
 import sys
 from mae_jax_bench import run
-for target in ("pretrain", "finetune"):
+for target in ("pretrain", "finetune", "segment"):
   try:
     run.main(["mae-jax-bench", "--target=" + target] + sys.argv[1:])
   except SystemExit as e:
@@ -40,9 +40,11 @@ def test_train_step_bench_prints_json_without_tensorflow():
   lines = proc.stdout.strip().splitlines()
   assert lines[-1] == "tensorflow loaded: False"
   results = [json.loads(l) for l in lines if l.startswith("{")]
-  assert [r["target"] for r in results] == ["pretrain", "finetune"]
-  for result in results:
+  assert [r["target"] for r in results] == ["pretrain", "finetune", "segment"]
+  for result in results[:2]:
     _check(result)
+  segment = results[2]     # UPerNet on 16 px crops: timed, no FLOP count yet
+  assert segment["images_per_sec"] > 0 and segment["flops_per_image"] is None
 
 
 def _check(result):
