@@ -37,7 +37,8 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start(workdir: str, *flags: str) -> tuple[list[subprocess.Popen], list]:
+def _start(workdir: str, *flags: str, config: str = "configs/digits.py:smoke"
+           ) -> tuple[list[subprocess.Popen], list]:
   """Starts the 2-process job; `flags` override the defaults. -> (processes, their logs)."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
              JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
@@ -46,7 +47,7 @@ def _start(workdir: str, *flags: str) -> tuple[list[subprocess.Popen], list]:
   # the other process, which would then leave both waiting on each other in a collective.
   logs = [tempfile.TemporaryFile("w+") for _ in range(4)]
   procs = [subprocess.Popen(
-      [sys.executable, "-m", "mae_jax.main", "--config=configs/digits.py:smoke",
+      [sys.executable, "-m", "mae_jax.main", f"--config={config}",
        f"--config.stages={STAGES}", "--config.baselines=", f"--workdir={workdir}",
        f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}",
        *flags],
@@ -178,6 +179,29 @@ def test_sigterm_to_one_process_stops_both_at_one_saved_step(tmp_path):
   assert logged and max(logged) <= step < 5000
   assert os.listdir(os.path.join(workdir, "pretrain", "checkpoints")) == [str(step)]
   assert not os.path.exists(os.path.join(workdir, "summary.json"))   # stopped, not finished
+
+
+def test_two_processes_segment_and_score_the_whole_split(tmp_path):
+  # The segment stage's evaluation reduces on each host (label maps at their own sizes) and
+  # sums the confusion matrices over processes; each process writes its share of the PNGs.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from mae_jax import confusion  # pylint: disable=g-import-not-at-top
+  from mae_jax.data import seg_sources  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path)
+  results = _wait(*_start(workdir, "--config.stages=segment", "--config.segment.init_from=random",
+                          config="configs/digits_seg.py:smoke"))
+  _check_ok(results)
+  with open(os.path.join(workdir, "summary.json")) as f:
+    seg = json.load(f)["segment"]
+  _, truth = seg_sources.digits_seg_arrays()["test"]
+  folder = os.path.join(workdir, "segment", "predictions")
+  assert len(os.listdir(folder)) == len(truth)
+  matrix = np.zeros((11, 11))
+  for i, label in enumerate(truth):
+    pred = np.asarray(Image.open(os.path.join(folder, f"test_{i:05d}.png")))
+    matrix += np.asarray(confusion.confusion_matrix(pred, label, 11))
+  assert confusion.scores(matrix)["miou"] == pytest.approx(seg["miou"], rel=1e-9)
 
 
 def test_single_process_is_the_default(monkeypatch):
