@@ -213,3 +213,19 @@ def test_mae_with_encoder_mask_tokens_trains_its_mask_token():
   assert np.abs(grads["encoder"]["mask_token"]).sum() > 0
   # The decoder adds no mask tokens of its own in this mode.
   np.testing.assert_array_equal(grads["decoder"]["mask_token"], 0)
+
+
+@pytest.mark.slow
+def test_encoder_mask_tokens_pretrain_then_probe(tmp_path):
+  # The "w/ [M]" encoder trains in the loop; its export leaves the mask token out, so the
+  # probe's encoder (which sees every patch, no mask token) loads it.
+  from mae_jax import experiment  # pylint: disable=g-import-not-at-top
+  from mae_jax import weights  # pylint: disable=g-import-not-at-top
+  from tests.helpers import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config("digits.py", "smoke")
+  config.stages, config.baselines = "pretrain,linprobe", ""
+  config.model.encoder_mask_tokens = True
+  summary = experiment.run(config, str(tmp_path))
+  assert np.isfinite(summary["pretrain"]["loss"]) and 0 <= summary["linprobe"]["top1"] <= 100
+  exported, _ = weights.restore_export(str(tmp_path / "pretrain" / "export"))
+  assert "mask_token" not in exported and "blocks_0" in exported
