@@ -51,15 +51,20 @@ class SegSource:
       default=lambda ids: ids, repr=False, compare=False)
 
   def num_examples(self, split: str) -> int:
-    if split not in self.split_sizes:
-      raise ValueError(f"{self.name} has no split {split!r}; its splits are "
-                       f"{sorted(self.split_sizes)}")
-    return self.split_sizes[split]
+    return split_size(self.name, self.split_sizes, split)
 
   def load(self, split: str) -> tf.data.Dataset:
     """The examples of `split` in their fixed order."""
     return tf.data.Dataset.range(self.num_examples(split)).map(
         self.reader(split), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def split_size(name: str, sizes: dict[str, int], split: str) -> int:
+  """sizes[split]; ValueError naming the dataset's splits if it has no `split` (every source's
+  num_examples)."""
+  if split not in sizes:
+    raise ValueError(f"{name} has no split {split!r}; its splits are {sorted(sizes)}")
+  return sizes[split]
 
 
 def is_segmentation(dataset: str) -> bool:

@@ -80,10 +80,7 @@ class Source:
 
   def num_examples(self, split: str) -> int:
     """Number of examples in `split`; ValueError naming the valid splits if there is none."""
-    if split not in self.split_sizes:
-      raise ValueError(f"{self.name} has no split {split!r}; its splits are "
-                       f"{sorted(self.split_sizes)}")
-    return self.split_sizes[split]
+    return seg_sources.split_size(self.name, self.split_sizes, split)
 
   def load(self, split: str) -> tf.data.Dataset:
     """The examples of `split` in their fixed order (see the class docstring)."""
