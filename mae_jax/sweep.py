@@ -249,7 +249,8 @@ def main(argv: list[str]) -> None:
       print(shlex.join(job.command))
     return
 
-  header = (f"# Sweep: {config_spec}, {os.path.basename(sweep_path)}\n\n"
+  def header() -> str:
+    return (f"# Sweep: {config_spec}, {os.path.basename(sweep_path)}\n\n"
             f"Written {datetime.datetime.now():%Y-%m-%d %H:%M}. Seeds {','.join(map(str, seeds))}"
             f"; each figure is the mean over the seeds that finished, ± the standard deviation "
             f"across seeds (ddof 1). A difference smaller than that spread does not rank two "
@@ -257,7 +258,7 @@ def main(argv: list[str]) -> None:
             f"Command: `mae-jax-sweep {shlex.join(sys.argv[1:])}`\n")
 
   def write() -> list[str]:
-    return sweep_report.write(workdir, axes, names, collect(jobs, runs), header)
+    return sweep_report.write(workdir, axes, names, collect(jobs, runs), header())
 
   os.makedirs(workdir, exist_ok=True)
   # One sweep per folder: two would start the same runs twice. The lock goes with the process.
