@@ -18,14 +18,6 @@ from absl import app, flags, logging
 
 from mae_jax.errors import UserError
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A run's workdir with a trained segment stage.")
-_IMAGES = flags.DEFINE_string("images", None, "Folder of images (any depth).")
-_OUT = flags.DEFINE_string("out", None, "Folder for the label-map PNGs.")
-_STAGE = flags.DEFINE_string("stage", "segment",
-                             "The stage folder in the workdir whose model predicts.")
-flags.mark_flags_as_required(["workdir", "images", "out"])
-
-
 def predict(workdir: str, images: str, out: str, stage: str = "segment") -> dict[str, object]:
   """Writes the label maps; -> {"images", "out", "checkpoint", "step"}."""
   import ml_collections  # pylint: disable=g-import-not-at-top
@@ -49,18 +41,26 @@ def predict(workdir: str, images: str, out: str, stage: str = "segment") -> dict
           "step": step}
 
 
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)
-  try:
-    print(json.dumps(predict(_WORKDIR.value, _IMAGES.value, _OUT.value, _STAGE.value)))
-  except UserError as err:
-    sys.exit(f"mae-jax-predict: error: {err}")
-
-
 def run(argv: list[str]) -> None:
+  """The command line. Its flags are defined here, not on import, so that importing this
+  module beside another program's (mae_jax.main's --workdir) defines nothing twice."""
   from mae_jax import cli_args  # pylint: disable=g-import-not-at-top
+  workdir = flags.DEFINE_string("workdir", None, "A run's workdir with a trained segment stage.")
+  images = flags.DEFINE_string("images", None, "Folder of images (any depth).")
+  out = flags.DEFINE_string("out", None, "Folder for the label-map PNGs.")
+  stage = flags.DEFINE_string("stage", "segment",
+                              "The stage folder in the workdir whose model predicts.")
+  flags.mark_flags_as_required(["workdir", "images", "out"])
+
+  def main(args: list[str]) -> None:
+    if len(args) > 1:
+      raise app.UsageError(f"unexpected arguments: {args[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    try:
+      print(json.dumps(predict(workdir.value, images.value, out.value, stage.value)))
+    except UserError as err:
+      sys.exit(f"mae-jax-predict: error: {err}")
+
   cli_args.show_flags_in_help(__name__, argv[0])
   app.run(main, argv=argv)
 

@@ -174,6 +174,22 @@ def test_digits_seg_smoke_scores_equal_the_written_predictions(tmp_path):
   np.testing.assert_allclose(scores["pixel_acc"], seg["pixel_acc"], rtol=1e-9)
   assert (tmp_path / "segment" / "overlays.png").exists()
   assert json.loads((tmp_path / "summary.json").read_text())["segment"]["miou"] == seg["miou"]
+  # mae-jax-predict on new files: a test canvas saved as PNG gives the stage's own prediction;
+  # any size works.
+  images, _ = seg_sources.digits_seg_arrays()["test"]
+  new = tmp_path / "new" / "sub"
+  new.mkdir(parents=True)
+  Image.fromarray(images[0]).save(new / "canvas.png")
+  Image.fromarray(np.asarray(Image.fromarray(images[1]).resize((70, 50)))).save(
+      tmp_path / "new" / "wide.png")
+  from mae_jax import predict  # pylint: disable=g-import-not-at-top
+  out = predict.predict(str(tmp_path), str(tmp_path / "new"), str(tmp_path / "out"))
+  assert out["images"] == 2
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "sub" / "canvas.png")),
+                                np.asarray(Image.open(folder / "test_00000.png")))
+  assert np.asarray(Image.open(tmp_path / "out" / "wide.png")).shape == (50, 70)
+  with pytest.raises(UserError, match="has no config.json"):
+    predict.predict(str(tmp_path / "new"), str(tmp_path / "new"), str(tmp_path / "out2"))
 
 
 def test_pets_trimaps_are_pet_background_and_ignored_border(tmp_path):
@@ -191,19 +207,3 @@ def test_pets_trimaps_are_pet_background_and_ignored_border(tmp_path):
     assert set(np.unique(ex["label"])) <= {0, 1, 255}
     back = src.to_file_labels(ex["label"])
     np.testing.assert_array_equal(seg_sources.trimap_classes(back), ex["label"])
-  # mae-jax-predict on new files: a test canvas saved as PNG gives the stage's own prediction;
-  # any size works.
-  images, _ = seg_sources.digits_seg_arrays()["test"]
-  new = tmp_path / "new" / "sub"
-  new.mkdir(parents=True)
-  Image.fromarray(images[0]).save(new / "canvas.png")
-  Image.fromarray(np.asarray(Image.fromarray(images[1]).resize((70, 50)))).save(
-      tmp_path / "new" / "wide.png")
-  from mae_jax import predict  # pylint: disable=g-import-not-at-top
-  out = predict.predict(str(tmp_path), str(tmp_path / "new"), str(tmp_path / "out"))
-  assert out["images"] == 2
-  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "sub" / "canvas.png")),
-                                np.asarray(Image.open(folder / "test_00000.png")))
-  assert np.asarray(Image.open(tmp_path / "out" / "wide.png")).shape == (50, 70)
-  with pytest.raises(UserError, match="has no config.json"):
-    predict.predict(str(tmp_path / "new"), str(tmp_path / "new"), str(tmp_path / "out2"))
