@@ -15,8 +15,17 @@ STAGES = ("pretrain", "linprobe", "finetune", "segment")
 # Stages that train nothing; "visualize" runs on the pretrain stage's last checkpoint.
 EXTRA_STAGES = ("visualize",)
 BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels", "segment_random_init")
+# Datasets with label maps (data/seg_sources.py): names, and prefixes of paths. Here, not there,
+# so that checking a config needs no TensorFlow.
+SEGMENTATION_DATASETS = ("digits_seg", "oxford_iiit_pet_masks")
+SEGMENTATION_PREFIXES = ("ade20k:", "segfolder:")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def is_segmentation(dataset: str) -> bool:
+  """Whether config.data.dataset names a dataset of label maps (the segment stage's)."""
+  return dataset in SEGMENTATION_DATASETS or dataset.startswith(SEGMENTATION_PREFIXES)
 
 
 def shipped_config_dirs() -> list[str]:

@@ -5,29 +5,26 @@ mIoU and accuracies are ratios of those sums, never means of per-image or per-ba
 (mmsegmentation's IoUMetric does the same).
 """
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mae_jax.losses import IGNORE_LABEL
 
 
-def confusion_matrix(pred: jax.Array, labels: jax.Array, num_classes: int,
-                     weight: jax.Array | None = None, ignore_label: int = IGNORE_LABEL
-                     ) -> jax.Array:
-  """pred, labels: (...) int class ids -> (K, K) float32 counts, [true class, predicted class].
+def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_classes: int,
+                     weight: np.ndarray | None = None, ignore_label: int = IGNORE_LABEL
+                     ) -> np.ndarray:
+  """pred, labels: (...) int class ids -> (K, K) float64 counts, [true class, predicted class].
 
   Pixels labelled `ignore_label` (or any id outside 0..K-1) are not counted; `weight`
   (broadcastable to labels, e.g. (N, 1, 1) for padded batch slots) scales each pixel's count.
   """
+  pred, labels = np.asarray(pred), np.asarray(labels)
   valid = (labels >= 0) & (labels < num_classes) & (labels != ignore_label)
-  counts = valid.astype(jnp.float32)
-  if weight is not None:
-    counts = counts * jnp.broadcast_to(weight, labels.shape).astype(jnp.float32)
-  index = jnp.where(valid, labels * num_classes + jnp.clip(pred, 0, num_classes - 1), 0)
-  flat = jnp.zeros(num_classes * num_classes, jnp.float32).at[index.reshape(-1)].add(
-      counts.reshape(-1))
-  return flat.reshape(num_classes, num_classes)
+  counts = None if weight is None else np.broadcast_to(np.asarray(weight, np.float64),
+                                                        labels.shape)[valid]
+  index = labels[valid].astype(np.int64) * num_classes + np.clip(pred[valid], 0, num_classes - 1)
+  return np.bincount(index, weights=counts, minlength=num_classes * num_classes).astype(
+      np.float64).reshape(num_classes, num_classes)
 
 
 def scores(matrix: np.ndarray) -> dict[str, object]:

@@ -134,7 +134,7 @@ def _check_labels(config: ml_collections.ConfigDict) -> None:
   segmentation dataset has label maps (the segment stage), a classification one labels."""
   runs = [(name, stage) for name, stage, _ in _runs(config)]
   runs += [(b, b) for b in names(config.baselines) if b == "raw_pixels"]
-  dense = segmentation_dataset(config.data.dataset)
+  dense = config_lib.is_segmentation(config.data.dataset)
   wrong = [name for name, stage in runs
            if tasks.needs_labels(stage) and (stage == "segment") != dense]
   if wrong and not config.data.dataset.startswith(UNLABELED_PREFIX):
@@ -149,12 +149,6 @@ def _check_labels(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.data.dataset={config.data.dataset!r} has no labels: it serves "
                       f"pretrain and visualize only, but config.stages/baselines ask for "
                       f"{', '.join(labeled)} (use an imagefolder: or TFDS dataset for those)")
-
-
-def segmentation_dataset(dataset: str) -> bool:
-  """Whether config.data.dataset names label maps (data/seg_sources.py, without TensorFlow)."""
-  return dataset in ("digits_seg", "oxford_iiit_pet_masks") or dataset.startswith(
-      ("ade20k:", "segfolder:"))
 
 
 def validate_visualize(config: ml_collections.ConfigDict) -> None:

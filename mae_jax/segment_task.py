@@ -53,11 +53,9 @@ def segment_model(config: ml_collections.ConfigDict, num_classes: int) -> Segmen
 def segment_task(config: ml_collections.ConfigDict, workdir: str, with_data: bool = True,
                  stage: str = "segment") -> Task:
   """The segment stage's Task; without data, its model, loss and optimizer only."""
-  s = config.segment
-  d = config.data
-  num_classes = (seg_source(d.dataset, d.num_classes, d.data_dir).num_classes if with_data
-                 else max(d.num_classes, 2))
-  model = segment_model(config, num_classes)
+  s, d = config.segment, config.data
+  source = seg_source(d.dataset, d.num_classes, d.data_dir) if with_data else None
+  model = segment_model(config, source.num_classes if with_data else max(d.num_classes, 2))
   inputs = seg_inputs(config)
 
   def loss_fn(params, model_state, batch, rng, example_ids):
@@ -79,7 +77,6 @@ def segment_task(config: ml_collections.ConfigDict, workdir: str, with_data: boo
               init_from=init_from)
   if not with_data:
     return task
-  source = seg_source(config.data.dataset, config.data.num_classes, config.data.data_dir)
   return dataclasses.replace(task, data=_train_data(config, source),
                              evaluation=_evaluation(config, model, source),
                              finish=lambda variables, stage_dir: write_predictions(
@@ -138,9 +135,9 @@ def _evaluation(config: ml_collections.ConfigDict, model: Segmenter, source: Any
     return _eval_batches(config, source, num_shards, shard_index)
 
   def host(out: dict[str, np.ndarray], batch: dict[str, Any]) -> dict[str, np.ndarray]:
-    matrix = np.zeros((k, k), np.int64)
+    matrix = np.zeros((k, k))
     for first, pred in completed(stitcher[0], out["logits"], batch):
-      matrix += confusion_counts(pred, first["label"], k)
+      matrix += confusion.confusion_matrix(pred, first["label"], k)
     return {"confusion": matrix}
 
   def metrics(total: dict[str, Any]) -> dict[str, Any]:
@@ -150,14 +147,6 @@ def _evaluation(config: ml_collections.ConfigDict, model: Segmenter, source: Any
     return {key: m[key] for key in ("miou", "pixel_acc", "mean_acc", "per_class_iou")}
 
   return Evaluation(logits_of, batches, metrics, result, host=host)
-
-
-def confusion_counts(pred: np.ndarray, label: np.ndarray, num_classes: int) -> np.ndarray:
-  """(K, K) int64 counts [true, predicted] of one image; IGNORE_LABEL pixels not counted."""
-  valid = label < num_classes
-  index = label[valid].astype(np.int64) * num_classes + pred[valid]
-  return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes,
-                                                                           num_classes)
 
 
 def write_predictions(config: ml_collections.ConfigDict, model: Segmenter,

@@ -68,8 +68,8 @@ def restore_state_variables(directory: str) -> tuple[dict[str, Any], int]:
     state = manager.restore(step, args=ocp.args.StandardRestore())
   # In a multi-process job these are replicated on every process's devices: each process
   # holds the whole value, which np.asarray reads.
-  state = jax.tree.map(np.asarray, state)
-  return {"params": state["params"], **(state.get("model_state") or {})}, step
+  return jax.tree.map(np.asarray, {"params": state["params"],
+                                   **(state.get("model_state") or {})}), step
 
 
 def load(path: str, **overrides: Any) -> tuple[dict[str, Any], Params]:

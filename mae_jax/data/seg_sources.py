@@ -23,12 +23,13 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from mae_jax import config_lib
 from mae_jax.data import decoding, digits
 from mae_jax.errors import ConfigError
 from mae_jax.losses import IGNORE_LABEL
 
-ADE20K, SEGFOLDER, DIGITS_SEG = "ade20k:", "segfolder:", "digits_seg"
-PETS_MASKS = "oxford_iiit_pet_masks"
+ADE20K, SEGFOLDER = config_lib.SEGMENTATION_PREFIXES
+DIGITS_SEG, PETS_MASKS = config_lib.SEGMENTATION_DATASETS
 ADE20K_CLASSES = 150
 FOLDER_SPLITS = ("training", "validation")
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -65,10 +66,6 @@ def split_size(name: str, sizes: dict[str, int], split: str) -> int:
   if split not in sizes:
     raise ValueError(f"{name} has no split {split!r}; its splits are {sorted(sizes)}")
   return sizes[split]
-
-
-def is_segmentation(dataset: str) -> bool:
-  return dataset in (DIGITS_SEG, PETS_MASKS) or dataset.startswith((ADE20K, SEGFOLDER))
 
 
 def seg_source(dataset: str, num_classes: int = 0, data_dir: str | None = None) -> SegSource:

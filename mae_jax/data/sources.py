@@ -28,7 +28,7 @@ from mae_jax.data import digits
 from mae_jax.data import imagefolder
 from mae_jax.data import images
 from mae_jax.data import seg_sources
-from mae_jax import prepare
+from mae_jax import config_lib, prepare
 from mae_jax.errors import ConfigError, UserError
 
 _KNOWN_NAMES = ("'digits', 'imagefolder:/path/to/root', 'images:/path/to/root' (unlabeled), "
@@ -114,7 +114,7 @@ def get_source(dataset: str, data_dir: str | None = None, *, holdout: float = 0.
     return _imagefolder_source(dataset[len(imagefolder.PREFIX):])
   if dataset.startswith(images.PREFIX):
     return _images_source(dataset[len(images.PREFIX):], holdout, holdout_max)
-  if seg_sources.is_segmentation(dataset):
+  if config_lib.is_segmentation(dataset):
     return _segmentation_images(seg_sources.seg_source(dataset, num_classes, data_dir))
   return _tfds_source(dataset.removeprefix(_TFDS_PREFIX), data_dir, file_format)
 
