@@ -117,7 +117,11 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
     flops_per_image = flops.pretrain_flops_per_image(variant, image_size, config.model.mask_ratio,
                                                      decoder)
   elif target == "segment":
-    flops_per_image = None    # no hand count of the pyramid and UPerNet yet: no MFU
+    # Counted from the model's jaxpr (flops.py), forward + backward = 3x the forward.
+    one = np.zeros((1, image_size, image_size, 3), np.float32)
+    flops_per_image = 3 * flops.forward_matmul_flops(
+        lambda v, x: task.model.apply(v, x, train=False),
+        {"params": host_state.params, **host_state.model_state}, one)
   else:
     flops_per_image = flops.classifier_flops_per_image(variant, image_size, num_classes)
   for _ in range(max(warmup_steps, 1)):

@@ -79,8 +79,15 @@ def segment_task(config: ml_collections.ConfigDict, workdir: str, with_data: boo
     return task
   return dataclasses.replace(task, data=_train_data(config, source),
                              evaluation=_evaluation(config, model, source),
-                             finish=lambda variables, stage_dir: write_predictions(
+                             finish=lambda variables, stage_dir: _finish(
                                  config, model, variables, source, stage_dir))
+
+
+def _finish(config: ml_collections.ConfigDict, model: Segmenter, variables: dict[str, Any],
+            source: Any, stage_dir: str) -> dict[str, np.ndarray]:
+  """The stage's predictions and overlays.png; the overlays also go to TensorBoard."""
+  _, overlays = write_predictions(config, model, variables, source, stage_dir)
+  return {} if overlays is None else {"overlays": overlays}
 
 
 def _train_data(config: ml_collections.ConfigDict, source: Any) -> TrainData:
@@ -152,11 +159,12 @@ def _evaluation(config: ml_collections.ConfigDict, model: Segmenter, source: Any
 def write_predictions(config: ml_collections.ConfigDict, model: Segmenter,
                       variables: dict[str, Any], source: Any, stage_dir: str,
                       out_dir: str = "", encode: Callable[[np.ndarray], np.ndarray] | None = None
-                      ) -> str:
+                      ) -> tuple[str, np.ndarray | None]:
   """Every eval image's predicted label map (this process's share of them) as
   <out_dir>/<annotation name>.png (default stage_dir/predictions), in the annotation files'
   encoding (`encode`, default the source's); and, from the first process,
-  stage_dir/overlays.png: image | truth | prediction for the first few. -> the folder."""
+  stage_dir/overlays.png: image | truth | prediction for the first few.
+  -> (the folder, the overlay grid as uint8 (H, W, 3), or None on other processes)."""
   from mae_jax import visualize  # pylint: disable=g-import-not-at-top
   from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
   out_dir = out_dir or os.path.join(stage_dir, PREDICTIONS)
@@ -172,10 +180,11 @@ def write_predictions(config: ml_collections.ConfigDict, model: Segmenter,
       visualize.save_png(os.path.join(out_dir, f"{first['name']}.png"), encode(pred))
       if len(rows) < config.segment.overlay_images:
         rows.append(_overlay_row(first["image"], first["label"], pred, size))
+  grid = None
   if rows and jax.process_index() == 0:
     grid = visualize.panel_grid(np.stack(rows), scale=visualize.upscale_for(size, 128))
     visualize.save_png(os.path.join(stage_dir, OVERLAYS_PNG), grid)
-  return out_dir
+  return out_dir, grid
 
 
 def palette(num_classes: int) -> np.ndarray:

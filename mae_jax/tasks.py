@@ -79,8 +79,9 @@ class Task:
   init_from: str = "random"      # export folder, or "random"
   data: TrainData | None = None
   evaluation: Evaluation | None = None
-  # ({"params": ..., **model state} of the final step, stage dir) at the end.
-  finish: Callable[[dict[str, Any], str], None] | None = None
+  # ({"params": ..., **model state} of the final step, stage dir) at the end; -> None or
+  # {tag: uint8 (H, W, C) image} for TensorBoard at the final step.
+  finish: Callable[[dict[str, Any], str], dict[str, np.ndarray] | None] | None = None
   snapshot: Snapshot | None = None
 
   def init(self, rng: jax.Array, sample: jax.Array) -> dict[str, Any]:

@@ -182,7 +182,9 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, workdir: str, seed: 
     result.update(task.evaluation.result(final_metrics))
   if task.finish is not None:
     final = jax.device_get(par.unreplicate(state))
-    task.finish({"params": final.params, **final.model_state}, workdir)
+    images = task.finish({"params": final.params, **final.model_state}, workdir) or {}
+    for tag, image in images.items():
+      writer.write_image(total, f"{task.name}/{tag}", image)
   ckpts.close()
   writer.close()
   if is_main():

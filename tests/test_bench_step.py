@@ -43,8 +43,9 @@ def test_train_step_bench_prints_json_without_tensorflow():
   assert [r["target"] for r in results] == ["pretrain", "finetune", "segment"]
   for result in results[:2]:
     _check(result)
-  segment = results[2]     # UPerNet on 16 px crops: timed, no FLOP count yet
-  assert segment["images_per_sec"] > 0 and segment["flops_per_image"] is None
+  segment = results[2]     # UPerNet on 16 px crops: the encoder on every patch, and more
+  assert segment["images_per_sec"] > 0
+  assert segment["flops_per_image"] > flops.classifier_flops_per_image("mu/4", 16, 10)
 
 
 def _check(result):
@@ -57,6 +58,28 @@ def _check(result):
       flops.pretrain_flops_per_image("mu/4", 16, 0.75, (32, 1, 2)) if result["target"] == "pretrain"
       else flops.classifier_flops_per_image("mu/4", 16, 10))
   assert result["mfu"] is None and result["peak_memory_bytes"] is None   # CPU: unknown
+
+
+def test_jaxpr_count_equals_the_hand_count_and_counts_transposed_convolutions_once():
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from mae_jax import config_lib, tasks  # pylint: disable=g-import-not-at-top
+  config = config_lib.base_config()
+  config.model.variant, config.data.image_size, config.finetune.init_from = "mu/4", 16, "random"
+  model = tasks.classifier_task(config, "finetune", 10, workdir="").model
+  x = np.zeros((3, 16, 16, 3), np.float32)
+  variables = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)
+  v = decode_variant("mu/4")
+  dense, attention = flops._blocks(17, v.width, v.depth, v.mlp_ratio)  # pylint: disable=protected-access
+  by_hand = dense + attention + flops._patch_embed(v, 16) + 2 * v.width * 10  # pylint: disable=protected-access
+  assert flops.forward_matmul_flops(
+      lambda p, x: model.apply(p, x, train=False), variables, x) == 3 * by_hand
+  # 2x2 stride 2: each input pixel meets each tap once: 2 * H * W * C_in * C_out * 4.
+  up = nn.ConvTranspose(5, (2, 2), strides=(2, 2))
+  y = np.zeros((1, 6, 7, 3), np.float32)
+  count = flops.forward_matmul_flops(up.apply, up.init(jax.random.key(0), y), y)
+  assert count == 2 * 6 * 7 * 3 * 5 * 4
 
 
 def test_peak_flops_table():

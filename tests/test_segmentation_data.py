@@ -172,7 +172,8 @@ def test_digits_seg_smoke_scores_equal_the_written_predictions(tmp_path):
   scores = confusion.scores(matrix)
   np.testing.assert_allclose(scores["miou"], seg["miou"], rtol=1e-9)
   np.testing.assert_allclose(scores["pixel_acc"], seg["pixel_acc"], rtol=1e-9)
-  assert (tmp_path / "segment" / "overlays.png").exists()
+  overlays = np.asarray(Image.open(tmp_path / "segment" / "overlays.png"))
+  assert _tensorboard_image_shapes(tmp_path / "segment")["segment/overlays"] == overlays.shape
   assert json.loads((tmp_path / "summary.json").read_text())["segment"]["miou"] == seg["miou"]
   # mae-jax-predict on new files: a test canvas saved as PNG gives the stage's own prediction;
   # any size works.
@@ -190,6 +191,19 @@ def test_digits_seg_smoke_scores_equal_the_written_predictions(tmp_path):
   assert np.asarray(Image.open(tmp_path / "out" / "wide.png")).shape == (50, 70)
   with pytest.raises(UserError, match="has no config.json"):
     predict.predict(str(tmp_path / "new"), str(tmp_path / "new"), str(tmp_path / "out2"))
+
+
+def _tensorboard_image_shapes(logdir) -> dict[str, tuple[int, ...]]:
+  """{tag: (H, W, 3)} of the images in logdir's TensorBoard event files."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  shapes = {}
+  for name in os.listdir(logdir):
+    if name.startswith("events.out.tfevents"):
+      for event in tf.compat.v1.train.summary_iterator(str(logdir / name)):
+        for value in event.summary.value:
+          if value.HasField("image"):
+            shapes[value.tag] = (value.image.height, value.image.width, value.image.colorspace)
+  return shapes
 
 
 def test_pets_trimaps_are_pet_background_and_ignored_border(tmp_path):
