@@ -11,16 +11,32 @@ import ml_collections
 from mae_jax.errors import ConfigError
 
 # Training stages, each with a config.<stage>.
-STAGES = ("pretrain", "linprobe", "finetune", "segment")
+STAGES = ("pretrain", "linprobe", "finetune", "segment", "forecast")
 # Stages that train nothing; "visualize" runs on the pretrain stage's last checkpoint.
 EXTRA_STAGES = ("visualize",)
-BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels", "segment_random_init")
+BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels", "segment_random_init",
+             # Series (forecast_task.py): the forecast transformer from random init, the last
+             # value, forecasters of other kinds (config.forecast.model), and PatchTST's
+             # masking (zeroed patches kept in the sequence) pretrained then forecast.
+             "forecast_random_init", "persistence", "linear", "rnn", "lstm", "gru", "patchtst")
+# Baselines that are the forecast stage with another config.forecast.model, from random init.
+FORECASTER_BASELINES = ("linear", "rnn", "lstm", "gru")
 # Datasets with label maps (data/seg_sources.py): names, and prefixes of paths. Here, not there,
 # so that checking a config needs no TensorFlow.
 SEGMENTATION_DATASETS = ("digits_seg", "oxford_iiit_pet_masks")
 SEGMENTATION_PREFIXES = ("ade20k:", "segfolder:")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# Series datasets (data/series.py), likewise.
+SERIES_DATASETS = ("vega_temps",)
+SERIES_PREFIXES = ("ett:", "csv:")
+
+
+def is_series(dataset: str) -> bool:
+  """Whether config.data.dataset names a time series (the forecast stage's)."""
+  return dataset in SERIES_DATASETS or dataset.startswith(SERIES_PREFIXES)
 
 
 def is_segmentation(dataset: str) -> bool:
@@ -129,6 +145,9 @@ def base_config() -> ml_collections.ConfigDict:
       # The MAE paper's "w/ [M]" ablation: the encoder sees all patches, a learned mask token in
       # place of the removed ones (costs an unmasked encoder's compute). False = MAE.
       encoder_mask_tokens=False,
+      # With encoder_mask_tokens: what stands in for a removed patch, a "learned" token, or
+      # "zero": its values zeroed before the embedding (PatchTST's masked pretraining).
+      mask_value="learned",
       norm_pix_loss=True,
       decoder_width=512,
       decoder_depth=8,
@@ -170,6 +189,19 @@ def base_config() -> ml_collections.ConfigDict:
       # bottleneck; the accelerator's transpose is fused into the normalisation); "HWC" on the
       # host. Same pixels either way.
       batch_layout="WCH",
+      # Series (data/series.py; "ett:/path/ETTh1.csv", "csv:/path", "vega_temps"): windows of
+      # `lookback` rows in, the next `horizon` rows out. setting "M": every variable (or
+      # `columns`, comma-separated) in and out; "S": `target` only. protocol "informer" (ETT's
+      # fixed 12/4/4-month borders), "fractions" (`split`: train, val, test shares), "study".
+      lookback=336,
+      horizon=96,
+      setting="M",
+      target="OT",
+      protocol="informer",
+      split=(0.7, 0.1, 0.2),
+      scaling="zscore",           # training rows' mean and std; or "minmax" (to [0, 1])
+      date_column="date",
+      columns="",
   ))
   # main_pretrain.py: blr 1.5e-4, wd 0.05, betas (0.9, 0.95), 40 warmup epochs, crop 0.2-1.
   c.pretrain = _stage(batch_size=4096, num_epochs=800, base_lr=1.5e-4, warmup_epochs=40,
@@ -205,6 +237,14 @@ def base_config() -> ml_collections.ConfigDict:
                      # eval_size windows eval_stride apart; the MAE paper's ADE20K protocol).
                      eval_mode="whole", eval_size=512, eval_stride=341, eval_scale=(2048, 512),
                      overlay_images=8)
+  # Forecasting (forecast_task.py): PatchTST's fine-tuning recipe (Adam, lr 1e-4 at batch
+  # 128 -> base_lr 2e-4, MSE loss, RevIN, flatten head); every window of eval_split scored.
+  c.forecast = _stage(batch_size=128, num_epochs=20, base_lr=2e-4, warmup_epochs=1,
+                      weight_decay=0.0, b1=0.9, b2=0.999, grad_clip_norm=0.0,
+                      model="transformer",   # or linear, rnn, lstm, gru (models/forecaster.py)
+                      probe=False,           # True: frozen encoder, the head alone trains
+                      drop_path=0.0, head_dropout=0.0, hidden=64, revin=True,
+                      eval_split="test", eval_every_epochs=5, plot_windows=4)
   # Reconstruction grids (mae_jax/visualize.py): the "visualize" stage, and TensorBoard images
   # of the same eval images during pretraining.
   c.visualize = ml_collections.ConfigDict(dict(

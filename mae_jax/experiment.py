@@ -4,6 +4,7 @@ Each stage works in WORKDIR/<stage>; a stage whose result.json exists is done an
 skipped, one with checkpoints resumes, so rerunning the same command continues a run.
 """
 
+import dataclasses
 import json
 import os
 from typing import Any
@@ -24,18 +25,73 @@ SUMMARY_JSON = "summary.json"
 DTYPES = ("float32", "bfloat16", "float16")
 CACHE_MODES = ("auto", "memory", "stream")
 UNLABELED_PREFIX = "images:"   # data/images.py; the package itself would import TensorFlow
+# Stages and untrained baselines of series datasets (forecast_task.py); pretrain serves both.
+SERIES_STAGES = ("forecast", "persistence")
 
 
 def names(field: str) -> list[str]:
   return [s.strip() for s in field.split(",") if s.strip()]
 
 
-def _runs(config: ml_collections.ConfigDict) -> list[tuple[str, str, str | None]]:
-  """(folder name, stage, init_from override) of every training run the config asks for."""
-  out = [(s, s, None) for s in names(config.stages) if s in config_lib.STAGES]
-  out += [(b, b.removesuffix("_random_init"), "random") for b in names(config.baselines)
-          if b != "raw_pixels"]
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One training run: a stage in WORKDIR/<folder>, with config fields overridden."""
+  folder: str
+  stage: str
+  overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def init_from(self) -> str | None:
+    return self.overrides.get(f"{self.stage}.init_from")
+
+
+# Baselines computed without training (tasks.raw_pixels, forecast_task.persistence).
+UNTRAINED_BASELINES = ("raw_pixels", "persistence")
+
+
+def baseline_runs(config: ml_collections.ConfigDict, b: str) -> list[Run]:
+  """The training runs of baseline `b`, in order; its result is the last one's."""
+  folder = os.path.join("baselines", b)
+  if b.endswith("_random_init"):
+    stage = b.removesuffix("_random_init")
+    return [Run(folder, stage, {f"{stage}.init_from": "random"})]
+  if b in config_lib.FORECASTER_BASELINES:
+    return [Run(folder, "forecast", {"forecast.model": b, "forecast.init_from": "random"})]
+  if b == "patchtst":
+    # The same encoder pretrained with PatchTST's masking (removed patches zeroed, kept in the
+    # sequence), then the forecast stage from it.
+    pretrain = os.path.join(folder, "pretrain")
+    return [Run(pretrain, "pretrain", {"model.encoder_mask_tokens": True,
+                                       "model.mask_value": "zero"}),
+            Run(folder, "forecast", {"forecast.model": "transformer",
+                                     "forecast.init_from": PRODUCED_BY + pretrain})]
+  return []
+
+
+# An init_from that names the export of an earlier run of the same job (relative to WORKDIR).
+PRODUCED_BY = "workdir:"
+
+
+def _runs(config: ml_collections.ConfigDict) -> list[Run]:
+  """Every training run the config asks for: its stages, then its baselines'."""
+  out = [Run(s, s) for s in names(config.stages) if s in config_lib.STAGES]
+  for b in names(config.baselines):
+    out += baseline_runs(config, b)
   return out
+
+
+def with_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any], workdir: str
+                   ) -> ml_collections.ConfigDict:
+  """A copy of `config` with dotted fields replaced (an earlier run's export made absolute)."""
+  if not overrides:
+    return config
+  config = ml_collections.ConfigDict(config.to_dict())
+  for key, value in overrides.items():
+    if isinstance(value, str) and value.startswith(PRODUCED_BY):
+      value = os.path.join(workdir, value.removeprefix(PRODUCED_BY), "export")
+    section, field = key.split(".")
+    config[section][field] = value
+  return config
 
 
 def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
@@ -64,20 +120,26 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
       raise ConfigError(f"config.baselines: unknown baseline {b!r}; known: "
                         f"{', '.join(config_lib.BASELINES)}")
   v = decode_variant(config.model.variant)
-  if config.data.image_size <= 0 or config.data.image_size % v.patch_size:
-    raise ConfigError(f"config.data.image_size={config.data.image_size} is not a positive multiple "
-                      f"of the patch size {v.patch_size} of config.model.variant="
-                      f"{config.model.variant!r}")
   if not 0.0 < config.model.mask_ratio < 1.0:
     raise ConfigError(f"config.model.mask_ratio must be in (0, 1), got {config.model.mask_ratio}")
-  side = config.data.image_size // v.patch_size
-  for ratio in {config.model.mask_ratio, config.visualize.mask_ratio or config.model.mask_ratio}:
-    error = masking.sampling_error(config.model.mask_sampling, (side, side), ratio)
-    if error:
-      raise ConfigError(f"config.model.mask_sampling: {error}")
-  if any(stage == "segment" for _, stage, _ in _runs(config)):
+  if config.model.mask_value not in ("learned", "zero"):
+    raise ConfigError(f"config.model.mask_value must be 'learned' or 'zero', got "
+                      f"{config.model.mask_value!r}")
+  if config_lib.is_series(d.dataset):
+    _validate_series(config, v)
+  else:
+    if d.image_size <= 0 or d.image_size % v.patch_size:
+      raise ConfigError(f"config.data.image_size={d.image_size} is not a positive multiple "
+                        f"of the patch size {v.patch_size} of config.model.variant="
+                        f"{config.model.variant!r}")
+    side = d.image_size // v.patch_size
+    for ratio in {config.model.mask_ratio, config.visualize.mask_ratio or config.model.mask_ratio}:
+      error = masking.sampling_error(config.model.mask_sampling, (side, side), ratio)
+      if error:
+        raise ConfigError(f"config.model.mask_sampling: {error}")
+  if any(r.stage == "segment" for r in _runs(config)):
     _validate_segment(config.segment, v)
-  for _, stage, _ in _runs(config):
+  for stage in {r.stage for r in _runs(config)}:
     if config[stage].lr_schedule not in ("cosine", "poly"):
       raise ConfigError(f"config.{stage}.lr_schedule must be 'cosine' or 'poly', got "
                         f"{config[stage].lr_schedule!r}")
@@ -104,10 +166,31 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
   if config.data.eval_batch_size <= 0 or config.data.eval_batch_size % devices:
     raise ConfigError(f"config.data.eval_batch_size={config.data.eval_batch_size} is not a "
                       f"positive multiple of the {devices} devices")
-  for _, stage, init_from in _runs(config):
-    check_batch_size(config[stage], devices, f"config.{stage}")
-    if stage != "pretrain":
-      _check_init_from(config, stage, init_from or config[stage].init_from, workdir)
+  for r in _runs(config):
+    check_batch_size(config[r.stage], devices, f"config.{r.stage}")
+    init_from = r.init_from or config[r.stage].init_from
+    if r.stage != "pretrain" and not init_from.startswith(PRODUCED_BY) and not (
+        r.stage == "forecast" and r.overrides.get("forecast.model", config.forecast.model)
+        != "transformer"):
+      _check_init_from(config, r.stage, init_from, workdir)
+
+
+def _validate_series(config: ml_collections.ConfigDict, v: Any) -> None:
+  """A series dataset: 1-D patches of the look-back window, random masking."""
+  from mae_jax.models.forecaster import KINDS  # pylint: disable=g-import-not-at-top
+  d = config.data
+  if d.lookback < v.patch_size:
+    raise ConfigError(f"config.data.lookback={d.lookback} is shorter than the patch length "
+                      f"{v.patch_size} of config.model.variant={config.model.variant!r}")
+  if config.model.mask_sampling != "random":
+    raise ConfigError(f"config.model.mask_sampling={config.model.mask_sampling!r}: series "
+                      f"take 'random' (block and grid are 2-D samplings)")
+  if config.forecast.model not in KINDS:
+    raise ConfigError(f"config.forecast.model must be one of {', '.join(KINDS)}, got "
+                      f"{config.forecast.model!r}")
+  if config.forecast.eval_split not in ("val", "test"):
+    raise ConfigError(f"config.forecast.eval_split must be 'val' or 'test', got "
+                      f"{config.forecast.eval_split!r}")
 
 
 def _validate_segment(seg: ml_collections.ConfigDict, v: Any) -> None:
@@ -132,8 +215,17 @@ def _validate_segment(seg: ml_collections.ConfigDict, v: Any) -> None:
 def _check_labels(config: ml_collections.ConfigDict) -> None:
   """An unlabeled dataset ("images:") serves the stages that need no labels, and only those; a
   segmentation dataset has label maps (the segment stage), a classification one labels."""
-  runs = [(name, stage) for name, stage, _ in _runs(config)]
-  runs += [(b, b) for b in names(config.baselines) if b == "raw_pixels"]
+  runs = [(r.folder, r.stage) for r in _runs(config)]
+  runs += [(b, b) for b in names(config.baselines) if b in UNTRAINED_BASELINES]
+  series = config_lib.is_series(config.data.dataset)
+  wrong = [name for name, stage in runs if (stage in SERIES_STAGES) != series
+           and stage != "pretrain"]
+  if wrong:
+    kind = "series (pretrain, forecast)" if series else "images"
+    raise ConfigError(f"config.data.dataset={config.data.dataset!r} holds {kind}, but "
+                      f"config.stages/baselines ask for {', '.join(wrong)}")
+  if series:
+    return
   dense = config_lib.is_segmentation(config.data.dataset)
   wrong = [name for name, stage in runs
            if tasks.needs_labels(stage) and (stage == "segment") != dense]
@@ -143,7 +235,7 @@ def _check_labels(config: ml_collections.ConfigDict) -> None:
                       f"config.stages/baselines ask for {', '.join(wrong)}")
   if not config.data.dataset.startswith(UNLABELED_PREFIX):
     return
-  labeled = [name for name, stage, _ in _runs(config) if tasks.needs_labels(stage)]
+  labeled = [r.folder for r in _runs(config) if tasks.needs_labels(r.stage)]
   labeled += [b for b in names(config.baselines) if b == "raw_pixels"]
   if labeled:
     raise ConfigError(f"config.data.dataset={config.data.dataset!r} has no labels: it serves "
@@ -176,12 +268,19 @@ def check_batch_size(cfg: ml_collections.ConfigDict, devices: int, where: str) -
 def validate_data(config: ml_collections.ConfigDict, source: Any) -> None:
   """What only the dataset can tell: streaming has a random-access store to read, and every
   training stage gets one full batch per epoch."""
+  if config_lib.is_series(config.data.dataset):
+    windows = source.num_windows("train")
+    for r in _runs(config):
+      if config[r.stage].batch_size > windows:
+        raise ConfigError(f"config.{r.stage}.batch_size={config[r.stage].batch_size} exceeds "
+                          f"the {windows} training windows of {source.name}")
+    return
   if config.data.cache == "stream" and source.random_access is None:
     raise ConfigError(f"config.data.cache='stream' needs a dataset read by index: imagefolder:, "
                       f"images:, or TFDS prepared as array_record (config.data.tfds_file_format="
                       f"'array_record' in a fresh data_dir); {source.name} is not: set 'auto'")
   examples = source.split_sizes[source.train_split]
-  for _, stage, _ in _runs(config):
+  for stage in {r.stage for r in _runs(config)}:
     if config[stage].batch_size > examples:
       raise ConfigError(f"config.{stage}.batch_size={config[stage].batch_size} exceeds the "
                         f"{examples} training examples of {source.name}")
@@ -218,20 +317,18 @@ def _stage_seed(seed: int, name: str) -> int:
   return seed * 1000 + sum(map(ord, name))
 
 
-def run_stage(config: ml_collections.ConfigDict, name: str, stage: str, workdir: str,
-              source: Any, init_from: str | None = None) -> dict[str, Any]:
-  """Runs training stage `stage` in WORKDIR/`name`, or returns its result if it finished."""
-  stage_dir = os.path.join(workdir, name)
+def run_stage(config: ml_collections.ConfigDict, run: Run, workdir: str, source: Any
+              ) -> dict[str, Any]:
+  """Trains `run` in WORKDIR/<run.folder>, or returns its result if it finished."""
+  stage_dir = os.path.join(workdir, run.folder)
   done = os.path.join(stage_dir, train.RESULT_JSON)
   if epath.Path(done).exists():
-    echo(f"[{name}] already finished: {done}")
+    echo(f"[{run.folder}] already finished: {done}")
     return json.loads(epath.Path(done).read_text())
-  if init_from is not None:
-    config = ml_collections.ConfigDict(config.to_dict())
-    config[stage].init_from = init_from
-  task = tasks.make_task(config, stage, source, workdir)
-  return train.train_stage(task, config[stage], stage_dir, seed=_stage_seed(config.seed, name),
-                           parallel=config.parallel)
+  config = with_overrides(config, run.overrides, workdir)
+  task = tasks.make_task(config, run.stage, source, workdir)
+  return train.train_stage(task, config[run.stage], stage_dir,
+                           seed=_stage_seed(config.seed, run.folder), parallel=config.parallel)
 
 
 def visualize_stage(config: ml_collections.ConfigDict, workdir: str, source: Any
@@ -248,32 +345,48 @@ def visualize_stage(config: ml_collections.ConfigDict, workdir: str, source: Any
   return result
 
 
+def load_source(config: ml_collections.ConfigDict) -> Any:
+  """config.data's dataset: an image Source (data/sources.py) or a Series (data/series.py)."""
+  if config_lib.is_series(config.data.dataset):
+    from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
+    return forecast_task.series_source(config)
+  from mae_jax import data  # pylint: disable=g-import-not-at-top
+  return data.source_for(config.data)
+
+
+def describe(source: Any) -> str:
+  if hasattr(source, "borders"):
+    windows = {s: source.num_windows(s) for s in source.borders}
+    return f"{len(source.variables)} variables, windows {windows}"
+  return f"{source.split_sizes}, {source.num_classes} classes"
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs config.stages then config.baselines in `workdir`; returns and writes the summary."""
   validate(config, workdir)
-  from mae_jax import data  # pylint: disable=g-import-not-at-top
-
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   if is_main():
     epath.Path(workdir, "config.json").write_text(config.to_json_best_effort(indent=2))
-  source = main_first(lambda: data.source_for(config.data), "dataset ready")
+  source = main_first(lambda: load_source(config), "dataset ready")
   validate_data(config, source)
-  echo(f"dataset {source.name}: {source.split_sizes}, {source.num_classes} classes; "
-       f"{jax.device_count()} devices in {jax.process_count()} process(es): {jax.devices()}")
+  echo(f"dataset {source.name}: {describe(source)}; {jax.device_count()} devices in "
+       f"{jax.process_count()} process(es): {jax.devices()}")
   summary: dict[str, Any] = {}
   for stage in names(config.stages):
     if stage == "visualize":
       summary[stage] = visualize_stage(config, workdir, source)
     else:
-      summary[stage] = run_stage(config, stage, stage, workdir, source)
+      summary[stage] = run_stage(config, Run(stage, stage), workdir, source)
   baselines = {}
   for b in names(config.baselines):
     if b == "raw_pixels":
       baselines[b] = tasks.raw_pixels(config, source)
+    elif b == "persistence":
+      from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
+      baselines[b] = forecast_task.persistence(config, source)
     else:
-      stage = b.removesuffix("_random_init")
-      baselines[b] = run_stage(config, os.path.join("baselines", b), stage, workdir, source,
-                               init_from="random")
+      for r in baseline_runs(config, b):
+        baselines[b] = run_stage(config, r, workdir, source)
     echo(f"[baseline {b}] {baselines[b]}")
   if baselines:
     summary["baselines"] = baselines

@@ -1,11 +1,12 @@
-"""Patches and random masking: the pure-`jnp` half of MAE.
+"""Patches and random masking: the pure-`jnp` half of MAE, for any number of axes.
 
-Images are NHWC. A patch vector is ordered (row in patch, column in patch,
-channel), the order of the official `patchify`, so predictions and targets line
-up with released decoders.
+Inputs are channels-last: series (N, T, C), images NHWC, volumes (N, D, H, W, C). An image's
+patch vector is ordered (row in patch, column in patch, channel), the order of the official
+`patchify`, so predictions and targets line up with released decoders.
 """
 
 import math
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -17,31 +18,57 @@ _BLOCK_MIN_AREA = 4        # BEiT's min_num_patches
 _BLOCK_MIN_ASPECT = 0.3    # BEiT's min_aspect: rectangles between 0.3 and 1/0.3 tall per wide
 
 
-def patchify(images: jax.Array, patch_size: int) -> jax.Array:
-  """images: (N, H, W, C) -> (N, H/p * W/p, p * p * C)."""
-  n, h, w, c = images.shape
-  p = patch_size
-  if h % p or w % p:
-    raise ValueError(f"image size {h}x{w} is not divisible by the patch size {p}")
-  x = images.reshape(n, h // p, p, w // p, p, c)
-  x = x.transpose(0, 1, 3, 2, 4, 5)
-  return x.reshape(n, (h // p) * (w // p), p * p * c)
+def patch_shape(patch_size: int | Sequence[int], rank: int) -> tuple[int, ...]:
+  """The patch's extent along each of `rank` axes: an int is the same along every axis."""
+  if isinstance(patch_size, int):
+    return (patch_size,) * rank
+  if len(patch_size) != rank:
+    raise ValueError(f"patch size {tuple(patch_size)} has {len(patch_size)} axes, the input "
+                     f"{rank}")
+  return tuple(int(p) for p in patch_size)
 
 
-def unpatchify(patches: jax.Array, patch_size: int, grid: tuple[int, int] | None = None,
-               channels: int = 3) -> jax.Array:
-  """patches: (N, L, p * p * C) -> (N, H, W, C); `grid` = (H/p, W/p), square by default."""
+def patch_grid(spatial: Sequence[int], patch_size: int | Sequence[int]) -> tuple[int, ...]:
+  """The token grid of an input whose axes (between batch and channels) are `spatial`."""
+  patch = patch_shape(patch_size, len(spatial))
+  if any(s % p for s, p in zip(spatial, patch)):
+    raise ValueError(f"input size {'x'.join(map(str, spatial))} is not divisible by the patch "
+                     f"size {'x'.join(map(str, patch))}")
+  return tuple(s // p for s, p in zip(spatial, patch))
+
+
+def patchify(x: jax.Array, patch_size: int | Sequence[int]) -> jax.Array:
+  """x: (N, *S, C) -> (N, L, prod(p) * C), L = prod(S / p), tokens in row-major grid order.
+
+  Any number of axes S: a series (N, T, C), an image (N, H, W, C), a volume (N, D, H, W, C).
+  A patch vector is ordered (its first axis, ..., its last axis, channel).
+  """
+  n, *spatial, c = x.shape
+  patch = patch_shape(patch_size, len(spatial))
+  grid = patch_grid(spatial, patch)
+  rank = len(spatial)
+  x = x.reshape(n, *(v for g, p in zip(grid, patch) for v in (g, p)), c)
+  # (N, g1, p1, g2, p2, ..., C) -> (N, g1, g2, ..., p1, p2, ..., C)
+  x = x.transpose(0, *range(1, 2 * rank, 2), *range(2, 2 * rank + 1, 2), 2 * rank + 1)
+  return x.reshape(n, math.prod(grid), math.prod(patch) * c)
+
+
+def unpatchify(patches: jax.Array, patch_size: int | Sequence[int],
+               grid: Sequence[int] | None = None, channels: int = 3) -> jax.Array:
+  """patches: (N, L, prod(p) * C) -> (N, *S, C), the inverse of patchify on a token `grid`;
+  a square 2-D grid by default."""
   n, l, _ = patches.shape
-  p = patch_size
   if grid is None:
     side = int(round(l**0.5))
     if side * side != l:
       raise ValueError(f"{l} patches do not form a square grid; pass grid=(rows, cols)")
     grid = (side, side)
-  gh, gw = grid
-  x = patches.reshape(n, gh, gw, p, p, channels)
-  x = x.transpose(0, 1, 3, 2, 4, 5)
-  return x.reshape(n, gh * p, gw * p, channels)
+  rank = len(grid)
+  patch = patch_shape(patch_size, rank)
+  x = patches.reshape(n, *grid, *patch, channels)
+  # (N, g1, ..., p1, ..., C) -> (N, g1, p1, g2, p2, ..., C)
+  x = x.transpose(0, *(v for i in range(rank) for v in (1 + i, 1 + rank + i)), 2 * rank + 1)
+  return x.reshape(n, *(g * p for g, p in zip(grid, patch)), channels)
 
 
 def num_kept(num_patches: int, mask_ratio: float) -> int:
@@ -69,6 +96,8 @@ def sampling_error(kind: str, grid_hw: tuple[int, int], mask_ratio: float) -> st
   """Why `kind` cannot mask a (rows, cols) patch grid at `mask_ratio`, or None if it can."""
   if kind not in MASK_SAMPLINGS:
     return f"unknown mask sampling {kind!r}; one of {', '.join(MASK_SAMPLINGS)}"
+  if kind != "random" and len(grid_hw) != 2:
+    return f"{kind} sampling is for 2-D patch grids; a {len(grid_hw)}-D input takes 'random'"
   if kind == "grid" and (mask_ratio != 0.75 or grid_hw[0] % 2 or grid_hw[1] % 2):
     return (f"grid sampling keeps one patch of every 2x2 cell: it needs mask_ratio 0.75 (got "
             f"{mask_ratio}) and an even patch grid (got {grid_hw[0]}x{grid_hw[1]})")
@@ -89,13 +118,13 @@ def mask_noise(kind: str, key: jax.Array, batch: int, grid_hw: tuple[int, int],
   The kept patches get noise in [0, 0.5), the removed ones [0.5, 1): masking stays a gather on
   the argsort of the noise, with the same static kept count, whatever the sampling.
   """
-  rows, cols = grid_hw
-  num_patches = rows * cols
-  if kind == "random":
+  num_patches = math.prod(grid_hw)
+  if kind == "random":     # any grid: 1-D series, 2-D images, 3-D volumes
     return jax.random.uniform(key, (batch, num_patches))
   error = sampling_error(kind, grid_hw, mask_ratio)
   if error:
     raise ValueError(error)
+  rows, cols = grid_hw
   key, noise_key = jax.random.split(key)
   if kind == "grid":
     r, c = jnp.arange(rows)[:, None], jnp.arange(cols)[None, :]

@@ -23,7 +23,12 @@ _ROW_NAMES = {"pretrain": "pretrain (MAE loss)", "linprobe": "linear probe",
               "segment": "segmentation", "segment_random_init": "segmentation, random init",
               "finetune": "fine-tune", "linprobe_random_init": "linear probe, random init",
               "finetune_random_init": "fine-tune, random init",
-              "raw_pixels": "logistic regression on raw pixels"}
+              "raw_pixels": "logistic regression on raw pixels",
+              "forecast": "forecast (pretrained transformer)",
+              "forecast_random_init": "forecast, transformer from random init",
+              "persistence": "persistence (last value)", "linear": "linear on the look-back",
+              "rnn": "RNN", "lstm": "LSTM", "gru": "GRU",
+              "patchtst": "forecast, PatchTST-style masked pretraining"}
 
 
 def read_metrics(path: str) -> list[dict[str, Any]]:
@@ -88,6 +93,8 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
   """Markdown: one row per stage and baseline; a published column where `dataset` has one."""
   ref = REFERENCES.get(_base_name(dataset))
   head = ["run", f"ours ({variant}) top-1 %", "top-5 %"]
+  if any("mse" in r for r in [*summary.values(), *summary.get("baselines", {}).values()]):
+    head = ["run", f"ours ({variant}) MSE", "MAE"]
   if ref:
     head.append(f"{ref[0]}, {ref[1]} top-1 %")
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -98,6 +105,8 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
       cells = [f"{result['top1']:.2f}", f"{result.get('top5', float('nan')):.2f}"]
     elif "miou" in result:
       cells = [f"mIoU {result['miou']:.2f}", f"pixel acc {result['pixel_acc']:.2f}"]
+    elif "mse" in result:
+      cells = [f"{result['mse']:.4f}", f"{result['mae']:.4f}"]
     elif "loss" in result:
       cells = [f"loss {result['loss']:.4f}", ""]
     else:
@@ -126,3 +135,33 @@ def write_report(workdir: str, summary: dict[str, Any], dataset: str, variant: s
   md += [f"\n![{n}]({n})\n" for n in written]
   epath.Path(workdir, RESULTS_MD).write_text("".join(md))
   return written + [RESULTS_MD]
+
+
+def forecast_plot(path: str, source: Any, split: str, pred: Any, num_windows: int) -> Any:
+  """PNG of `num_windows` windows spread over `split`: the look-back, the truth and the forecast
+  of the last variable (the target under setting S, OT in ETT files). -> uint8 (H, W, 3)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  chosen = np.unique(np.linspace(0, len(pred) - 1, max(num_windows, 1)).astype(int))
+  fig, axes = plt.subplots(len(chosen), 1, figsize=(9, 2.2 * len(chosen)), squeeze=False)
+  x, y = source.windows(split, chosen)
+  lookback, horizon = x.shape[1], y.shape[1]
+  for ax, k, xs, ys in zip(axes[:, 0], chosen, x, y):
+    ax.plot(np.arange(-lookback, 0), xs[:, -1], color="0.5", lw=1, label="look-back")
+    ax.plot(np.arange(horizon), ys[:, -1], color="k", lw=1, label="truth")
+    ax.plot(np.arange(horizon), pred[k, :, -1], color="C3", lw=1, label="forecast")
+    ax.set_title(f"{split} window {k}: {source.variables[-1]} from "
+                 f"{str(source.target_dates(split, int(k))[0]).replace('T', ' ')}", fontsize=9)
+    ax.grid(alpha=0.3)
+  axes[0, 0].legend(fontsize=8, loc="upper left")
+  axes[-1, 0].set_xlabel("steps from the forecast start (scaled values)")
+  fig.tight_layout()
+  fig.canvas.draw()
+  image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+  with epath.Path(path).open("wb") as f:
+    fig.savefig(f, format="png", dpi=100)
+  plt.close(fig)
+  return image

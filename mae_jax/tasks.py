@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from mae_jax import checkpoint, losses, optim, pixels, visualize, weights
+from mae_jax import checkpoint, config_lib, losses, optim, pixels, visualize, weights
 from mae_jax.models import MAE, Classifier, decode_variant, from_variant
 from mae_jax.masking import mask_noise, patchify
 from mae_jax.parallel import DATA_AXIS, device_index
@@ -98,8 +98,10 @@ class Task:
 
 def model_description(config: ml_collections.ConfigDict) -> dict[str, Any]:
   v = decode_variant(config.model.variant)
+  size = ({"lookback": config.data.lookback} if config_lib.is_series(config.data.dataset)
+          else {"image_size": config.data.image_size})
   return dict(variant=config.model.variant, width=v.width, depth=v.depth, num_heads=v.num_heads,
-              patch_size=v.patch_size, mlp_ratio=v.mlp_ratio, image_size=config.data.image_size)
+              patch_size=v.patch_size, mlp_ratio=v.mlp_ratio, **size)
 
 
 def model_inputs(config: ml_collections.ConfigDict) -> Callable[[Batch], jax.Array]:
@@ -166,7 +168,7 @@ def pretrain_model(config: ml_collections.ConfigDict) -> nn.Module:
                       decoder_depth=m.decoder_depth, decoder_heads=m.decoder_heads,
                       mask_ratio=m.mask_ratio, norm_pix_loss=m.norm_pix_loss,
                       dtype=jnp.dtype(m.dtype), attention=m.attention,
-                      encoder_mask_tokens=m.encoder_mask_tokens)
+                      encoder_mask_tokens=m.encoder_mask_tokens, mask_value=m.mask_value)
 
 
 def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task:
@@ -190,13 +192,6 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
   if source is None:
     return task
 
-  def export(variables: dict[str, Any], stage_dir: str) -> None:
-    # The encoder alone is what the other stages start from (config.<stage>.init_from); an
-    # encoder mask token has no use there (classifiers see every patch).
-    encoder = {k: v for k, v in variables["params"]["encoder"].items() if k != "mask_token"}
-    checkpoint.export_params(os.path.join(stage_dir, "export"), encoder,
-                             model_description(config))
-
   vis = config.visualize
   mean, std = tuple(config.data.mean), tuple(config.data.std)
 
@@ -208,7 +203,17 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
               if vis.every_steps > 0 else None)
   return dataclasses.replace(task, data=image_train_data(config, "pretrain", source),
                              evaluation=reconstruction_eval(config, model, source),
-                             finish=export, snapshot=snapshot)
+                             finish=lambda variables, stage_dir: export_encoder(
+                                 config, variables, stage_dir),
+                             snapshot=snapshot)
+
+
+def export_encoder(config: ml_collections.ConfigDict, variables: dict[str, Any],
+                   stage_dir: str) -> None:
+  """stage_dir/export: the MAE's encoder, what the other stages start from
+  (config.<stage>.init_from). An encoder mask token has no use there (they see every patch)."""
+  encoder = {k: v for k, v in variables["params"]["encoder"].items() if k != "mask_token"}
+  checkpoint.export_params(os.path.join(stage_dir, "export"), encoder, model_description(config))
 
 
 def reconstruction_eval(config: ml_collections.ConfigDict, model: nn.Module, source: Any
@@ -316,6 +321,12 @@ def needs_labels(stage: str) -> bool:
 
 def make_task(config: ml_collections.ConfigDict, stage: str, source: Any, workdir: str) -> Task:
   """The Task of training stage `stage` (one of config_lib.STAGES) on `source`."""
+  if config_lib.is_series(config.data.dataset):
+    # Series (forecast_task.py): the same MAE on 1-D patches, and the forecasters.
+    from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
+    if stage == "pretrain":
+      return forecast_task.pretrain_task(config, source)
+    return forecast_task.forecast_task(config, workdir, source)
   if stage == "pretrain":
     return pretrain_task(config, source)
   if stage == "segment":

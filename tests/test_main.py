@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import pytest
 
 from mae_jax import cli_args, config_lib, experiment, tasks
+from mae_jax.models import decode_variant
 from tests.helpers import CONFIG_FILES, REPO, load_config
 
 IMAGE_STAGES = ("pretrain", "linprobe", "finetune")   # what a classification config runs
@@ -24,10 +25,23 @@ def test_config_loads_validates_and_builds(name, arg):
     for field in ("batch_size", "num_epochs", "base_lr", "warmup_epochs",
                   "checkpoint_every_steps", "init_from"):
       assert field in config[stage], f"{name}: config.{stage}.{field} missing"
+  rngs = {"params": jax.random.key(0), "masking": jax.random.key(1)}
+  if config_lib.is_series(config.data.dataset):
+    # The MAE on one variable's look-back; the forecaster on every variable's.
+    from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
+    p = decode_variant(config.model.variant).patch_size
+    x = jax.ShapeDtypeStruct((2, config.data.lookback // p * p, 1), jnp.float32)
+    mae = forecast_task.pretrain_task(config).model
+    loss, _, _ = jax.eval_shape(lambda x: mae.apply(mae.init(rngs, x), x, rngs=rngs), x)
+    assert loss.shape == ()
+    model = forecast_task.forecast_task(config, "unused", num_variables=7).model
+    x = jax.ShapeDtypeStruct((2, config.data.lookback, 7), jnp.float32)
+    assert jax.eval_shape(lambda x: model.apply(model.init(rngs, x), x), x).shape == (
+        2, config.data.horizon, 7)
+    return
   # Both models build at the config's size (shapes only: ViT-L would not fit a unit test).
   size = config.data.image_size
   x = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
-  rngs = {"params": jax.random.key(0), "masking": jax.random.key(1)}
   mae = tasks.pretrain_task(config).model
   loss, _, _ = jax.eval_shape(lambda x: mae.apply(mae.init(rngs, x), x, rngs=rngs), x)
   assert loss.shape == ()

@@ -17,6 +17,25 @@ def test_patchify_roundtrip_and_order():
   np.testing.assert_array_equal(masking.unpatchify(p, 4, grid=(2, 3)), x)
 
 
+def test_patchify_of_series_and_volumes():
+  # A series (N, T, C): patch k is steps k*p .. k*p + p - 1, (step, channel) order.
+  series = jax.random.normal(jax.random.key(1), (3, 12, 2))
+  p = masking.patchify(series, 4)
+  assert p.shape == (3, 3, 8)
+  np.testing.assert_array_equal(p[:, 1], series[:, 4:8].reshape(3, -1))
+  np.testing.assert_array_equal(masking.unpatchify(p, 4, grid=(3,), channels=2), series)
+  # A volume (N, D, H, W, C): patch (d, h, w) in row-major grid order, (z, y, x, c) inside.
+  volume = jax.random.normal(jax.random.key(2), (2, 4, 6, 8, 1))
+  p = masking.patchify(volume, 2)
+  assert p.shape == (2, 2 * 3 * 4, 8)
+  np.testing.assert_array_equal(p[:, (1 * 3 + 2) * 4 + 3], volume[:, 2:4, 4:6, 6:8].reshape(2, -1))
+  np.testing.assert_array_equal(masking.unpatchify(p, 2, grid=(2, 3, 4), channels=1), volume)
+  # Per-axis patch sizes.
+  assert masking.patchify(volume, (4, 3, 2)).shape == (2, 1 * 2 * 4, 24)
+  assert masking.sampling_error("block", (16,), 0.75).startswith("block sampling is for 2-D")
+  assert masking.mask_noise("random", jax.random.key(0), 2, (3, 4, 5), 0.75).shape == (2, 60)
+
+
 def test_patchify_rejects_indivisible_size():
   with pytest.raises(ValueError, match="not divisible"):
     masking.patchify(jnp.zeros((1, 10, 10, 3)), 4)

@@ -200,6 +200,40 @@ def test_encoder_mask_tokens_replace_the_removed_patches():
   assert not np.allclose(apply(changed(kept))[0], tokens)
 
 
+@pytest.mark.parametrize("shape,patch", [((2, 24, 1), 4), ((2, 8, 8, 8, 1), 4)])
+def test_mae_on_series_and_volumes(shape, patch):
+  # One MAE for every rank: 1-D sin-cos positions over a series' patches, 3-D over a volume's.
+  model = MAE(width=24, depth=1, num_heads=2, patch_size=patch, decoder_width=12,
+              decoder_depth=1, decoder_heads=2, mask_ratio=0.5)
+  x = jax.random.normal(jax.random.key(0), shape)
+  variables = model.init(RNGS, x)
+  loss, pred, mask = model.apply(variables, x, rngs={"masking": jax.random.key(1)})
+  tokens = math.prod(s // patch for s in shape[1:-1])
+  assert pred.shape == (2, tokens, patch ** (len(shape) - 2)) and mask.shape == (2, tokens)
+  assert np.isfinite(loss) and mask.sum() == 2 * (tokens - tokens // 2)
+  assert variables["params"]["encoder"]["patch_embed"]["kernel"].shape == (
+      *(patch,) * (len(shape) - 2), 1, 24)
+
+
+def test_zero_masking_keeps_every_token_and_hides_the_removed_values():
+  # PatchTST's masking: removed patches stay in the sequence with their values zeroed.
+  enc = vit.Encoder(width=16, depth=1, num_heads=2, patch_size=4, mask_tokens=True,
+                    mask_value="zero")
+  series = jax.random.normal(jax.random.key(0), (2, 32, 1))
+  noise = jax.random.uniform(jax.random.key(1), (2, 8))
+  variables = enc.init(jax.random.key(2), series, mask_ratio=0.5, noise=noise)
+  assert "mask_token" not in variables["params"]
+  apply = jax.jit(lambda x: enc.apply(variables, x, mask_ratio=0.5, noise=noise))
+  tokens, mask, ids_restore = apply(series)
+  assert tokens.shape == (2, 9, 16) and ids_restore is None
+  removed = int(np.argwhere(np.asarray(mask[0]))[0, 0])
+  kept = int(np.argwhere(~np.asarray(mask[0], bool))[0, 0])
+  np.testing.assert_array_equal(apply(series.at[0, 4 * removed].add(1.0))[0], tokens)
+  zeroed = series.at[0, 4 * removed:4 * removed + 4].set(0.0)
+  np.testing.assert_array_equal(apply(zeroed)[0], tokens)
+  assert not np.allclose(apply(series.at[0, 4 * kept].add(1.0))[0], tokens)
+
+
 def test_mae_with_encoder_mask_tokens_trains_its_mask_token():
   model = from_variant(MAE, "mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2,
                        encoder_mask_tokens=True)

@@ -1,34 +1,34 @@
-"""The masked autoencoder: encoder on visible patches, light decoder on all of them."""
+"""The masked autoencoder: encoder on visible patches, light decoder on all of them; inputs of
+any rank (series, images, volumes) through masking.patchify."""
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from mae_jax.losses import mae_loss
-from mae_jax.masking import patchify, unshuffle
-from mae_jax.models.posembed import sincos_2d
+from mae_jax.masking import patch_grid, patchify, unshuffle
+from mae_jax.models.posembed import sincos_grid
 from mae_jax.models.vit import LN_EPS, Dense, Dtype, Encoder, LayerNorm, run_blocks
 
 
 class Decoder(nn.Module):
-  """Embeds the kept tokens, fills in mask tokens, unshuffles, predicts p*p*3 pixels per patch."""
+  """Embeds the kept tokens, fills in mask tokens, unshuffles, predicts each patch's values."""
   width: int
   depth: int
   num_heads: int
-  patch_size: int
-  out_channels: int = 3
   mlp_ratio: float = 4.0
   dtype: Dtype = jnp.float32
   ln_eps: float = LN_EPS
   attention: str = "auto"
 
   @nn.compact
-  def __call__(self, tokens: jax.Array, ids_restore: jax.Array | None, grid: tuple[int, int]
-               ) -> jax.Array:
-    """tokens: (N, 1 + K, D_enc), ids_restore: (N, L) -> pred (N, L, p * p * C).
+  def __call__(self, tokens: jax.Array, ids_restore: jax.Array | None, grid: tuple[int, ...],
+               patch_dim: int) -> jax.Array:
+    """tokens: (N, 1 + K, D_enc), ids_restore: (N, L) -> pred (N, L, patch_dim), L = prod(grid).
 
-    ids_restore None: the tokens are all L patches' already, in patch order (an encoder that
-    took mask tokens itself); the decoder then adds none.
+    patch_dim: values per patch (p * p * 3 for RGB images). ids_restore None: the tokens are
+    all L patches' already, in patch order (an encoder that took mask tokens itself); the
+    decoder then adds none.
     """
     x = Dense(self.width, "decoder_embed", self.dtype)(tokens)
     mask_token = self.param("mask_token", nn.initializers.normal(0.02), (1, 1, self.width))
@@ -37,11 +37,11 @@ class Decoder(nn.Module):
       fill = jnp.broadcast_to(mask_token.astype(x.dtype), (n, l + 1 - x.shape[1], self.width))
       patches = unshuffle(jnp.concatenate([x[:, 1:], fill], axis=1), ids_restore)
       x = jnp.concatenate([x[:, :1], patches], axis=1)
-    x = x + jnp.asarray(sincos_2d(self.width, grid, cls_token=True)).astype(x.dtype)
+    x = x + jnp.asarray(sincos_grid(self.width, grid, cls_token=True)).astype(x.dtype)
     x = run_blocks(x, "decoder_blocks", self.depth, self.num_heads, self.mlp_ratio, 0.0,
                    self.dtype, deterministic=True, ln_eps=self.ln_eps, attention=self.attention)
     x = LayerNorm("decoder_norm", self.dtype, self.ln_eps)(x)
-    pred = Dense(self.patch_size**2 * self.out_channels, "decoder_pred", self.dtype)(x)
+    pred = Dense(patch_dim, "decoder_pred", self.dtype)(x)
     return pred[:, 1:]
 
 
@@ -65,25 +65,27 @@ class MAE(nn.Module):
   pos_embed: str = "sincos"      # the encoder's; the decoder's is always computed
   attention: str = "auto"        # models/attention.py; the same numbers either way
   encoder_mask_tokens: bool = False   # the paper's "w/ [M]" ablation (models/vit.py Encoder)
+  mask_value: str = "learned"         # with encoder_mask_tokens; "zero": PatchTST's masking
 
   def setup(self):
     self.encoder = Encoder(self.width, self.depth, self.num_heads, self.patch_size,
                            self.mlp_ratio, dtype=self.dtype, ln_eps=self.ln_eps,
                            pos_embed=self.pos_embed, attention=self.attention,
-                           mask_tokens=self.encoder_mask_tokens)
+                           mask_tokens=self.encoder_mask_tokens, mask_value=self.mask_value)
     self.decoder = Decoder(self.decoder_width, self.decoder_depth, self.decoder_heads,
-                           self.patch_size, mlp_ratio=self.mlp_ratio, dtype=self.dtype,
-                           ln_eps=self.ln_eps, attention=self.attention)
+                           mlp_ratio=self.mlp_ratio, dtype=self.dtype, ln_eps=self.ln_eps,
+                           attention=self.attention)
 
   def __call__(self, images: jax.Array, noise: jax.Array | None = None, train: bool = True
                ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """images: (N, H, W, 3) normalised -> loss (), pred (N, L, p*p*3) float32, mask (N, L)."""
-    p = self.patch_size
+    """images: (N, *S, C) normalised (NHWC images; (N, T, C) series; (N, D, H, W, C) volumes)
+    -> loss (), pred (N, L, prod(p) * C) float32, mask (N, L)."""
     tokens, mask, ids_restore = self.encoder(images, mask_ratio=self.mask_ratio, noise=noise,
                                              train=train)
     if mask is None:
       raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
-    grid = (images.shape[1] // p, images.shape[2] // p)
-    pred = self.decoder(tokens, ids_restore, grid).astype(jnp.float32)
-    loss = mae_loss(patchify(images, p), pred, mask, self.norm_pix_loss)
+    target = patchify(images, self.patch_size)
+    grid = patch_grid(images.shape[1:-1], self.patch_size)
+    pred = self.decoder(tokens, ids_restore, grid, target.shape[-1]).astype(jnp.float32)
+    loss = mae_loss(target, pred, mask, self.norm_pix_loss)
     return loss, pred, mask

@@ -1,4 +1,4 @@
-"""Fixed 2-D sin-cos position embeddings, as in the official MAE release.
+"""Fixed sin-cos position embeddings, as in the official MAE release, on grids of any rank.
 
 They are computed, never trained, so an encoder trained at one resolution runs
 at another: the table is simply computed for the new grid.
@@ -15,6 +15,26 @@ def sincos_1d(dim: int, positions: np.ndarray) -> np.ndarray:
   omega = 1.0 / 10000**omega
   out = np.einsum("m,d->md", positions.reshape(-1).astype(np.float64), omega)
   return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+
+def sincos_grid(dim: int, grid: tuple[int, ...], cls_token: bool = False) -> np.ndarray:
+  """-> (prod(grid) [+1], dim) float32 table for tokens in row-major order on a grid of any
+  rank; row 0 is zeros when `cls_token`.
+
+  The channels are split evenly between the axes, the LAST axis first: in 2-D that is the
+  official table (sincos_2d, columns then rows); in 1-D it is the 1-D table of the token index
+  (a series' patches, a table's columns); in 3-D (depth, height, width) -> (w, h, d) thirds.
+  """
+  if len(grid) == 2:
+    return sincos_2d(dim, grid, cls_token)
+  rank = len(grid)
+  if dim % (2 * rank):
+    raise ValueError(f"{rank}-D sin-cos embedding width must be divisible by {2 * rank}, got {dim}")
+  coords = np.meshgrid(*(np.arange(g, dtype=np.float32) for g in grid), indexing="ij")
+  emb = np.concatenate([sincos_1d(dim // rank, c) for c in reversed(coords)], axis=1)
+  if cls_token:
+    emb = np.concatenate([np.zeros([1, dim]), emb], axis=0)
+  return emb.astype(np.float32)
 
 
 def sincos_2d(dim: int, grid_size: int | tuple[int, int], cls_token: bool = False) -> np.ndarray:

@@ -1,0 +1,257 @@
+"""Time series in the one loop: MAE pretraining on look-back windows, the forecast stage and its
+baselines (models/forecaster.py), scored by MSE and MAE on the scaled series.
+
+Pretraining sees each variable of a look-back window as its own series (channel independence),
+instance-normalised (RevIN without its affine), cut into patches of the variant's patch size:
+the same MAE (masking, decoder, masked loss) as images, on a 1-D grid. The forecast stage puts
+the pretrained encoder under PatchTST's flatten head (models/forecaster.py).
+
+Every window of the evaluated split is scored (no drop-last); MSE and MAE are means over all
+(window, step, variable) entries. At the end the stage writes predictions/forecasts.csv (one
+row per window, step and variable) and forecasts.png (a few windows: look-back, truth, ours).
+"""
+
+import csv
+import dataclasses
+import os
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from etils import epath
+
+from mae_jax import optim
+from mae_jax.data import series as series_lib
+from mae_jax.models import MAE, decode_variant
+from mae_jax.models.forecaster import Forecaster, channels_to_batch, instance_norm
+from mae_jax.tasks import Batch, Evaluation, Task, TrainData, export_encoder, pretrain_model
+
+PREDICTIONS, FORECASTS_CSV, FORECASTS_PNG = "predictions", "forecasts.csv", "forecasts.png"
+CSV_COLUMNS = ("window", "step", "date", "variable", "prediction", "truth")
+
+
+def series_source(config: ml_collections.ConfigDict) -> series_lib.Series:
+  """config.data's series, scaled and split (data/series.py)."""
+  d = config.data
+  return series_lib.load_series(
+      d.dataset, lookback=d.lookback, horizon=d.horizon, setting=d.setting, target=d.target,
+      protocol=d.protocol, split=tuple(d.split), scaling=d.scaling, date_column=d.date_column,
+      columns=tuple(c.strip() for c in d.columns.split(",") if c.strip()))
+
+
+def train_data(source: series_lib.Series, batch_size: int) -> TrainData:
+  """The training windows, reshuffled every epoch (from the seed), whole batches only."""
+  n = source.num_windows("train")
+  steps_per_epoch = max(n // batch_size, 1)
+
+  def batches(seed: int, start_step: int, num_shards: int, shard_index: int
+              ) -> Iterator[Batch]:
+    per_shard = batch_size // num_shards
+    step = start_step
+    while True:
+      epoch, j = divmod(step, steps_per_epoch)
+      order = np.random.default_rng([seed, epoch]).permutation(n)
+      rows = order[j * batch_size:(j + 1) * batch_size]
+      x, y = source.windows("train", rows[shard_index * per_shard:(shard_index + 1) * per_shard])
+      yield {"series": x, "target": y}
+      step += 1
+
+  return TrainData(steps_per_epoch, batches)
+
+
+def eval_batches(source: series_lib.Series, split: str, batch_size: int, num_shards: int,
+                 shard_index: int) -> Iterator[Batch]:
+  """Every window of `split` in order, in global batches of `batch_size` (the last padded,
+  "mask" 0 on padding); this shard's rows of each, with their window numbers ("index")."""
+  n = source.num_windows(split)
+  per_shard = batch_size // num_shards
+  for start in range(0, n, batch_size):
+    index = np.arange(start, start + batch_size)[shard_index * per_shard:
+                                                (shard_index + 1) * per_shard]
+    valid = index < n
+    x, y = source.windows(split, np.where(valid, index, n - 1))
+    yield {"series": x, "target": y, "mask": valid.astype(np.float32),
+           "index": index.astype(np.int32)}
+
+
+def _normalised_series(x: jax.Array, patch_size: int) -> jax.Array:
+  """(N, L, M) windows -> (N * M, L', 1) series, each instance-normalised (RevIN's statistics)
+  over its look-back; L' = the last whole patches of it, as the forecaster reads them."""
+  return channels_to_batch(instance_norm(x)[0])[:, x.shape[1] % patch_size:]
+
+
+def pretrain_task(config: ml_collections.ConfigDict, source: series_lib.Series | None = None
+                  ) -> Task:
+  """The MAE on look-back windows: every variable a series of lookback / p patches."""
+  model = pretrain_model(config)
+  num_vars = len(source.variables) if source is not None else 1
+  patches = config.data.lookback // model.patch_size
+
+  def loss_fn(params, model_state, batch, rng, example_ids):
+    # One key per (window, variable): masks independent of the devices and micro-batches.
+    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i),
+                                                  (num_vars, patches)))(example_ids)
+    series = _normalised_series(batch["series"], model.patch_size)
+    loss, _, _ = model.apply({"params": params}, series, noise=noise.reshape(-1, patches),
+                             train=True)
+    return loss, (model_state, {"loss": loss})
+
+  s = config.pretrain
+  make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
+      schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay)
+  task = Task("pretrain", model, loss_fn, make_tx, input_shape=(patches * model.patch_size, 1))
+  if source is None:
+    return task
+  return dataclasses.replace(
+      task, data=train_data(source, s.batch_size),
+      evaluation=_reconstruction_eval(config, model, source, num_vars, patches),
+      finish=lambda variables, stage_dir: export_encoder(config, variables, stage_dir))
+
+
+def _reconstruction_eval(config: ml_collections.ConfigDict, model: MAE,
+                         source: series_lib.Series, num_vars: int, patches: int) -> Evaluation:
+  """The masked-patch loss on the validation windows, with fixed masks (noise from key 0)."""
+
+  def sums(params, model_state, batch):
+    index = batch["index"]
+    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(jax.random.key(0), i),
+                                                  (num_vars, patches)))(index)
+    x = _normalised_series(batch["series"], model.patch_size)
+    _, pred, mask = model.apply({"params": params}, x, noise=noise.reshape(-1, patches),
+                                train=False)
+    from mae_jax.masking import patchify  # pylint: disable=g-import-not-at-top
+    per_patch = jnp.mean((pred - patchify(x, model.patch_size)) ** 2, axis=-1)
+    w = jnp.repeat(batch["mask"], num_vars)[:, None] * mask
+    return {"count": w.sum(), "loss_sum": (per_patch * w).sum()}
+
+  def metrics(total: dict[str, float]) -> dict[str, float]:
+    return {"loss": total["loss_sum"] / max(total["count"], 1.0)}
+
+  batches = lambda shards, index: eval_batches(  # noqa: E731
+      source, "val", config.data.eval_batch_size, shards, index)
+  return Evaluation(sums, batches, metrics, lambda m: {"eval_loss": m["loss"]})
+
+
+def forecast_model(config: ml_collections.ConfigDict, num_variables: int) -> Forecaster:
+  s, v = config.forecast, decode_variant(config.model.variant)
+  return Forecaster(s.model, config.data.horizon, num_variables, width=v.width, depth=v.depth,
+                    num_heads=v.num_heads, patch_size=v.patch_size, mlp_ratio=v.mlp_ratio,
+                    drop_path=s.drop_path, head_dropout=s.head_dropout, probe=s.probe,
+                    hidden=s.hidden, revin=s.revin, dtype=jnp.dtype(config.model.dtype),
+                    attention=config.model.attention)
+
+
+def forecast_task(config: ml_collections.ConfigDict, workdir: str,
+                  source: series_lib.Series | None = None, num_variables: int = 1) -> Task:
+  """The forecast stage: config.forecast.model on look-back windows, MSE loss; the transformer
+  starts from config.forecast.init_from ("" = this run's pretrain export)."""
+  s = config.forecast
+  num_variables = len(source.variables) if source is not None else num_variables
+  model = forecast_model(config, num_variables)
+
+  def loss_fn(params, model_state, batch, rng, example_ids):
+    rngs = {"dropout": jax.random.fold_in(rng, example_ids[0])}
+    pred = model.apply({"params": params}, batch["series"], train=True, rngs=rngs)
+    loss = jnp.mean((pred - batch["target"]) ** 2)
+    return loss, (model_state, {"loss": loss})
+
+  def make_tx(schedule, params):
+    tx = optim.adamw(schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay,
+                     grad_clip_norm=s.grad_clip_norm)
+    if s.probe:
+      return optim.freeze(tx, params, trainable=lambda names: names[0] != "encoder")
+    return tx
+
+  transformer = s.model == "transformer"
+  init_from = (s.init_from or os.path.join(workdir, "pretrain", "export")) if transformer \
+      else "random"
+  task = Task("forecast", model, loss_fn, make_tx,
+              input_shape=(config.data.lookback, num_variables), init_from=init_from)
+  if source is None:
+    return task
+  split = s.eval_split
+
+  def sums(params, model_state, batch):
+    pred = model.apply({"params": params}, batch["series"], train=False)
+    w = batch["mask"][:, None, None]
+    err = pred - batch["target"]
+    entries = w * jnp.ones_like(err)
+    return {"entries": entries.sum(), "windows": batch["mask"].sum(),
+            "se": (err ** 2 * w).sum(), "ae": (jnp.abs(err) * w).sum()}
+
+  def metrics(total: dict[str, float]) -> dict[str, Any]:
+    n = max(total["entries"], 1.0)
+    return {"mse": total["se"] / n, "mae": total["ae"] / n, "windows": total["windows"]}
+
+  def result(m: dict[str, Any]) -> dict[str, Any]:
+    return {"mse": m["mse"], "mae": m["mae"], f"{split}_windows": int(m["windows"]),
+            "horizon": config.data.horizon, "lookback": config.data.lookback,
+            "variables": len(source.variables), "model": s.model}
+
+  batches = lambda shards, index: eval_batches(  # noqa: E731
+      source, split, config.data.eval_batch_size, shards, index)
+  return dataclasses.replace(
+      task, data=train_data(source, s.batch_size),
+      evaluation=Evaluation(sums, batches, metrics, result),
+      finish=lambda variables, stage_dir: write_forecasts(config, model, variables, source,
+                                                          stage_dir))
+
+
+def predictions(model: Forecaster, variables: dict[str, Any], source: series_lib.Series,
+                split: str, batch_size: int) -> np.ndarray:
+  """Every window of `split` forecast: (windows, H, M) float32 on the scaled series."""
+  apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  out = []
+  for b in eval_batches(source, split, batch_size, 1, 0):
+    out.append(np.asarray(apply(variables, b["series"]))[b["mask"] > 0])
+  return np.concatenate(out)
+
+
+def write_forecasts(config: ml_collections.ConfigDict, model: Forecaster,
+                    variables: dict[str, Any], source: series_lib.Series, stage_dir: str
+                    ) -> dict[str, np.ndarray]:
+  """stage_dir/predictions/forecasts.csv and forecasts.png (first process only); the plot
+  also goes to TensorBoard."""
+  if jax.process_index() != 0:
+    return {}
+  split = config.forecast.eval_split
+  pred = predictions(model, variables, source, split, config.data.eval_batch_size)
+  truth = source.windows(split, np.arange(len(pred)))[1]
+  path = epath.Path(stage_dir, PREDICTIONS, FORECASTS_CSV)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open("w") as f:
+    write_csv(f, source, split, pred, truth)
+  from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
+  image = report.forecast_plot(os.path.join(stage_dir, FORECASTS_PNG), source, split, pred,
+                               config.forecast.plot_windows)
+  return {"forecasts": image}
+
+
+def write_csv(f: Any, source: series_lib.Series, split: str, pred: np.ndarray,
+              truth: np.ndarray) -> None:
+  """One row per (window, step, variable): window from 0 in the split's order, step 1..H, the
+  predicted step's date, prediction and truth on the scaled series (the metrics' scale)."""
+  writer = csv.writer(f)
+  writer.writerow(CSV_COLUMNS)
+  for w in range(len(pred)):
+    dates = source.target_dates(split, w)
+    for h in range(pred.shape[1]):
+      date = str(dates[h]).replace("T", " ")
+      for m, name in enumerate(source.variables):
+        writer.writerow((w, h + 1, date, name, f"{pred[w, h, m]:.9g}", f"{truth[w, h, m]:.9g}"))
+
+
+def persistence(config: ml_collections.ConfigDict, source: series_lib.Series
+                ) -> dict[str, Any]:
+  """The last look-back value, repeated over the horizon: what any forecaster must beat."""
+  split = config.forecast.eval_split
+  n = source.num_windows(split)
+  se = ae = 0.0
+  for start in range(0, n, 4096):
+    x, y = source.windows(split, np.arange(start, min(start + 4096, n)))
+    err = x[:, -1:, :].astype(np.float64) - y
+    se, ae = se + (err ** 2).sum(), ae + np.abs(err).sum()
+  entries = n * source.horizon * len(source.variables)
+  return {"mse": se / entries, "mae": ae / entries, f"{split}_windows": n}

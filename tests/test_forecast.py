@@ -1,0 +1,118 @@
+"""Series in the loop: the forecasters, the forecast stage and every baseline on a generated
+ETT file under the Informer protocol, and forecasts.csv against summary.json."""
+
+import csv
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mae_jax import experiment, forecast_task
+from mae_jax.data import series
+from mae_jax.errors import ConfigError
+from mae_jax.models.forecaster import KINDS, Forecaster
+from tests.helpers import load_config
+from tests.test_series_data import ETTH_ROWS, write_series
+
+RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_forecasters_are_channel_independent_and_scale_equivariant(kind):
+  # RevIN: a series shifted and scaled gets the same forecast shifted and scaled; channel
+  # independence: swapping two variables swaps their forecasts (the RevIN affine starts at
+  # identity, the same for every variable).
+  model = Forecaster(kind, horizon=6, num_variables=3, width=16, depth=1, num_heads=2,
+                     patch_size=4, hidden=8)
+  x = jax.random.normal(jax.random.key(2), (2, 18, 3))   # 18 steps: the transformer reads 16
+  variables = model.init(RNGS, x)
+  y = model.apply(variables, x)
+  assert y.shape == (2, 6, 3)
+  np.testing.assert_allclose(model.apply(variables, 3.0 * x + 5.0), 3.0 * y + 5.0, rtol=1e-4,
+                             atol=1e-4)
+  np.testing.assert_allclose(model.apply(variables, x[..., ::-1]), y[..., ::-1], rtol=1e-5,
+                             atol=1e-5)
+
+
+def test_frozen_encoder_gets_no_gradient():
+  model = Forecaster("transformer", horizon=4, num_variables=2, width=16, depth=1, num_heads=2,
+                     patch_size=4, probe=True)
+  x = jax.random.normal(jax.random.key(3), (2, 16, 2))
+  params = model.init(RNGS, x)["params"]
+  grads = jax.grad(lambda p: jnp.sum(model.apply({"params": p}, x) ** 2))(params)
+  assert all(np.all(g == 0) for g in jax.tree.leaves(grads["encoder"]))
+  assert np.abs(grads["head"]["kernel"]).sum() > 0
+
+
+@pytest.fixture(scope="module")
+def etth1(tmp_path_factory):
+  path = tmp_path_factory.mktemp("ett") / "ETTh1.csv"
+  write_series(path, ETTH_ROWS)
+  return path
+
+
+@pytest.mark.slow
+def test_etth1_smoke_every_stage_and_baseline_and_the_written_forecasts(etth1, tmp_path):
+  config = load_config("etth1.py", "smoke")
+  config.data.dataset = f"ett:{etth1}"
+  summary = experiment.run(config, str(tmp_path))
+  horizon = config.data.horizon
+  forecast = summary["forecast"]
+  # Informer's test split: 2880 rows, every window scored (no drop-last).
+  assert forecast["test_windows"] == 2881 - horizon and forecast["variables"] == 7
+  assert set(summary["baselines"]) == set(config.baselines.split(","))
+  for name, result in summary["baselines"].items():
+    assert result["test_windows"] == 2881 - horizon, name
+    assert np.isfinite(result["mse"]) and result["mse"] > 0, name
+  assert summary["baselines"]["patchtst"]["model"] == "transformer"
+  assert (tmp_path / "baselines" / "patchtst" / "pretrain" / "export").exists()
+  # forecasts.csv: one row per (window, step, variable); its metrics are summary.json's.
+  with open(tmp_path / "forecast" / "predictions" / "forecasts.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == (2881 - horizon) * horizon * 7
+  pred = np.array([float(r["prediction"]) for r in rows])
+  truth = np.array([float(r["truth"]) for r in rows])
+  np.testing.assert_allclose(np.mean((pred - truth) ** 2), forecast["mse"], rtol=1e-6)
+  np.testing.assert_allclose(np.mean(np.abs(pred - truth)), forecast["mae"], rtol=1e-6)
+  # The truth column is the scaled file: the first test target row is row 11520.
+  source = series.load_series(config.data.dataset, lookback=config.data.lookback,
+                              horizon=horizon)
+  np.testing.assert_allclose(truth[:7], source.values[11520], rtol=1e-6)
+  assert str(source.dates[11520]).replace("T", " ") == rows[0]["date"]
+  # Persistence: the last look-back value, recomputed here.
+  x, y = source.windows("test", np.arange(source.num_windows("test")))
+  np.testing.assert_allclose(summary["baselines"]["persistence"]["mse"],
+                             np.mean((x[:, -1:] - y) ** 2), rtol=1e-5)
+  assert (tmp_path / "forecast" / "forecasts.png").exists()
+  assert "| persistence (last value) |" in (tmp_path / "results.md").read_text()
+  assert json.loads((tmp_path / "summary.json").read_text())["forecast"] == forecast
+
+
+def test_series_configs_refuse_image_stages_and_images_refuse_forecast(etth1):
+  config = load_config("etth1.py", "smoke")
+  config.stages = "pretrain,finetune"
+  with pytest.raises(ConfigError, match="holds series .* ask for finetune"):
+    experiment.validate(config)
+  config = load_config("digits.py", "smoke")
+  config.baselines = "lstm"
+  with pytest.raises(ConfigError, match="holds images, but .* ask for baselines/lstm"):
+    experiment.validate(config)
+  config = load_config("etth1.py", "smoke")
+  config.forecast.model = "tcn"
+  with pytest.raises(ConfigError, match="config.forecast.model must be one of"):
+    experiment.validate(config)
+  config = load_config("etth1.py", "smoke")
+  config.data.lookback = 2
+  with pytest.raises(ConfigError, match="config.data.lookback=2 is shorter than the patch"):
+    experiment.validate(config)
+
+
+def test_persistence_is_the_last_value(etth1):
+  config = load_config("etth1.py", "smoke")
+  config.data.update(dataset=f"ett:{etth1}", setting="S")
+  source = forecast_task.series_source(config)
+  result = forecast_task.persistence(config, source)
+  x, y = source.windows("test", np.arange(source.num_windows("test")))
+  np.testing.assert_allclose(result["mae"], np.mean(np.abs(x[:, -1:] - y)), rtol=1e-6)
