@@ -148,6 +148,8 @@ def base_config() -> ml_collections.ConfigDict:
       # With encoder_mask_tokens: what stands in for a removed patch, a "learned" token, or
       # "zero": its values zeroed before the embedding (PatchTST's masked pretraining).
       mask_value="learned",
+      # Series: patches this many steps apart (PatchTST's supervised 16/8); 0 = the patch length.
+      patch_stride=0,
       norm_pix_loss=True,
       decoder_width=512,
       decoder_depth=8,

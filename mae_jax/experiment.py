@@ -127,6 +127,9 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
                       f"{config.model.mask_value!r}")
   if config_lib.is_series(d.dataset):
     _validate_series(config, v)
+  elif config.model.patch_stride:
+    raise ConfigError(f"config.model.patch_stride={config.model.patch_stride}: overlapping "
+                      f"patches are for series; images take 0")
   else:
     if d.image_size <= 0 or d.image_size % v.patch_size:
       raise ConfigError(f"config.data.image_size={d.image_size} is not a positive multiple "
@@ -182,6 +185,9 @@ def _validate_series(config: ml_collections.ConfigDict, v: Any) -> None:
   if d.lookback < v.patch_size:
     raise ConfigError(f"config.data.lookback={d.lookback} is shorter than the patch length "
                       f"{v.patch_size} of config.model.variant={config.model.variant!r}")
+  if not 0 <= config.model.patch_stride <= v.patch_size:
+    raise ConfigError(f"config.model.patch_stride={config.model.patch_stride} must be in [0, "
+                      f"{v.patch_size}] (the patch length; 0 = the patch length)")
   if config.model.mask_sampling != "random":
     raise ConfigError(f"config.model.mask_sampling={config.model.mask_sampling!r}: series "
                       f"take 'random' (block and grid are 2-D samplings)")

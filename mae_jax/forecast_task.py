@@ -24,6 +24,7 @@ from etils import epath
 
 from mae_jax import optim
 from mae_jax.data import series as series_lib
+from mae_jax.masking import patch_grid, patchify
 from mae_jax.models import MAE, decode_variant
 from mae_jax.models.forecaster import Forecaster, channels_to_batch, instance_norm
 from mae_jax.tasks import Batch, Evaluation, Task, TrainData, export_encoder, pretrain_model
@@ -76,10 +77,11 @@ def eval_batches(source: series_lib.Series, split: str, batch_size: int, num_sha
            "index": index.astype(np.int32)}
 
 
-def _normalised_series(x: jax.Array, patch_size: int) -> jax.Array:
+def _normalised_series(x: jax.Array, model: MAE) -> jax.Array:
   """(N, L, M) windows -> (N * M, L', 1) series, each instance-normalised (RevIN's statistics)
-  over its look-back; L' = the last whole patches of it, as the forecaster reads them."""
-  return channels_to_batch(instance_norm(x)[0])[:, x.shape[1] % patch_size:]
+  over its look-back; L' = the steps the forecaster's patches cover."""
+  series = channels_to_batch(instance_norm(x)[0])
+  return series if model.patch_stride else series[:, x.shape[1] % model.patch_size:]
 
 
 def pretrain_task(config: ml_collections.ConfigDict, source: series_lib.Series | None = None
@@ -87,13 +89,16 @@ def pretrain_task(config: ml_collections.ConfigDict, source: series_lib.Series |
   """The MAE on look-back windows: every variable a series of lookback / p patches."""
   model = pretrain_model(config)
   num_vars = len(source.variables) if source is not None else 1
-  patches = config.data.lookback // model.patch_size
+  # Without a stride, the last whole patches of the look-back (as the forecaster cuts them).
+  steps = config.data.lookback
+  steps = steps if model.patch_stride else steps // model.patch_size * model.patch_size
+  patches, = patch_grid((steps,), model.patch_size, model.patch_stride)
 
   def loss_fn(params, model_state, batch, rng, example_ids):
     # One key per (window, variable): masks independent of the devices and micro-batches.
     noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i),
                                                   (num_vars, patches)))(example_ids)
-    series = _normalised_series(batch["series"], model.patch_size)
+    series = _normalised_series(batch["series"], model)
     loss, _, _ = model.apply({"params": params}, series, noise=noise.reshape(-1, patches),
                              train=True)
     return loss, (model_state, {"loss": loss})
@@ -101,7 +106,7 @@ def pretrain_task(config: ml_collections.ConfigDict, source: series_lib.Series |
   s = config.pretrain
   make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
       schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay)
-  task = Task("pretrain", model, loss_fn, make_tx, input_shape=(patches * model.patch_size, 1))
+  task = Task("pretrain", model, loss_fn, make_tx, input_shape=(steps, 1))
   if source is None:
     return task
   return dataclasses.replace(
@@ -118,11 +123,11 @@ def _reconstruction_eval(config: ml_collections.ConfigDict, model: MAE,
     index = batch["index"]
     noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(jax.random.key(0), i),
                                                   (num_vars, patches)))(index)
-    x = _normalised_series(batch["series"], model.patch_size)
+    x = _normalised_series(batch["series"], model)
     _, pred, mask = model.apply({"params": params}, x, noise=noise.reshape(-1, patches),
                                 train=False)
-    from mae_jax.masking import patchify  # pylint: disable=g-import-not-at-top
-    per_patch = jnp.mean((pred - patchify(x, model.patch_size)) ** 2, axis=-1)
+    per_patch = jnp.mean((pred - patchify(x, model.patch_size, model.patch_stride)) ** 2,
+                         axis=-1)
     w = jnp.repeat(batch["mask"], num_vars)[:, None] * mask
     return {"count": w.sum(), "loss_sum": (per_patch * w).sum()}
 
@@ -137,7 +142,8 @@ def _reconstruction_eval(config: ml_collections.ConfigDict, model: MAE,
 def forecast_model(config: ml_collections.ConfigDict, num_variables: int) -> Forecaster:
   s, v = config.forecast, decode_variant(config.model.variant)
   return Forecaster(s.model, config.data.horizon, num_variables, width=v.width, depth=v.depth,
-                    num_heads=v.num_heads, patch_size=v.patch_size, mlp_ratio=v.mlp_ratio,
+                    num_heads=v.num_heads, patch_size=v.patch_size,
+                    patch_stride=config.model.patch_stride, mlp_ratio=v.mlp_ratio,
                     drop_path=s.drop_path, head_dropout=s.head_dropout, probe=s.probe,
                     hidden=s.hidden, revin=s.revin, dtype=jnp.dtype(config.model.dtype),
                     attention=config.model.attention)

@@ -28,25 +28,41 @@ def patch_shape(patch_size: int | Sequence[int], rank: int) -> tuple[int, ...]:
   return tuple(int(p) for p in patch_size)
 
 
-def patch_grid(spatial: Sequence[int], patch_size: int | Sequence[int]) -> tuple[int, ...]:
-  """The token grid of an input whose axes (between batch and channels) are `spatial`."""
+def patch_grid(spatial: Sequence[int], patch_size: int | Sequence[int], stride: int = 0
+               ) -> tuple[int, ...]:
+  """The token grid of an input whose axes (between batch and channels) are `spatial`.
+
+  stride 0: patches tile the input. A 1-D input may take overlapping patches `stride` apart
+  (PatchTST's patch 16, stride 8): (T - p) // stride + 1 of them, the first starting at
+  (T - p) % stride so that the last ends on the last step.
+  """
   patch = patch_shape(patch_size, len(spatial))
+  if stride and stride != patch[0]:
+    if len(spatial) != 1 or not 0 < stride <= patch[0] or spatial[0] < patch[0]:
+      raise ValueError(f"patch stride {stride}: for series (1-D) only, 0 < stride <= the patch "
+                       f"length {patch[0]} <= the length {spatial[0]}")
+    return ((spatial[0] - patch[0]) // stride + 1,)
   if any(s % p for s, p in zip(spatial, patch)):
     raise ValueError(f"input size {'x'.join(map(str, spatial))} is not divisible by the patch "
                      f"size {'x'.join(map(str, patch))}")
   return tuple(s // p for s, p in zip(spatial, patch))
 
 
-def patchify(x: jax.Array, patch_size: int | Sequence[int]) -> jax.Array:
+def patchify(x: jax.Array, patch_size: int | Sequence[int], stride: int = 0) -> jax.Array:
   """x: (N, *S, C) -> (N, L, prod(p) * C), L = prod(S / p), tokens in row-major grid order.
 
   Any number of axes S: a series (N, T, C), an image (N, H, W, C), a volume (N, D, H, W, C).
-  A patch vector is ordered (its first axis, ..., its last axis, channel).
+  A patch vector is ordered (its first axis, ..., its last axis, channel). A series may take
+  overlapping patches `stride` steps apart (patch_grid).
   """
   n, *spatial, c = x.shape
   patch = patch_shape(patch_size, len(spatial))
-  grid = patch_grid(spatial, patch)
+  grid = patch_grid(spatial, patch, stride)
   rank = len(spatial)
+  if stride and stride != patch[0]:
+    first = (spatial[0] - patch[0]) % stride
+    steps = first + stride * jnp.arange(grid[0])[:, None] + jnp.arange(patch[0])[None, :]
+    return x[:, steps].reshape(n, grid[0], patch[0] * c)
   x = x.reshape(n, *(v for g, p in zip(grid, patch) for v in (g, p)), c)
   # (N, g1, p1, g2, p2, ..., C) -> (N, g1, g2, ..., p1, p2, ..., C)
   x = x.transpose(0, *range(1, 2 * rank, 2), *range(2, 2 * rank + 1, 2), 2 * rank + 1)

@@ -168,7 +168,8 @@ def pretrain_model(config: ml_collections.ConfigDict) -> nn.Module:
                       decoder_depth=m.decoder_depth, decoder_heads=m.decoder_heads,
                       mask_ratio=m.mask_ratio, norm_pix_loss=m.norm_pix_loss,
                       dtype=jnp.dtype(m.dtype), attention=m.attention,
-                      encoder_mask_tokens=m.encoder_mask_tokens, mask_value=m.mask_value)
+                      encoder_mask_tokens=m.encoder_mask_tokens, mask_value=m.mask_value,
+                      patch_stride=m.patch_stride)
 
 
 def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task:

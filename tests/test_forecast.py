@@ -36,6 +36,22 @@ def test_forecasters_are_channel_independent_and_scale_equivariant(kind):
                              atol=1e-5)
 
 
+def test_overlapping_patches_in_the_mae_and_the_forecaster():
+  from mae_jax.models import MAE  # pylint: disable=g-import-not-at-top
+  mae = MAE(width=16, depth=1, num_heads=2, patch_size=4, decoder_width=8, decoder_depth=1,
+            decoder_heads=2, mask_ratio=0.5, patch_stride=2)
+  x = jax.random.normal(jax.random.key(4), (2, 11, 1))
+  rngs = {"params": jax.random.key(0), "masking": jax.random.key(1)}
+  loss, pred, mask = mae.apply(mae.init(rngs, x), x, rngs=rngs)
+  assert pred.shape == (2, 4, 4) and mask.shape == (2, 4) and np.isfinite(loss)
+  model = Forecaster("transformer", horizon=3, num_variables=2, width=16, depth=1, num_heads=2,
+                     patch_size=4, patch_stride=2)
+  x = jax.random.normal(jax.random.key(5), (2, 11, 2))
+  variables = model.init(RNGS, x)
+  assert model.apply(variables, x).shape == (2, 3, 2)
+  assert variables["params"]["head"]["kernel"].shape == (4 * 16, 3)   # 4 patches x width
+
+
 def test_frozen_encoder_gets_no_gradient():
   model = Forecaster("transformer", horizon=4, num_variables=2, width=16, depth=1, num_heads=2,
                      patch_size=4, probe=True)
@@ -102,6 +118,10 @@ def test_series_configs_refuse_image_stages_and_images_refuse_forecast(etth1):
   config = load_config("etth1.py", "smoke")
   config.forecast.model = "tcn"
   with pytest.raises(ConfigError, match="config.forecast.model must be one of"):
+    experiment.validate(config)
+  config = load_config("digits.py", "smoke")
+  config.model.patch_stride = 2
+  with pytest.raises(ConfigError, match="config.model.patch_stride=2: overlapping patches are"):
     experiment.validate(config)
   config = load_config("etth1.py", "smoke")
   config.data.lookback = 2

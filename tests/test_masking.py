@@ -36,6 +36,17 @@ def test_patchify_of_series_and_volumes():
   assert masking.mask_noise("random", jax.random.key(0), 2, (3, 4, 5), 0.75).shape == (2, 60)
 
 
+def test_overlapping_series_patches_end_on_the_last_step():
+  # PatchTST's stride: (T - p) // s + 1 patches, the last one ending on the last step.
+  x = jnp.arange(11.0).reshape(1, 11, 1)
+  p = masking.patchify(x, 4, stride=3)
+  np.testing.assert_array_equal(p[0], [[1, 2, 3, 4], [4, 5, 6, 7], [7, 8, 9, 10]])
+  assert masking.patch_grid((11,), 4, 3) == (3,)
+  assert masking.patchify(x[:, :8], 4, stride=4).shape == (1, 2, 4)   # stride = p: tiling
+  with pytest.raises(ValueError, match="for series"):
+    masking.patch_grid((8, 8), 4, 2)
+
+
 def test_patchify_rejects_indivisible_size():
   with pytest.raises(ValueError, match="not divisible"):
     masking.patchify(jnp.zeros((1, 10, 10, 3)), 4)

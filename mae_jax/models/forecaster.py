@@ -46,6 +46,7 @@ class Forecaster(nn.Module):
   depth: int = 3
   num_heads: int = 16
   patch_size: int = 12
+  patch_stride: int = 0          # 0: patches tile the look-back; else overlapping (PatchTST's 8)
   mlp_ratio: float = 4.0
   drop_path: float = 0.0
   head_dropout: float = 0.0
@@ -69,11 +70,13 @@ class Forecaster(nn.Module):
       x = x * weight + bias
     series = channels_to_batch(x)                               # (N * M, L, 1)
     if self.kind == "transformer":
-      # The last whole patches of the look-back, as PatchTST cuts them (512 steps: 42 x 12).
-      series = series[:, series.shape[1] % self.patch_size:]
+      if not self.patch_stride:
+        # The last whole patches of the look-back, as PatchTST cuts them (512 steps: 42 x 12).
+        series = series[:, series.shape[1] % self.patch_size:]
       tokens, _, _ = Encoder(self.width, self.depth, self.num_heads, self.patch_size,
                              self.mlp_ratio, drop_path=self.drop_path, dtype=self.dtype,
                              ln_eps=self.ln_eps, attention=self.attention,
+                             patch_stride=self.patch_stride,
                              name="encoder")(series, train=train and not self.probe)
       features = tokens[:, 1:].reshape(n * m, -1)                # PatchTST's flatten head
       if self.probe:

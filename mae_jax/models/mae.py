@@ -66,12 +66,14 @@ class MAE(nn.Module):
   attention: str = "auto"        # models/attention.py; the same numbers either way
   encoder_mask_tokens: bool = False   # the paper's "w/ [M]" ablation (models/vit.py Encoder)
   mask_value: str = "learned"         # with encoder_mask_tokens; "zero": PatchTST's masking
+  patch_stride: int = 0               # series: overlapping patches (masking.patch_grid)
 
   def setup(self):
     self.encoder = Encoder(self.width, self.depth, self.num_heads, self.patch_size,
                            self.mlp_ratio, dtype=self.dtype, ln_eps=self.ln_eps,
                            pos_embed=self.pos_embed, attention=self.attention,
-                           mask_tokens=self.encoder_mask_tokens, mask_value=self.mask_value)
+                           mask_tokens=self.encoder_mask_tokens, mask_value=self.mask_value,
+                           patch_stride=self.patch_stride)
     self.decoder = Decoder(self.decoder_width, self.decoder_depth, self.decoder_heads,
                            mlp_ratio=self.mlp_ratio, dtype=self.dtype, ln_eps=self.ln_eps,
                            attention=self.attention)
@@ -84,8 +86,8 @@ class MAE(nn.Module):
                                              train=train)
     if mask is None:
       raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
-    target = patchify(images, self.patch_size)
-    grid = patch_grid(images.shape[1:-1], self.patch_size)
+    target = patchify(images, self.patch_size, self.patch_stride)
+    grid = patch_grid(images.shape[1:-1], self.patch_size, self.patch_stride)
     pred = self.decoder(tokens, ids_restore, grid, target.shape[-1]).astype(jnp.float32)
     loss = mae_loss(target, pred, mask, self.norm_pix_loss)
     return loss, pred, mask

@@ -250,6 +250,7 @@ class Encoder(nn.Module):
   attention: str = "auto"
   mask_tokens: bool = False
   mask_value: str = "learned"   # with mask_tokens: a "learned" token, or "zero" patch values
+  patch_stride: int = 0         # series: overlapping patches this far apart (masking.patch_grid)
 
   @nn.compact
   def __call__(self, images: jax.Array, *, mask_ratio: float = 0.0,
@@ -264,7 +265,7 @@ class Encoder(nn.Module):
     outputs, each (N, 1 + K, D), before any final norm (as mmsegmentation's ViT backbones).
     """
     n, *spatial, _ = images.shape
-    grid = patch_grid(spatial, self.patch_size)
+    grid = patch_grid(spatial, self.patch_size, self.patch_stride)
     pos = jnp.asarray(sincos_grid(self.width, grid, cls_token=True))
     if self.pos_embed == "learned":
       pos = self.param("pos_embed", lambda _: pos[None])[0]
@@ -275,7 +276,7 @@ class Encoder(nn.Module):
     # embedding only the kept ones gives the same tokens as the official embed-then-gather
     # (tests/test_models.py), skips the removed patches' share of that matmul, and the gather
     # now acts on the images, which need no gradient (no scatter in the backward pass).
-    patches = patchify(images, self.patch_size)          # (N, L, prod(p) * C)
+    patches = patchify(images, self.patch_size, self.patch_stride)   # (N, L, prod(p) * C)
     pos_patches = pos[1:]                                # (L, D)
     mask = ids_restore = None
     if mask_ratio > 0.0:
