@@ -400,5 +400,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     epath.Path(workdir, SUMMARY_JSON).write_text(json.dumps(summary, indent=2))
     from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
     report.write_report(workdir, summary, source.name, config.model.variant)
+    if config_lib.is_series(config.data.dataset):
+      from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
+      forecast_task.compare_plot(config, workdir, summary, source)
   echo(json.dumps(summary, indent=2))
   return summary

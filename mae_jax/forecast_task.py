@@ -30,6 +30,7 @@ from mae_jax.models.forecaster import Forecaster, channels_to_batch, instance_no
 from mae_jax.tasks import Batch, Evaluation, Task, TrainData, export_encoder, pretrain_model
 
 PREDICTIONS, FORECASTS_CSV, FORECASTS_PNG = "predictions", "forecasts.csv", "forecasts.png"
+FORECASTS_NPY = "forecasts.npy"   # the same forecasts as an array (windows, H, M), for plots
 CSV_COLUMNS = ("window", "step", "date", "variable", "prediction", "truth")
 
 
@@ -229,10 +230,36 @@ def write_forecasts(config: ml_collections.ConfigDict, model: Forecaster,
   path.parent.mkdir(parents=True, exist_ok=True)
   with path.open("w") as f:
     write_csv(f, source, split, pred, truth)
+  with epath.Path(stage_dir, PREDICTIONS, FORECASTS_NPY).open("wb") as f:
+    np.save(f, pred)
   from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
-  image = report.forecast_plot(os.path.join(stage_dir, FORECASTS_PNG), source, split, pred,
-                               config.forecast.plot_windows)
+  image = report.forecast_plot(os.path.join(stage_dir, FORECASTS_PNG), source, split,
+                               {config.forecast.model: pred}, config.forecast.plot_windows)
   return {"forecasts": image}
+
+
+def compare_plot(config: ml_collections.ConfigDict, workdir: str, summary: dict[str, Any],
+                 source: series_lib.Series) -> str | None:
+  """WORKDIR/forecasts.png: a few windows with the forecast stage's forecast and the best
+  baseline's (lowest MSE) beside the truth. -> the file, or None without a forecast stage."""
+  stage = os.path.join(workdir, "forecast", PREDICTIONS, FORECASTS_NPY)
+  if "forecast" not in summary or not epath.Path(stage).exists():
+    return None
+  split = config.forecast.eval_split
+  preds = {"ours (forecast)": np.load(epath.Path(stage).open("rb"))}
+  scored = sorted((r["mse"], b) for b, r in summary.get("baselines", {}).items() if "mse" in r)
+  for _, best in scored[:1]:
+    if best == "persistence":
+      x, _ = source.windows(split, np.arange(source.num_windows(split)))
+      preds[best] = np.repeat(x[:, -1:], source.horizon, axis=1)
+    else:
+      path = epath.Path(workdir, "baselines", best, PREDICTIONS, FORECASTS_NPY)
+      if path.exists():
+        preds[best] = np.load(path.open("rb"))
+  from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
+  out = os.path.join(workdir, FORECASTS_PNG)
+  report.forecast_plot(out, source, split, preds, config.forecast.plot_windows)
+  return out
 
 
 def write_csv(f: Any, source: series_lib.Series, split: str, pred: np.ndarray,
@@ -260,4 +287,4 @@ def persistence(config: ml_collections.ConfigDict, source: series_lib.Series
     err = x[:, -1:, :].astype(np.float64) - y
     se, ae = se + (err ** 2).sum(), ae + np.abs(err).sum()
   entries = n * source.horizon * len(source.variables)
-  return {"mse": se / entries, "mae": ae / entries, f"{split}_windows": n}
+  return {"mse": float(se / entries), "mae": float(ae / entries), f"{split}_windows": n}

@@ -137,22 +137,26 @@ def write_report(workdir: str, summary: dict[str, Any], dataset: str, variant: s
   return written + [RESULTS_MD]
 
 
-def forecast_plot(path: str, source: Any, split: str, pred: Any, num_windows: int) -> Any:
-  """PNG of `num_windows` windows spread over `split`: the look-back, the truth and the forecast
-  of the last variable (the target under setting S, OT in ETT files). -> uint8 (H, W, 3)."""
+def forecast_plot(path: str, source: Any, split: str, preds: dict[str, Any], num_windows: int
+                  ) -> Any:
+  """PNG of `num_windows` windows spread over `split`: the look-back, the truth and each
+  forecast in `preds` ({label: (windows, H, M)}) of the last variable (the target under
+  setting S, OT in ETT files). -> the image, uint8 (H, W, 3)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
-  chosen = np.unique(np.linspace(0, len(pred) - 1, max(num_windows, 1)).astype(int))
+  count = len(next(iter(preds.values())))
+  chosen = np.unique(np.linspace(0, count - 1, max(num_windows, 1)).astype(int))
   fig, axes = plt.subplots(len(chosen), 1, figsize=(9, 2.2 * len(chosen)), squeeze=False)
   x, y = source.windows(split, chosen)
   lookback, horizon = x.shape[1], y.shape[1]
   for ax, k, xs, ys in zip(axes[:, 0], chosen, x, y):
     ax.plot(np.arange(-lookback, 0), xs[:, -1], color="0.5", lw=1, label="look-back")
     ax.plot(np.arange(horizon), ys[:, -1], color="k", lw=1, label="truth")
-    ax.plot(np.arange(horizon), pred[k, :, -1], color="C3", lw=1, label="forecast")
+    for i, (label, pred) in enumerate(preds.items()):
+      ax.plot(np.arange(horizon), pred[k, :, -1], color=f"C{3 + i}", lw=1, label=label)
     ax.set_title(f"{split} window {k}: {source.variables[-1]} from "
                  f"{str(source.target_dates(split, int(k))[0]).replace('T', ' ')}", fontsize=9)
     ax.grid(alpha=0.3)

@@ -101,7 +101,10 @@ def test_etth1_smoke_every_stage_and_baseline_and_the_written_forecasts(etth1, t
   x, y = source.windows("test", np.arange(source.num_windows("test")))
   np.testing.assert_allclose(summary["baselines"]["persistence"]["mse"],
                              np.mean((x[:, -1:] - y) ** 2), rtol=1e-5)
-  assert (tmp_path / "forecast" / "forecasts.png").exists()
+  assert (tmp_path / "forecast" / "forecasts.png").exists() and (tmp_path / "forecasts.png").exists()
+  np.testing.assert_allclose(
+      np.load(tmp_path / "forecast" / "predictions" / "forecasts.npy").reshape(-1), pred,
+      rtol=1e-6)
   assert "| persistence (last value) |" in (tmp_path / "results.md").read_text()
   assert json.loads((tmp_path / "summary.json").read_text())["forecast"] == forecast
 
