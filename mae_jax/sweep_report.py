@@ -20,9 +20,16 @@ SWEEP_MD, SWEEP_CSV, SWEEP_PNG = "sweep.md", "sweep.csv", "sweep.png"
 # (column, table heading, format): what a point is scored by.
 METRICS = (("linprobe_top1", "linear probe top-1 %", "{:.2f}"),
            ("finetune_top1", "fine-tune top-1 %", "{:.2f}"),
+           ("forecast_mse", "forecast MSE", "{:.4f}"),
+           ("forecast_mae", "forecast MAE", "{:.4f}"),
            ("pretrain_loss", "pretrain loss", "{:.4f}"),
            ("pretrain_minutes", "pretrain min", "{:.1f}"),
            ("images_per_sec", "pretrain images/s", "{:.0f}"))
+
+
+# What sweep.png draws against each axis: accuracies, or a series' forecast MSE.
+_PLOTTED = (("linprobe_top1", "o", "linear probe"), ("finetune_top1", "s", "fine-tune"),
+            ("forecast_mse", "^", "forecast MSE"))
 
 
 def run_metrics(run_dir: str) -> dict[str, float]:
@@ -32,6 +39,9 @@ def run_metrics(run_dir: str) -> dict[str, float]:
   for stage in ("linprobe", "finetune"):
     if "top1" in summary.get(stage, {}):
       out[f"{stage}_top1"] = float(summary[stage]["top1"])
+  for key in ("mse", "mae"):
+    if key in summary.get("forecast", {}):
+      out[f"forecast_{key}"] = float(summary["forecast"][key])
   pretrain = summary.get("pretrain", {})
   if "loss" in pretrain:
     out["pretrain_loss"] = float(pretrain["loss"])
@@ -78,13 +88,15 @@ def write(workdir: str, axes: list[Axis], names: dict[tuple[str, str], str],
   if _plot(os.path.join(workdir, SWEEP_PNG), axes, names, stats):
     written.append(SWEEP_PNG)
   md = [header]
+  # The columns some run has: classifier sweeps and series sweeps share the file format.
+  shown = [m for m in METRICS if any(m[0] in s for s in stats.values())] or list(METRICS)
   for ax in axes:
-    md.append(f"\n## {ax.name}\n\n| value | run | " + " | ".join(h for _, h, _ in METRICS)
-              + " | seeds |\n|" + "---|" * (len(METRICS) + 3) + "\n")
+    md.append(f"\n## {ax.name}\n\n| value | run | " + " | ".join(h for _, h, _ in shown)
+              + " | seeds |\n|" + "---|" * (len(shown) + 3) + "\n")
     for point in ax.points:
       name = names[(ax.name, point.label)]
       r, s = results[name], stats[name]
-      cells = [_cell(s.get(key), fmt) for key, _, fmt in METRICS]
+      cells = [_cell(s.get(key), fmt) for key, _, fmt in shown]
       md.append(f"| {point.label} | {name} | " + " | ".join(cells) + f" | {_status(r)} |\n")
   if SWEEP_PNG in written:
     md.append(f"\n![{SWEEP_PNG}]({SWEEP_PNG})\n")
@@ -130,9 +142,9 @@ def _plot(path: str, axes: list[Axis], names: dict[tuple[str, str], str],
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
+  plotted = [m for m in _PLOTTED if any(m[0] in s for s in stats.values())]
   shown = [ax for ax in axes if any(
-      k in stats[names[(ax.name, p.label)]] for p in ax.points for k in ("linprobe_top1",
-                                                                           "finetune_top1"))]
+      k in stats[names[(ax.name, p.label)]] for p in ax.points for k, _, _ in plotted)]
   if not shown:
     return False
   fig, panels = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
@@ -141,8 +153,7 @@ def _plot(path: str, axes: list[Axis], names: dict[tuple[str, str], str],
     series = list(dict.fromkeys(p.series for p in ax.points))
     labels = list(dict.fromkeys(p.label if not p.series else p.label.split(",")[0]
                                 for p in ax.points))
-    for metric, marker, title in (("linprobe_top1", "o", "linear probe"),
-                                  ("finetune_top1", "s", "fine-tune")):
+    for metric, marker, title in plotted:
       for line in series:
         xs, ys, errs = [], [], []
         for p in ax.points:
@@ -159,7 +170,7 @@ def _plot(path: str, axes: list[Axis], names: dict[tuple[str, str], str],
     if not numeric:
       panel.set_xticks(range(len(labels)), labels, rotation=20)
     panel.set_title(ax.name)
-    panel.set_ylabel("top-1 %")
+    panel.set_ylabel("MSE" if plotted[0][0] == "forecast_mse" else "top-1 %")
     panel.grid(alpha=0.3)
     panel.legend(fontsize=7)
   fig.tight_layout()

@@ -11,7 +11,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from mae_jax import sweep, sweep_lib
+from mae_jax import sweep, sweep_lib, sweep_report
 from mae_jax.errors import UserError
 from tests.helpers import CONFIGS, REPO, load_config
 
@@ -43,6 +43,26 @@ def test_shipped_sweeps_plan_on_real_configs(name, config):
     assert len(runs) < sum(len(ax.points) for ax in axes)
     assert runs[names[("decoder_width", str(cfg.model.decoder_width // 4))]] == (
         ("model.decoder_width", cfg.model.decoder_width // 4),)
+
+
+def test_series_sweep_plans_on_the_etth1_study_and_reports_forecast_errors(tmp_path):
+  cfg = load_config("etth1.py", "study")
+  spec = sweep.load_sweep(os.path.join(SWEEPS, "series_masking.py"), cfg)
+  axes, names, runs = sweep.plan(cfg, spec, [], "series_masking.py")
+  assert dict(runs[names[("pretraining", "none")]]) == {"stages": "forecast",
+                                                         "forecast.init_from": "random"}
+  # A run's forecast errors become the table's columns; no empty accuracy columns.
+  run_dir = tmp_path / "run"
+  run_dir.mkdir()
+  (run_dir / "summary.json").write_text(json.dumps({"forecast": {"mse": 0.5, "mae": 0.25}}))
+  metrics = sweep_report.run_metrics(str(run_dir))
+  assert metrics == {"forecast_mse": 0.5, "forecast_mae": 0.25}
+  results = {n: {"overrides": list(o), "seeds": [metrics], "failed": {}, "missing": []}
+             for n, o in runs.items()}
+  sweep_report.write(str(tmp_path), axes, names, results, "# header\n")
+  table = (tmp_path / "sweep.md").read_text()
+  assert "forecast MSE" in table and "0.5000" in table and "top-1" not in table
+  assert (tmp_path / "sweep.png").exists()
 
 
 def test_points_and_their_flags_parse_back_to_the_same_values():
@@ -88,7 +108,8 @@ def test_bad_sweeps_are_one_line_errors(tmp_path):
   proc = _sweep_command(["--config=digits", "--sweep=nonesuch", f"--workdir={tmp_path}"],
                         check=False)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  assert "sweep file" in proc.stderr and "shipped sweeps: ablations, smoke" in proc.stderr
+  assert "sweep file" in proc.stderr and "shipped sweeps: ablations, series_masking, smoke" in \
+      proc.stderr
 
 
 def test_dry_run_prints_every_run_and_seed(tmp_path):
