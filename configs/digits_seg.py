@@ -30,10 +30,10 @@ def get_config(arg: str | None = None):
     c[stage].log_every_steps = 50
   c.pretrain.update(batch_size=64, num_epochs=40, base_lr=6e-3, warmup_epochs=4,
                     crop_scale=(0.5, 1.0))
-  c.segment.update(batch_size=32, num_steps=0, num_epochs=20, base_lr=8e-3, warmup_epochs=2,
-                   layer_decay=0.75, feature_blocks=(1, 2, 3, 4), channels=128,
-                   neck_channels=128, aux_channels=64, crop_size=64, eval_size=64,
-                   scale=(128, 64), ratio_range=(0.75, 1.5), eval_every_epochs=10)
+  c.segment.update(batch_size=32, num_steps=0, num_epochs=25, base_lr=1.6e-2, warmup_epochs=2,
+                   layer_decay=0.75, feature_blocks=(1, 2, 3, 4), channels=64,
+                   neck_channels=64, aux_channels=32, crop_size=64, eval_size=64,
+                   scale=(128, 64), ratio_range=(0.75, 1.5), eval_every_epochs=5)
   if arg.smoke:
     config_lib.smoke(c, image_size=64, patch_size=8)
   return c
