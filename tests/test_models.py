@@ -234,6 +234,31 @@ def test_zero_masking_keeps_every_token_and_hides_the_removed_values():
   assert not np.allclose(apply(series.at[0, 4 * kept].add(1.0))[0], tokens)
 
 
+@pytest.mark.parametrize("attention", ["xla", "chunked"])
+def test_absent_tokens_never_reach_the_model(attention):
+  # A table's missing entries: their values change nothing, whether a row has fewer missing
+  # entries than the masking removes or more (then kept slots are padding).
+  model = MAE(width=16, depth=2, num_heads=2, patch_size=1, decoder_width=8, decoder_depth=1,
+              decoder_heads=2, mask_ratio=0.5, attention=attention)
+  rows = jax.random.uniform(jax.random.key(0), (3, 10, 1))
+  observed = np.ones((3, 10), bool)
+  observed[0, [2, 7]] = False                 # 2 missing: fewer than the 5 removed
+  observed[1, :8] = False                     # 8 missing: 2 tokens exist, 5 slots kept
+  noise = jax.random.uniform(jax.random.key(1), (3, 10))
+  variables = model.init(RNGS, rows, noise=noise, observed=observed)
+  apply = jax.jit(lambda x, ratio: model.apply(variables, x, noise=noise, observed=observed,
+                                               mask_ratio=ratio), static_argnums=1)
+  for ratio in (0.5, 0.0):
+    loss, pred, mask = apply(rows, ratio)
+    changed = jnp.where(observed[:, :, None], rows, 123.0)
+    loss2, pred2, _ = apply(changed, ratio)
+    np.testing.assert_allclose(pred2, pred, rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(mask)[~observed] == 1)
+    if ratio == 0.0:   # imputing: every observed entry visible, only the missing ones removed
+      np.testing.assert_array_equal(np.asarray(mask, bool), ~observed)
+  assert not np.allclose(apply(rows.at[2, 0].add(1.0), 0.0)[1], pred)
+
+
 def test_mae_with_encoder_mask_tokens_trains_its_mask_token():
   model = from_variant(MAE, "mu/4", decoder_width=32, decoder_depth=1, decoder_heads=2,
                        encoder_mask_tokens=True)

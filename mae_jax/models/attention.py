@@ -46,27 +46,34 @@ def _softmax_bwd(probs: jax.Array, grad: jax.Array) -> tuple[jax.Array]:
 softmax.defvjp(_softmax_fwd, _softmax_bwd)
 
 
-def _attend_one(qkv: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
-  """One example: q (T, H, D), k and v (S, H, D) -> (T, H, D); softmax in float32."""
-  q, k, v = qkv
-  scores = jnp.einsum("thd,shd->hts", q * (q.shape[-1] ** -0.5), k)
-  probs = softmax(scores.astype(jnp.float32)).astype(v.dtype)
+def _attend_one(qkv: tuple[jax.Array, ...]) -> jax.Array:
+  """One example: q (T, H, D), k and v (S, H, D)[, the number of keys that count] ->
+  (T, H, D); softmax in float32."""
+  q, k, v, *length = qkv
+  scores = jnp.einsum("thd,shd->hts", q * (q.shape[-1] ** -0.5), k).astype(jnp.float32)
+  if length:
+    scores = jnp.where(jnp.arange(k.shape[0]) < length[0], scores, -1e30)
+  probs = softmax(scores).astype(v.dtype)
   return jnp.einsum("hts,shd->thd", probs, v)
 
 
 def chunked_attention(q: jax.Array, k: jax.Array, v: jax.Array,
-                      chunk_bytes: int = CHUNK_BYTES) -> jax.Array:
-  """q: (N, T, H, D), k and v: (N, S, H, D) -> (N, T, H, D), a few examples at a time."""
+                      chunk_bytes: int = CHUNK_BYTES, kv_lengths: jax.Array | None = None
+                      ) -> jax.Array:
+  """q: (N, T, H, D), k and v: (N, S, H, D) -> (N, T, H, D), a few examples at a time.
+  kv_lengths (N,): only each example's first kv_lengths keys count."""
   n, t, h, _ = q.shape
   per_example = h * t * k.shape[1] * 4          # float32 scores
   chunk = max(1, chunk_bytes // per_example)
+  args = (q, k, v) if kv_lengths is None else (q, k, v, kv_lengths)
   if chunk >= n:
-    return jax.vmap(_attend_one)((q, k, v))
-  return jax.lax.map(_attend_one, (q, k, v), batch_size=chunk)
+    return jax.vmap(_attend_one)(args)
+  return jax.lax.map(_attend_one, args, batch_size=chunk)
 
 
 def cudnn_attention(q: jax.Array, k: jax.Array, v: jax.Array,
-                    implementation: str = "cudnn") -> jax.Array:
+                    implementation: str = "cudnn", kv_lengths: jax.Array | None = None
+                    ) -> jax.Array:
   """q, k, v: (N, T, H, D) -> (N, T, H, D) through cuDNN's fused kernel.
 
   JAX's cuDNN path (0.11) rejects odd sequence lengths when differentiated (it counts its own
@@ -75,12 +82,14 @@ def cudnn_attention(q: jax.Array, k: jax.Array, v: jax.Array,
   `implementation` is for tests on machines without cuDNN ("xla" takes the same lengths).
   """
   n, t = q.shape[:2]
-  if t % 2 == 0:
+  if t % 2 == 0 and kv_lengths is None:
     return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
-  q, k, v = (jnp.pad(x, ((0, 0), (0, 1), (0, 0), (0, 0))) for x in (q, k, v))
+  if t % 2:
+    q, k, v = (jnp.pad(x, ((0, 0), (0, 1), (0, 0), (0, 0))) for x in (q, k, v))
   lengths = jnp.full((n,), t, jnp.int32)
+  keys = lengths if kv_lengths is None else kv_lengths.astype(jnp.int32)
   out = jax.nn.dot_product_attention(q, k, v, implementation=implementation,
-                                     query_seq_lengths=lengths, key_value_seq_lengths=lengths)
+                                     query_seq_lengths=lengths, key_value_seq_lengths=keys)
   return out[:, :t]
 
 
@@ -100,9 +109,11 @@ def cudnn_runs(dtype: jnp.dtype) -> bool:
   return device.platform == "gpu" and "cuda" in device.client.platform_version.lower()
 
 
-def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, kind: str = "auto"
-                          ) -> jax.Array:
-  """q: (N, T, H, D), k and v: (N, S, H, D) -> (N, T, H, D).
+def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, kind: str = "auto",
+                          kv_lengths: jax.Array | None = None) -> jax.Array:
+  """q: (N, T, H, D), k and v: (N, S, H, D) -> (N, T, H, D). With kv_lengths (N,), only each
+  example's first kv_lengths keys are attended to (tokens that do not exist: a table's missing
+  entries).
 
   kind: "xla" = jax.nn.dot_product_attention; "chunked" = chunked_attention; "cudnn" = cuDNN's
   fused kernel (NVIDIA GPUs, bfloat16/float16 only); "auto" = chunked on the CPU backend, cuDNN
@@ -111,9 +122,10 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, kind: str = 
   if kind == "auto":
     kind = auto_kind(q.dtype)
   if kind == "chunked":
-    return chunked_attention(q, k, v)
+    return chunked_attention(q, k, v, kv_lengths=kv_lengths)
   if kind == "cudnn":
-    return cudnn_attention(q, k, v)
+    return cudnn_attention(q, k, v, kv_lengths=kv_lengths)
   if kind == "xla":
-    return jax.nn.dot_product_attention(q, k, v, implementation=kind)
+    return jax.nn.dot_product_attention(q, k, v, implementation=kind,
+                                        key_value_seq_lengths=kv_lengths)
   raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {kind!r}")

@@ -23,15 +23,19 @@ class Decoder(nn.Module):
 
   @nn.compact
   def __call__(self, tokens: jax.Array, ids_restore: jax.Array | None, grid: tuple[int, ...],
-               patch_dim: int) -> jax.Array:
+               patch_dim: int, kept_valid: jax.Array | None = None) -> jax.Array:
     """tokens: (N, 1 + K, D_enc), ids_restore: (N, L) -> pred (N, L, patch_dim), L = prod(grid).
 
     patch_dim: values per patch (p * p * 3 for RGB images). ids_restore None: the tokens are
     all L patches' already, in patch order (an encoder that took mask tokens itself); the
-    decoder then adds none.
+    decoder then adds none. kept_valid (N, K) bool: the kept slots that hold a token (Encoder's
+    `observed`); the others get the mask token too.
     """
     x = Dense(self.width, "decoder_embed", self.dtype)(tokens)
     mask_token = self.param("mask_token", nn.initializers.normal(0.02), (1, 1, self.width))
+    if kept_valid is not None:
+      kept = jnp.where(kept_valid[:, :, None], x[:, 1:], mask_token.astype(x.dtype))
+      x = jnp.concatenate([x[:, :1], kept], axis=1)
     if ids_restore is not None:
       n, l = ids_restore.shape
       fill = jnp.broadcast_to(mask_token.astype(x.dtype), (n, l + 1 - x.shape[1], self.width))
@@ -78,16 +82,29 @@ class MAE(nn.Module):
                            mlp_ratio=self.mlp_ratio, dtype=self.dtype, ln_eps=self.ln_eps,
                            attention=self.attention)
 
-  def __call__(self, images: jax.Array, noise: jax.Array | None = None, train: bool = True
+  def __call__(self, images: jax.Array, noise: jax.Array | None = None, train: bool = True,
+               observed: jax.Array | None = None, mask_ratio: float | None = None
                ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """images: (N, *S, C) normalised (NHWC images; (N, T, C) series; (N, D, H, W, C) volumes)
-    -> loss (), pred (N, L, prod(p) * C) float32, mask (N, L)."""
-    tokens, mask, ids_restore = self.encoder(images, mask_ratio=self.mask_ratio, noise=noise,
-                                             train=train)
+    -> loss (), pred (N, L, prod(p) * C) float32, mask (N, L).
+
+    observed (N, L) bool: the tokens that exist (a table's observed entries; Encoder); the
+    loss then counts the removed tokens that exist only. mask_ratio overrides the module's (0
+    with `observed`: every existing token visible, as when imputing).
+    """
+    ratio = self.mask_ratio if mask_ratio is None else mask_ratio
+    tokens, mask, ids_restore = self.encoder(images, mask_ratio=ratio, noise=noise,
+                                             train=train, observed=observed)
     if mask is None:
-      raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+      raise ValueError(f"mask_ratio must be in (0, 1), got {ratio}")
+    kept_valid = None
+    if observed is not None:
+      kept = tokens.shape[1] - 1
+      kept_valid = jnp.arange(kept) < jnp.minimum(observed.sum(axis=1), kept)[:, None]
     target = patchify(images, self.patch_size, self.patch_stride)
     grid = patch_grid(images.shape[1:-1], self.patch_size, self.patch_stride)
-    pred = self.decoder(tokens, ids_restore, grid, target.shape[-1]).astype(jnp.float32)
-    loss = mae_loss(target, pred, mask, self.norm_pix_loss)
+    pred = self.decoder(tokens, ids_restore, grid, target.shape[-1],
+                        kept_valid).astype(jnp.float32)
+    scored = mask if observed is None else mask * observed
+    loss = mae_loss(target, pred, scored, self.norm_pix_loss)
     return loss, pred, mask

@@ -130,8 +130,10 @@ class Attention(nn.Module):
   attention: str = "auto"
 
   @nn.compact
-  def __call__(self, x: jax.Array, batch: int) -> jax.Array:
-    """x: (N * T, D), the tokens of `batch` examples as rows (see Block) -> (N * T, D)."""
+  def __call__(self, x: jax.Array, batch: int, kv_lengths: jax.Array | None = None
+               ) -> jax.Array:
+    """x: (N * T, D), the tokens of `batch` examples as rows (see Block) -> (N * T, D).
+    kv_lengths (N,): only each example's first tokens are attended to."""
     nt, d = x.shape
     n, t, h = batch, nt // batch, self.num_heads
     qkv = Dense(3 * d, "qkv", self.dtype)(x)
@@ -139,7 +141,7 @@ class Attention(nn.Module):
     # then concatenates the gradients instead: 95.1 vs 92.9 ms per ViT-L/16 step (H100), and
     # no faster on CPU.
     q, k, v = jnp.moveaxis(qkv.reshape(n, t, 3, h, d // h), 2, 0)  # each (N, T, H, d/h)
-    out = dot_product_attention(q, k, v, self.attention)
+    out = dot_product_attention(q, k, v, self.attention, kv_lengths)
     return Dense(d, "proj", self.dtype)(out.reshape(nt, d))
 
 
@@ -174,8 +176,9 @@ class Block(nn.Module):
   attention: str = "auto"
 
   @nn.compact
-  def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
-    """x: (N, T, D) -> (N, T, D)."""
+  def __call__(self, x: jax.Array, deterministic: bool = True,
+               kv_lengths: jax.Array | None = None) -> jax.Array:
+    """x: (N, T, D) -> (N, T, D); kv_lengths (N,): the tokens attended to (Attention)."""
     n, t, d = x.shape
     drop = DropPath(self.drop_path)
 
@@ -192,7 +195,7 @@ class Block(nn.Module):
     # (13 vs 3 ms for ViT-B/16's encoder fc2 input at mask 0.75, batch 8).
     x = x.reshape(n * t, d)
     x = residual(x, Attention(self.num_heads, self.dtype, self.attention, name="attn")(
-        LayerNorm("norm1", self.dtype, self.ln_eps)(x), n))
+        LayerNorm("norm1", self.dtype, self.ln_eps)(x), n, kv_lengths))
     x = residual(x, Mlp(int(d * self.mlp_ratio), self.dtype, name="mlp")(
         LayerNorm("norm2", self.dtype, self.ln_eps)(x)))
     return x.reshape(n, t, d)
@@ -200,8 +203,8 @@ class Block(nn.Module):
 
 def run_blocks(x: jax.Array, prefix: str, depth: int, num_heads: int, mlp_ratio: float,
                drop_path: float, dtype: Dtype, deterministic: bool, ln_eps: float = LN_EPS,
-               attention: str = "auto", taps: Sequence[int] = ()
-               ) -> jax.Array | list[jax.Array]:
+               attention: str = "auto", taps: Sequence[int] = (),
+               kv_lengths: jax.Array | None = None) -> jax.Array | list[jax.Array]:
   """Applies `depth` blocks named prefix_0..; drop path grows linearly 0 -> drop_path as in timm.
 
   With `taps` (1-based block numbers), returns the outputs of those blocks instead, in order.
@@ -211,7 +214,7 @@ def run_blocks(x: jax.Array, prefix: str, depth: int, num_heads: int, mlp_ratio:
   tapped = {}
   for i in range(depth):
     x = Block(num_heads, mlp_ratio, float(rates[i]), dtype, ln_eps, attention,
-              name=f"{prefix}_{i}")(x, deterministic)
+              name=f"{prefix}_{i}")(x, deterministic, kv_lengths)
     tapped[i + 1] = x
   return [tapped[t] for t in taps] if taps else x
 
@@ -255,7 +258,7 @@ class Encoder(nn.Module):
   @nn.compact
   def __call__(self, images: jax.Array, *, mask_ratio: float = 0.0,
                noise: jax.Array | None = None, train: bool = False,
-               features: Sequence[int] = ()
+               features: Sequence[int] = (), observed: jax.Array | None = None
                ) -> tuple[jax.Array, jax.Array | None, jax.Array | None] | list[jax.Array]:
     """images: (N, *S, C) -> tokens (N, 1 + K, D), mask (N, L) | None, ids_restore (N, L) | None.
 
@@ -263,6 +266,12 @@ class Encoder(nn.Module):
     cls token. ids_restore is None without masking or with mask tokens (patch order).
     With `features` (1-based block numbers, dense prediction), returns instead those blocks'
     outputs, each (N, 1 + K, D), before any final norm (as mmsegmentation's ViT backbones).
+
+    observed (N, L) bool: tokens that exist (a table's observed entries). The others never reach
+    the encoder: they sort after every existing token in the masking order and are left out of
+    every attention (key lengths), and `mask` counts them as removed. Kept slots past a row's
+    own count are padding: their outputs mean nothing (MAE hands the decoder mask tokens there).
+    With observed, mask_ratio 0 keeps every existing token.
     """
     n, *spatial, _ = images.shape
     grid = patch_grid(spatial, self.patch_size, self.patch_stride)
@@ -278,11 +287,19 @@ class Encoder(nn.Module):
     # now acts on the images, which need no gradient (no scatter in the backward pass).
     patches = patchify(images, self.patch_size, self.patch_stride)   # (N, L, prod(p) * C)
     pos_patches = pos[1:]                                # (L, D)
-    mask = ids_restore = None
-    if mask_ratio > 0.0:
+    mask = ids_restore = kv_lengths = None
+    if mask_ratio > 0.0 or observed is not None:
       if noise is None:
         noise = jax.random.uniform(self.make_rng("masking"), patches.shape[:2])
+      if observed is not None:
+        if self.mask_tokens:
+          raise ValueError("observed tokens and encoder mask tokens do not combine")
+        noise = jnp.where(observed, noise, 2.0 + noise)  # uniform noise is < 1: absent last
       ids_keep, mask, ids_restore = masking_ids(noise, mask_ratio)
+      if observed is not None:
+        kept = ids_keep.shape[1]
+        kv_lengths = 1 + jnp.minimum(observed.sum(axis=1), kept)   # the cls token and them
+        mask = mask | ~observed
       if not self.mask_tokens:
         patches = gather_tokens(patches, ids_keep)       # (N, K, prod(p) * C)
         pos_patches = pos_patches[ids_keep]              # (N, K, D)
@@ -309,7 +326,7 @@ class Encoder(nn.Module):
       raise ValueError(f"feature blocks {bad} are not blocks of this {self.depth}-block encoder")
     x = run_blocks(x, "blocks", self.depth, self.num_heads, self.mlp_ratio, self.drop_path,
                    self.dtype, deterministic=not train, ln_eps=self.ln_eps,
-                   attention=self.attention, taps=features)
+                   attention=self.attention, taps=features, kv_lengths=kv_lengths)
     if features:
       return x
     if self.final_norm:
