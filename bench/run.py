@@ -11,13 +11,23 @@ The last stdout line is a JSON object.
   mae-jax-bench --target=pretrain --variant=B/16 --image_size=224 --batch_size=8 \
       --mask_ratio=0.75 --steps=10 --dtype=float32
 
+  # The series pretrain and forecast steps at configs/etth1.py's sizes (look-back 512,
+  # horizon 96, 7 variables, batch 64 windows, tst/12, mask 0.4, decoder 128,1,16):
+  mae-jax-bench --target=timeseries --steps=5 --rounds=3
+
 Targets: "input" (pipeline.py: the tf.data pretrain pipeline beside pil_loader.py);
 "pretrain", "finetune" and "segment" (step.py: one optimizer step of the stage's task, MAE
 with a --decoder=width,depth,heads decoder, the fine-tune classifier with layer decay, or ViT +
-pyramid + UPerNet on --image_size crops with --num_classes classes).
+pyramid + UPerNet on --image_size crops with --num_classes classes); "timeseries" (series.py:
+the step of each of --stages, the MAE on look-back windows and the forecast transformer, on
+synthetic windows of --lookback steps and --num_variables variables, --horizon steps
+forecast). For "timeseries", --variant, --batch_size, --mask_ratio and --decoder keep
+configs/etth1.py's values unless given, and the last line holds one result per stage:
+{"target": "timeseries", "framework": "jax", "pretrain": {...}, "forecast": {...}}.
 --make_fixture writes the JPEGs (fixture.py) and exits. Each target's module is imported
-only when it runs, so the train-step targets never load TensorFlow. The PyTorch side of the
-train-step benchmark is `python -m mae_jax_bench.torch_mae` (torch_mae.py).
+only when it runs, so the train-step targets never load TensorFlow. The PyTorch sides of the
+train-step benchmarks are `python -m mae_jax_bench.torch_mae` (torch_mae.py, HF ViTMAE) and
+`python -m mae_jax_bench.torch_patchtst` (torch_patchtst.py, HF PatchTST).
 """
 
 import json
@@ -59,6 +69,14 @@ _PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "Train steps: after timi
 _DECODER = flags.DEFINE_list("decoder", ["512", "8", "16"], "pretrain: decoder width,depth,heads.")
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", 1000,
                                     "finetune / segment: classes of the head.")
+_LOOKBACK = flags.DEFINE_integer("lookback", None, "timeseries: look-back steps per window "
+                                 "(default: configs/etth1.py's).")
+_HORIZON = flags.DEFINE_integer("horizon", None, "timeseries: steps forecast (default: "
+                                "configs/etth1.py's).")
+_NUM_VARIABLES = flags.DEFINE_integer("num_variables", 7, "timeseries: variables per window "
+                                      "(ETTh1 has 7).")
+_STAGES = flags.DEFINE_list("stages", ["pretrain", "forecast"], "timeseries: the steps to time, "
+                            "in this order.")
 _MAKE_FIXTURE = flags.DEFINE_string("make_fixture", None, "Write photo-sized JPEGs in "
                                     "DIR/{train,val}/<class>/ and exit.")
 _FIXTURE_IMAGES = flags.DEFINE_integer("fixture_images", 1024, "Training images to write.")
@@ -86,11 +104,29 @@ def _train_step(target: str) -> dict[str, Any]:
       lockstep=_LOCKSTEP.value, profile_dir=_PROFILE_DIR.value)
 
 
+def _given(flag: flags.FlagHolder) -> Any:
+  """The flag's value if the command line sets it, else None (the target's own default)."""
+  return flag.value if flags.FLAGS[flag.name].present else None
+
+
+def _timeseries() -> dict[str, Any]:
+  from . import series  # pylint: disable=g-import-not-at-top  (JAX, never TensorFlow)
+  decoder = _given(_DECODER)
+  return series.bench_series_step(
+      stages=tuple(_STAGES.value), variant=_given(_VARIANT), lookback=_LOOKBACK.value,
+      horizon=_HORIZON.value, num_variables=_NUM_VARIABLES.value,
+      batch_size=_given(_BATCH_SIZE), mask_ratio=_given(_MASK_RATIO),
+      decoder=tuple(int(x) for x in decoder) if decoder else None, dtype=_DTYPE.value,
+      attention=_ATTENTION.value, steps=_STEPS.value, warmup_steps=_WARMUP_STEPS.value,
+      rounds=_ROUNDS.value, lockstep=_LOCKSTEP.value, profile_dir=_PROFILE_DIR.value)
+
+
 TARGETS: dict[str, Callable[[], dict[str, Any]]] = {
     "input": _input,
     "pretrain": lambda: _train_step("pretrain"),
     "finetune": lambda: _train_step("finetune"),
     "segment": lambda: _train_step("segment"),
+    "timeseries": _timeseries,
 }
 
 

@@ -109,10 +109,10 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
     data = par.put_batch({"image": rng.integers(0, 256, (batch_size, *image_shape), np.uint8),
                           "label": rng.integers(0, num_classes, batch_size).astype(np.int32)})
   step = par.wrap(train.make_train_step(task, tx), donate_state=True)
-
-  t0 = time.perf_counter()
-  compiled = step.lower(state, data).compile()     # the calls below reuse this executable
-  compile_s = time.perf_counter() - t0
+  compile_s, step_s_rounds = time_train_step(
+      step, state, data, par, steps=steps, warmup_steps=warmup_steps, rounds=rounds,
+      lockstep=lockstep, profile_dir=profile_dir)
+  step_s = min(step_s_rounds)
   if target == "pretrain":
     flops_per_image = flops.pretrain_flops_per_image(variant, image_size, config.model.mask_ratio,
                                                      decoder)
@@ -124,6 +124,41 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
         {"params": host_state.params, **host_state.model_state}, one)
   else:
     flops_per_image = flops.classifier_flops_per_image(variant, image_size, num_classes)
+
+  device = device_fields(par)
+  images_per_sec = batch_size / step_s
+  return {"target": target, "framework": "jax", "variant": variant, "image_size": image_size,
+          "batch_size": batch_size,
+          "mask_ratio": config.model.mask_ratio if target == "pretrain" else None,
+          "decoder": [width, depth, heads] if target == "pretrain" else None,
+          "dtype": dtype, "steps": steps, "devices": par.num_devices,
+          "device_kind": device["device_kind"],
+          "attention": auto_kind(dtype) if attention == "auto" else attention,
+          "images_per_sec": round(images_per_sec, 2),
+          "step_ms": round(1000 * step_s, 2),
+          "step_ms_rounds": [round(1000 * x, 2) for x in step_s_rounds],
+          "compile_s": round(compile_s, 2),
+          "flops_per_image": flops_per_image,       # model FLOPs, as torch counts (flops.py)
+          "mfu": (peaks.mfu(flops_per_image, images_per_sec, device["device_kind"], dtype,
+                            par.num_devices) if flops_per_image else None),
+          "peak_memory_bytes": device["peak_memory_bytes"],
+          "allocator": device["allocator"]}
+
+
+def time_train_step(step: Callable[..., Any], state: Any, data: dict[str, jax.Array],
+                    par: DataParallel, *, steps: int, warmup_steps: int, rounds: int,
+                    lockstep: bool = False, profile_dir: str | None = None
+                    ) -> tuple[float, list[float]]:
+  """Compiles the wrapped train step `step` for (state, data), runs max(warmup_steps, 1)
+  untimed steps, then `rounds` rounds of `steps` steps (timed_rounds).
+
+  -> (compile seconds, seconds per step of each round). `state` is donated: the caller's copy
+  is gone afterwards. With `profile_dir`, one more round is traced and the costliest ops
+  printed to stderr (profiling.py). A non-finite loss after the last step raises.
+  """
+  t0 = time.perf_counter()
+  compiled = step.lower(state, data).compile()     # the calls below reuse this executable
+  compile_s = time.perf_counter() - t0
   for _ in range(max(warmup_steps, 1)):
     state, metrics = compiled(state, data)
   jax.block_until_ready(metrics)
@@ -137,30 +172,20 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
     return (time.perf_counter() - t0) / steps
 
   step_s_rounds = timed_rounds(run_round, rounds, lockstep)
-  step_s = min(step_s_rounds)
   if profile_dir:
     trace_file = profiling.trace(run_round, profile_dir)
     print(f"trace: {trace_file}\n" + profiling.format_table(
         profiling.op_table(trace_file, steps)), file=sys.stderr, flush=True)
   if not np.isfinite(float(jax.device_get(par.unreplicate(metrics)["loss"]))):
     raise FloatingPointError("non-finite loss in the benchmark")
+  return compile_s, step_s_rounds
 
+
+def device_fields(par: DataParallel) -> dict[str, Any]:
+  """What a result says about where it ran: device kind, peak memory (None where the device
+  does not tell, as CPUs), the host allocator (mae_jax/allocator.py)."""
   device = jax.devices()[0]
-  images_per_sec = batch_size / step_s
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-  return {"target": target, "framework": "jax", "variant": variant, "image_size": image_size,
-          "batch_size": batch_size,
-          "mask_ratio": config.model.mask_ratio if target == "pretrain" else None,
-          "decoder": [width, depth, heads] if target == "pretrain" else None,
-          "dtype": dtype, "steps": steps, "devices": par.num_devices,
-          "device_kind": device.device_kind,
-          "attention": auto_kind(dtype) if attention == "auto" else attention,
-          "images_per_sec": round(images_per_sec, 2),
-          "step_ms": round(1000 * step_s, 2),
-          "step_ms_rounds": [round(1000 * x, 2) for x in step_s_rounds],
-          "compile_s": round(compile_s, 2),
-          "flops_per_image": flops_per_image,       # model FLOPs, as torch counts (flops.py)
-          "mfu": (peaks.mfu(flops_per_image, images_per_sec, device.device_kind, dtype,
-                            par.num_devices) if flops_per_image else None),
+  return {"devices": par.num_devices, "device_kind": device.device_kind,
           "peak_memory_bytes": (stats or {}).get("peak_bytes_in_use"),
           "allocator": allocator.describe()}
