@@ -11,14 +11,18 @@ import ml_collections
 from mae_jax.errors import ConfigError
 
 # Training stages, each with a config.<stage>.
-STAGES = ("pretrain", "linprobe", "finetune", "segment", "forecast")
+STAGES = ("pretrain", "linprobe", "finetune", "segment", "forecast", "impute")
 # Stages that train nothing; "visualize" runs on the pretrain stage's last checkpoint.
 EXTRA_STAGES = ("visualize",)
 BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels", "segment_random_init",
              # Series (forecast_task.py): the forecast transformer from random init, the last
              # value, forecasters of other kinds (config.forecast.model), and PatchTST's
              # masking (zeroed patches kept in the sequence) pretrained then forecast.
-             "forecast_random_init", "persistence", "linear", "rnn", "lstm", "gru", "patchtst")
+             "forecast_random_init", "persistence", "linear", "rnn", "lstm", "gru", "patchtst",
+             # Tables (impute_baselines.py): imputers on the same rows and removed entries.
+             "mean", "mlp", "knn", "mice", "missforest")
+# Baselines that impute a table without training in the loop (impute_baselines.py).
+IMPUTER_BASELINES = ("mean", "mlp", "knn", "mice", "missforest")
 # Baselines that are the forecast stage with another config.forecast.model, from random init.
 FORECASTER_BASELINES = ("linear", "rnn", "lstm", "gru")
 # Datasets with label maps (data/seg_sources.py): names, and prefixes of paths. Here, not there,
@@ -32,6 +36,19 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Series datasets (data/series.py), likewise.
 SERIES_DATASETS = ("vega_temps",)
 SERIES_PREFIXES = ("ett:", "csv:")
+
+
+def is_table(config: ml_collections.ConfigDict) -> bool:
+  """Whether the config imputes a table (its stages include impute; data/tables.py): a "csv:"
+  file is a table for impute and a series otherwise."""
+  return "impute" in [s.strip() for s in config.stages.split(",")]
+
+
+def modality(config: ml_collections.ConfigDict) -> str:
+  """"table", "series" or "images" (classification or segmentation): what config.data holds."""
+  if is_table(config):
+    return "table"
+  return "series" if is_series(config.data.dataset) else "images"
 
 
 def is_series(dataset: str) -> bool:
@@ -203,7 +220,15 @@ def base_config() -> ml_collections.ConfigDict:
       split=(0.7, 0.1, 0.2),
       scaling="zscore",           # training rows' mean and std; or "minmax" (to [0, 1])
       date_column="date",
-      columns="",
+      columns="",                 # series and tables: the columns to use, comma-separated
+      # Tables (data/tables.py; "csv:/path", or "diabetes", "breast_cancer", "wine"): entries
+      # removed per original column at missing_rate by `mechanism` ("mcar", "mar", "mnar",
+      # "mnar_self"); rows already missing a value dropped or kept ("drop" / "keep").
+      missing_rate=0.2,
+      mechanism="mcar",
+      test_fraction=0.2,
+      existing_missing="drop",
+      categorical="",             # numeric columns to one-hot encode (class codes)
   ))
   # main_pretrain.py: blr 1.5e-4, wd 0.05, betas (0.9, 0.95), 40 warmup epochs, crop 0.2-1.
   c.pretrain = _stage(batch_size=4096, num_epochs=800, base_lr=1.5e-4, warmup_epochs=40,
@@ -247,6 +272,10 @@ def base_config() -> ml_collections.ConfigDict:
                       probe=False,           # True: frozen encoder, the head alone trains
                       drop_path=0.0, head_dropout=0.0, hidden=64, revin=True,
                       eval_split="test", eval_every_epochs=5, plot_windows=4)
+  # Imputation (impute_task.py): ReMasker's recipe, AdamW lr 1e-3 at batch 64 (base_lr 4e-3),
+  # 600 epochs on California's ~16k training rows.
+  c.impute = _stage(batch_size=64, num_epochs=600, base_lr=4e-3, warmup_epochs=40,
+                    weight_decay=0.05, b1=0.9, b2=0.95, eval_every_epochs=100)
   # Reconstruction grids (mae_jax/visualize.py): the "visualize" stage, and TensorBoard images
   # of the same eval images during pretraining.
   c.visualize = ml_collections.ConfigDict(dict(

@@ -27,6 +27,8 @@ CACHE_MODES = ("auto", "memory", "stream")
 UNLABELED_PREFIX = "images:"   # data/images.py; the package itself would import TensorFlow
 # Stages and untrained baselines of series datasets (forecast_task.py); pretrain serves both.
 SERIES_STAGES = ("forecast", "persistence")
+# Likewise for tables (impute_task.py, impute_baselines.py).
+TABLE_STAGES = ("impute",) + config_lib.IMPUTER_BASELINES
 
 
 def names(field: str) -> list[str]:
@@ -46,7 +48,7 @@ class Run:
 
 
 # Baselines computed without training (tasks.raw_pixels, forecast_task.persistence).
-UNTRAINED_BASELINES = ("raw_pixels", "persistence")
+UNTRAINED_BASELINES = ("raw_pixels", "persistence") + config_lib.IMPUTER_BASELINES
 
 
 def baseline_runs(config: ml_collections.ConfigDict, b: str) -> list[Run]:
@@ -125,8 +127,11 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
   if config.model.mask_value not in ("learned", "zero"):
     raise ConfigError(f"config.model.mask_value must be 'learned' or 'zero', got "
                       f"{config.model.mask_value!r}")
-  if config_lib.is_series(d.dataset):
+  kind = config_lib.modality(config)
+  if kind == "series":
     _validate_series(config, v)
+  elif kind == "table":
+    _validate_table(config, v)
   elif config.model.patch_stride:
     raise ConfigError(f"config.model.patch_stride={config.model.patch_stride}: overlapping "
                       f"patches are for series; images take 0")
@@ -172,10 +177,20 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
   for r in _runs(config):
     check_batch_size(config[r.stage], devices, f"config.{r.stage}")
     init_from = r.init_from or config[r.stage].init_from
-    if r.stage != "pretrain" and not init_from.startswith(PRODUCED_BY) and not (
+    if r.stage not in ("pretrain", "impute") and not init_from.startswith(PRODUCED_BY) and not (
         r.stage == "forecast" and r.overrides.get("forecast.model", config.forecast.model)
         != "transformer"):
       _check_init_from(config, r.stage, init_from, workdir)
+
+
+def _validate_table(config: ml_collections.ConfigDict, v: Any) -> None:
+  """A table: one token per entry, so patches of one value."""
+  if v.patch_size != 1:
+    raise ConfigError(f"config.model.variant={config.model.variant!r}: a table's tokens are "
+                      f"single entries, so the patch size must be 1 (e.g. 'remasker/1')")
+  if config.model.mask_sampling != "random" or config.model.encoder_mask_tokens:
+    raise ConfigError("config.model: tables take mask_sampling 'random' and no encoder mask "
+                      "tokens (missing entries never reach the encoder)")
 
 
 def _validate_series(config: ml_collections.ConfigDict, v: Any) -> None:
@@ -223,14 +238,17 @@ def _check_labels(config: ml_collections.ConfigDict) -> None:
   segmentation dataset has label maps (the segment stage), a classification one labels."""
   runs = [(r.folder, r.stage) for r in _runs(config)]
   runs += [(b, b) for b in names(config.baselines) if b in UNTRAINED_BASELINES]
-  series = config_lib.is_series(config.data.dataset)
-  wrong = [name for name, stage in runs if (stage in SERIES_STAGES) != series
-           and stage != "pretrain"]
+  modality = config_lib.modality(config)
+  allowed = {"series": SERIES_STAGES, "table": TABLE_STAGES}.get(modality, ())
+  # Tables train their MAE in the impute stage itself: no pretrain there.
+  wrong = [name for name, stage in runs if (stage != "pretrain" or modality == "table") and (
+      stage not in allowed if allowed else stage in SERIES_STAGES + TABLE_STAGES)]
   if wrong:
-    kind = "series (pretrain, forecast)" if series else "images"
+    kind = {"series": "series (pretrain, forecast)", "table": "a table (impute)"}.get(
+        modality, "images")
     raise ConfigError(f"config.data.dataset={config.data.dataset!r} holds {kind}, but "
                       f"config.stages/baselines ask for {', '.join(wrong)}")
-  if series:
+  if allowed:
     return
   dense = config_lib.is_segmentation(config.data.dataset)
   wrong = [name for name, stage in runs
@@ -274,7 +292,14 @@ def check_batch_size(cfg: ml_collections.ConfigDict, devices: int, where: str) -
 def validate_data(config: ml_collections.ConfigDict, source: Any) -> None:
   """What only the dataset can tell: streaming has a random-access store to read, and every
   training stage gets one full batch per epoch."""
-  if config_lib.is_series(config.data.dataset):
+  if config_lib.modality(config) == "table":
+    rows = len(source.train)
+    for r in _runs(config):
+      if config[r.stage].batch_size > rows:
+        raise ConfigError(f"config.{r.stage}.batch_size={config[r.stage].batch_size} exceeds "
+                          f"the {rows} training rows of {source.name}")
+    return
+  if config_lib.modality(config) == "series":
     windows = source.num_windows("train")
     for r in _runs(config):
       if config[r.stage].batch_size > windows:
@@ -353,7 +378,10 @@ def visualize_stage(config: ml_collections.ConfigDict, workdir: str, source: Any
 
 def load_source(config: ml_collections.ConfigDict) -> Any:
   """config.data's dataset: an image Source (data/sources.py) or a Series (data/series.py)."""
-  if config_lib.is_series(config.data.dataset):
+  if config_lib.modality(config) == "table":
+    from mae_jax import impute_task  # pylint: disable=g-import-not-at-top
+    return impute_task.table_source(config)
+  if config_lib.modality(config) == "series":
     from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
     return forecast_task.series_source(config)
   from mae_jax import data  # pylint: disable=g-import-not-at-top
@@ -361,6 +389,9 @@ def load_source(config: ml_collections.ConfigDict) -> Any:
 
 
 def describe(source: Any) -> str:
+  if hasattr(source, "test_removed"):
+    return (f"{len(source.train)} training / {len(source.test)} test rows, "
+            f"{len(source.columns)} columns, {int(source.test_removed.sum())} test entries removed")
   if hasattr(source, "borders"):
     windows = {s: source.num_windows(s) for s in source.borders}
     return f"{len(source.variables)} variables, windows {windows}"
@@ -390,6 +421,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     elif b == "persistence":
       from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
       baselines[b] = forecast_task.persistence(config, source)
+    elif b in config_lib.IMPUTER_BASELINES:
+      from mae_jax import impute_task  # pylint: disable=g-import-not-at-top
+      baselines[b] = impute_task.baseline(config, source, b, workdir)
     else:
       for r in baseline_runs(config, b):
         baselines[b] = run_stage(config, r, workdir, source)
@@ -400,7 +434,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     epath.Path(workdir, SUMMARY_JSON).write_text(json.dumps(summary, indent=2))
     from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
     report.write_report(workdir, summary, source.name, config.model.variant)
-    if config_lib.is_series(config.data.dataset):
+    if config_lib.modality(config) == "series":
       from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
       forecast_task.compare_plot(config, workdir, summary, source)
   echo(json.dumps(summary, indent=2))

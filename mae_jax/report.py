@@ -28,7 +28,10 @@ _ROW_NAMES = {"pretrain": "pretrain (MAE loss)", "linprobe": "linear probe",
               "forecast_random_init": "forecast, transformer from random init",
               "persistence": "persistence (last value)", "linear": "linear on the look-back",
               "rnn": "RNN", "lstm": "LSTM", "gru": "GRU",
-              "patchtst": "forecast, PatchTST-style masked pretraining"}
+              "patchtst": "forecast, PatchTST-style masked pretraining",
+              "impute": "impute (masked autoencoder)", "mean": "column mean",
+              "mlp": "2-layer MLP per column", "knn": "kNN (5 neighbours)",
+              "mice": "MICE (IterativeImputer)", "missforest": "MissForest-style (extra trees)"}
 
 
 def read_metrics(path: str) -> list[dict[str, Any]]:
@@ -93,8 +96,11 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
   """Markdown: one row per stage and baseline; a published column where `dataset` has one."""
   ref = REFERENCES.get(_base_name(dataset))
   head = ["run", f"ours ({variant}) top-1 %", "top-5 %"]
-  if any("mse" in r for r in [*summary.values(), *summary.get("baselines", {}).values()]):
+  results = [*summary.values(), *summary.get("baselines", {}).values()]
+  if any("mse" in r for r in results):
     head = ["run", f"ours ({variant}) MSE", "MAE"]
+  if any("rmse" in r for r in results):
+    head = ["run", f"ours ({variant}) RMSE", "Wasserstein (sum over columns)"]
   if ref:
     head.append(f"{ref[0]}, {ref[1]} top-1 %")
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -105,6 +111,8 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
       cells = [f"{result['top1']:.2f}", f"{result.get('top5', float('nan')):.2f}"]
     elif "miou" in result:
       cells = [f"mIoU {result['miou']:.2f}", f"pixel acc {result['pixel_acc']:.2f}"]
+    elif "rmse" in result:
+      cells = [f"{result['rmse']:.4f}", f"{result['wd']:.4f}"]
     elif "mse" in result:
       cells = [f"{result['mse']:.4f}", f"{result['mae']:.4f}"]
     elif "loss" in result:

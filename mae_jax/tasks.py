@@ -98,8 +98,8 @@ class Task:
 
 def model_description(config: ml_collections.ConfigDict) -> dict[str, Any]:
   v = decode_variant(config.model.variant)
-  size = ({"lookback": config.data.lookback} if config_lib.is_series(config.data.dataset)
-          else {"image_size": config.data.image_size})
+  size = {"series": {"lookback": config.data.lookback}, "table": {},
+          "images": {"image_size": config.data.image_size}}[config_lib.modality(config)]
   return dict(variant=config.model.variant, width=v.width, depth=v.depth, num_heads=v.num_heads,
               patch_size=v.patch_size, mlp_ratio=v.mlp_ratio, **size)
 
@@ -322,7 +322,10 @@ def needs_labels(stage: str) -> bool:
 
 def make_task(config: ml_collections.ConfigDict, stage: str, source: Any, workdir: str) -> Task:
   """The Task of training stage `stage` (one of config_lib.STAGES) on `source`."""
-  if config_lib.is_series(config.data.dataset):
+  if config_lib.modality(config) == "table":
+    from mae_jax import impute_task  # pylint: disable=g-import-not-at-top
+    return impute_task.impute_task(config, source)
+  if config_lib.modality(config) == "series":
     # Series (forecast_task.py): the same MAE on 1-D patches, and the forecasters.
     from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
     if stage == "pretrain":

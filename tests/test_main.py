@@ -26,6 +26,16 @@ def test_config_loads_validates_and_builds(name, arg):
                   "checkpoint_every_steps", "init_from"):
       assert field in config[stage], f"{name}: config.{stage}.{field} missing"
   rngs = {"params": jax.random.key(0), "masking": jax.random.key(1)}
+  if config_lib.modality(config) == "table":
+    # One token per entry of an 8-column row, two entries missing.
+    from mae_jax import impute_task  # pylint: disable=g-import-not-at-top
+    mae = impute_task.impute_task(config).model
+    x = jax.ShapeDtypeStruct((2, 8, 1), jnp.float32)
+    observed = jnp.arange(8) < 6
+    loss, pred, _ = jax.eval_shape(lambda x: mae.apply(
+        mae.init(rngs, x), x, rngs=rngs, observed=jnp.broadcast_to(observed, (2, 8))), x)
+    assert loss.shape == () and pred.shape == (2, 8, 1)
+    return
   if config_lib.is_series(config.data.dataset):
     # The MAE on one variable's look-back; the forecaster on every variable's.
     from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top

@@ -27,7 +27,8 @@ Dtype = Any
 SIZES: dict[str, tuple[int, int, int]] = {
     "mu": (32, 2, 2),        # unit tests: compiles in seconds
     "mini": (128, 4, 4),     # CPU quickstart (configs/digits.py)
-    "tst": (128, 3, 16),     # PatchTST's self-supervised model (d_model 128, 3 layers, d_ff 512)
+    "tst": (128, 3, 16),
+    "remasker": (32, 6, 4),  # ReMasker's imputer (embed 32, depth 6, 4 heads): "remasker/1"     # PatchTST's self-supervised model (d_model 128, 3 layers, d_ff 512)
     "Ti": (192, 12, 3),
     "S": (384, 12, 6),
     "M": (512, 12, 8),

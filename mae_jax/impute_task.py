@@ -1,0 +1,165 @@
+"""Tables in the one loop: the `impute` stage, a masked autoencoder that fills missing entries
+(ReMasker's scheme), and the imputers it is scored against (impute_baselines.py).
+
+Every entry of a row is a token: its value (a 1-D patch of length 1, embedded by the patch
+embedding) plus the sin-cos embedding of its column's index, on the MAE core shared with images
+and series. Missing entries never reach the encoder (masking's `observed`: they sort last and
+attention leaves them out); in training a further share (config.model.mask_ratio) of the
+observed entries is re-masked, and the loss is the squared error on those re-masked observed
+entries. Imputing, every observed entry is visible and the decoder's predictions fill the
+missing ones. Rows are the table's min-max scaled rows (data/tables.py); the metrics (RMSE and
+summed Wasserstein distance over the removed entries of the test rows) are
+impute_baselines.impute_metrics of the finalized imputation, the one every baseline gets too.
+"""
+
+import dataclasses
+import os
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mae_jax import impute_baselines, optim
+from mae_jax.data import tables as tables_lib
+from mae_jax.models import MAE
+from mae_jax.tasks import Batch, Evaluation, Task, TrainData, export_encoder, pretrain_model
+
+PREDICTIONS = "predictions"
+
+
+def table_source(config: ml_collections.ConfigDict) -> tables_lib.Table:
+  """config.data's table, split, scaled, with its removed entries (data/tables.py)."""
+  d = config.data
+  names = lambda field: tuple(c.strip() for c in field.split(",") if c.strip())  # noqa: E731
+  return tables_lib.load_table(
+      d.dataset, missing_rate=d.missing_rate, mechanism=d.mechanism,
+      test_fraction=d.test_fraction, existing_missing=d.existing_missing, seed=config.seed,
+      columns=names(d.columns), categorical=names(d.categorical))
+
+
+def _rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(n, D) scaled rows with NaN -> model input (n, D, 1) float32 (NaN as 0) and observed."""
+  observed = ~np.isnan(values)
+  return np.where(observed, values, 0.0)[:, :, None].astype(np.float32), observed
+
+
+def train_data(table: tables_lib.Table, batch_size: int) -> TrainData:
+  """The training rows with their missing entries, reshuffled every epoch, whole batches."""
+  x, observed = _rows(table.train)
+  n = len(x)
+  steps_per_epoch = max(n // batch_size, 1)
+
+  def batches(seed: int, start_step: int, num_shards: int, shard_index: int
+              ) -> Iterator[Batch]:
+    per_shard = batch_size // num_shards
+    step = start_step
+    while True:
+      epoch, j = divmod(step, steps_per_epoch)
+      rows = np.random.default_rng([seed, epoch]).permutation(n)[j * batch_size:
+                                                                 (j + 1) * batch_size]
+      rows = rows[shard_index * per_shard:(shard_index + 1) * per_shard]
+      yield {"rows": x[rows], "observed": observed[rows]}
+      step += 1
+
+  return TrainData(steps_per_epoch, batches)
+
+
+def impute_task(config: ml_collections.ConfigDict, table: tables_lib.Table | None = None) -> Task:
+  """The MAE imputer, trained on the training rows' observed entries; scored on the test rows."""
+  model = pretrain_model(config)
+  columns = len(table.columns) if table is not None else 8
+
+  def loss_fn(params, model_state, batch, rng, example_ids):
+    # One key per row: its re-masking is the same whatever the devices and micro-batches.
+    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (columns,)))(
+        example_ids)
+    loss, _, _ = model.apply({"params": params}, batch["rows"], noise=noise,
+                             observed=batch["observed"], train=True)
+    return loss, (model_state, {"loss": loss})
+
+  s = config.impute
+  make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
+      schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay)
+  task = Task("impute", model, loss_fn, make_tx, input_shape=(columns, 1))
+  if table is None:
+    return task
+  return dataclasses.replace(
+      task, data=train_data(table, s.batch_size),
+      evaluation=_evaluation(config, model, table),
+      finish=lambda variables, stage_dir: _finish(config, model, variables, table, stage_dir))
+
+
+def _predict(model: MAE, params: Any, rows: jax.Array, observed: jax.Array) -> jax.Array:
+  """(N, D, 1) rows, (N, D) observed -> (N, D) predictions of every entry, every observed one
+  visible (mask ratio 0: nothing re-masked)."""
+  noise = jnp.zeros(observed.shape)
+  _, pred, _ = model.apply({"params": params}, rows, noise=noise, observed=observed,
+                           train=False, mask_ratio=0.0)
+  return pred[..., 0]
+
+
+def _evaluation(config: ml_collections.ConfigDict, model: MAE, table: tables_lib.Table
+                ) -> Evaluation:
+  """The test rows imputed, gathered on the host into one (n_test, D) matrix (each batch adds
+  its rows at their places: the loop sums host outputs), then finalized and scored."""
+  x, observed = _rows(table.test)
+  n, d = table.test.shape
+
+  def per_example(params, model_state, batch):
+    return {"pred": _predict(model, params, batch["rows"], batch["observed"])}
+
+  def host(out: dict[str, np.ndarray], batch: dict[str, Any]) -> dict[str, np.ndarray]:
+    filled = np.zeros((n, d), np.float64)
+    valid = batch["mask"] > 0
+    filled[batch["host_index"][valid]] = out["pred"][valid]
+    return {"imputed": filled}
+
+  def batches(num_shards: int, shard_index: int) -> Iterator[Batch]:
+    size = config.data.eval_batch_size
+    per_shard = size // num_shards
+    for start in range(0, n, size):
+      index = np.arange(start, start + size)[shard_index * per_shard:(shard_index + 1) * per_shard]
+      valid = index < n
+      rows = np.where(valid, index, n - 1)
+      yield {"rows": x[rows], "observed": observed[rows], "mask": valid.astype(np.float32),
+             "host_index": rows}
+
+  def metrics(total: dict[str, Any]) -> dict[str, Any]:
+    imputed = impute_baselines.finalize(table, total["imputed"])
+    return impute_baselines.impute_metrics(table.test_truth, imputed, table.test_removed)
+
+  return Evaluation(per_example, batches, metrics, dict, host=host)
+
+
+def impute_rows(config: ml_collections.ConfigDict, model: MAE, params: Any,
+                table: tables_lib.Table) -> np.ndarray:
+  """The test rows imputed and finalized: (n_test, D) float32, scaled."""
+  x, observed = _rows(table.test)
+  apply = jax.jit(lambda p, r, o: _predict(model, p, r, o))
+  size = config.data.eval_batch_size
+  pred = np.concatenate([np.asarray(apply(params, x[i:i + size], observed[i:i + size]))
+                         for i in range(0, len(x), size)])
+  return impute_baselines.finalize(table, pred)
+
+
+def _finish(config: ml_collections.ConfigDict, model: MAE, variables: dict[str, Any],
+            table: tables_lib.Table, stage_dir: str) -> None:
+  """stage_dir/predictions/ (imputed.csv, truth.csv, missing.csv, scaling.json) and the
+  encoder's export."""
+  export_encoder(config, variables, stage_dir)
+  if jax.process_index() == 0:
+    imputed = impute_rows(config, model, variables["params"], table)
+    impute_baselines.write_predictions(os.path.join(stage_dir, PREDICTIONS), table, imputed)
+
+
+def baseline(config: ml_collections.ConfigDict, table: tables_lib.Table, name: str,
+             workdir: str) -> dict[str, Any]:
+  """Imputer `name` (impute_baselines.py) on the same rows and removed entries; its files in
+  WORKDIR/baselines/<name>/predictions."""
+  imputed = impute_baselines.impute_baseline(name, table, config.seed)
+  if jax.process_index() == 0:
+    impute_baselines.write_predictions(os.path.join(workdir, "baselines", name, PREDICTIONS),
+                                       table, imputed)
+  return impute_baselines.impute_metrics(table.test_truth, imputed, table.test_removed)
