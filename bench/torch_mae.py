@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 from mae_jax.models import decode_variant
 from . import peaks
@@ -61,7 +61,6 @@ def _variant(name: str) -> tuple[int, int, int, int]:
 
 def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
   import torch  # pylint: disable=g-import-not-at-top
-  from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=g-import-not-at-top
   from transformers import ViTMAEConfig, ViTMAEForPreTraining  # pylint: disable=g-import-not-at-top
 
   width, depth, heads, patch = _variant(args.variant)
@@ -88,6 +87,31 @@ def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
     opt.zero_grad(set_to_none=True)
     return loss
 
+  first_s, flops, rounds = time_torch_step(step, device, args)
+  step_s = min(rounds)
+  kind = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+  ips = args.batch_size / step_s
+  return {"target": "pretrain", "framework": f"torch {torch.__version__} + transformers",
+          "variant": args.variant, "image_size": args.image_size,
+          "batch_size": args.batch_size, "mask_ratio": args.mask_ratio, "decoder": [dw, dd, dh],
+          "dtype": args.dtype, "steps": args.steps, "devices": 1, "device_kind": kind,
+          "threads": torch.get_num_threads(),
+          "images_per_sec": round(ips, 2), "step_ms": round(1000 * step_s, 2),
+          "step_ms_rounds": [round(1000 * x, 2) for x in rounds],
+          "compile_s": round(first_s, 2),      # eager: the first step, nothing is compiled
+          "flops_per_image": flops / args.batch_size,
+          "mfu": peaks.mfu(flops / args.batch_size, ips, kind, args.dtype),
+          "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None}
+
+
+def time_torch_step(step: Callable[[], Any], device: str, args: argparse.Namespace
+                    ) -> tuple[float, float, list[float]]:
+  """Times `step` (one optimizer step, returning its loss) as the JAX side is timed: the first
+  call apart, one call under torch's FLOP counter, args.warmup_steps calls untimed in all, then
+  args.rounds rounds of args.steps (taking turns with the other side under args.lockstep).
+  -> (the first call's seconds, FLOPs of one step, seconds per step of each round)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=g-import-not-at-top
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
   t0 = time.perf_counter()
   step()                          # first call: allocations, kernel selection
@@ -111,23 +135,9 @@ def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
     return (time.perf_counter() - t0) / args.steps
 
   rounds = timed_rounds(run_round, args.rounds, args.lockstep)
-  step_s = min(rounds)
   if not torch.isfinite(loss):
     raise FloatingPointError("non-finite loss in the benchmark")
-  flops = float(counter.get_total_flops())
-  kind = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-  ips = args.batch_size / step_s
-  return {"target": "pretrain", "framework": f"torch {torch.__version__} + transformers",
-          "variant": args.variant, "image_size": args.image_size,
-          "batch_size": args.batch_size, "mask_ratio": args.mask_ratio, "decoder": [dw, dd, dh],
-          "dtype": args.dtype, "steps": args.steps, "devices": 1, "device_kind": kind,
-          "threads": torch.get_num_threads(),
-          "images_per_sec": round(ips, 2), "step_ms": round(1000 * step_s, 2),
-          "step_ms_rounds": [round(1000 * x, 2) for x in rounds],
-          "compile_s": round(first_s, 2),      # eager: the first step, nothing is compiled
-          "flops_per_image": flops / args.batch_size,
-          "mfu": peaks.mfu(flops / args.batch_size, ips, kind, args.dtype),
-          "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None}
+  return first_s, float(counter.get_total_flops()), rounds
 
 
 def _flags(args: argparse.Namespace) -> list[str]:

@@ -43,13 +43,11 @@ import argparse
 import json
 import os
 import sys
-import time
 from typing import Any
 
 from mae_jax.models import decode_variant
 from . import peaks, series
-from .step import timed_rounds
-from .torch_mae import _Side  # pylint: disable=protected-access  (the lockstep driver)
+from .torch_mae import _Side, time_torch_step  # pylint: disable=protected-access
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -111,7 +109,6 @@ def bench_torch(args: argparse.Namespace) -> dict[str, Any]:
 
 def _bench_stage(stage: str, config: Any, args: argparse.Namespace) -> dict[str, Any]:
   import torch  # pylint: disable=g-import-not-at-top
-  from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=g-import-not-at-top
   from transformers import PatchTSTConfig, PatchTSTForPrediction, PatchTSTForPretraining  # pylint: disable=g-import-not-at-top
 
   v, d, s = decode_variant(config.model.variant), config.data, config[stage]
@@ -155,33 +152,9 @@ def _bench_stage(stage: str, config: Any, args: argparse.Namespace) -> dict[str,
     opt.zero_grad(set_to_none=True)
     return loss
 
-  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-  t0 = time.perf_counter()
-  step()                          # first call: allocations, kernel selection
-  sync()
-  first_s = time.perf_counter() - t0
-  with FlopCounterMode(display=False) as counter:
-    step()
-  for _ in range(max(args.warmup_steps - 1, 0)):
-    step()
-  sync()
-  if device == "cuda":
-    torch.cuda.reset_peak_memory_stats()
-  loss = None
-
-  def run_round() -> float:
-    nonlocal loss
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-      loss = step()
-    sync()
-    return (time.perf_counter() - t0) / args.steps
-
-  rounds = timed_rounds(run_round, args.rounds, args.lockstep)
+  first_s, flops, rounds = time_torch_step(step, device, args)
   step_s = min(rounds)
-  if not torch.isfinite(loss):
-    raise FloatingPointError("non-finite loss in the benchmark")
-  flops_per_window = float(counter.get_total_flops()) / batch_size
+  flops_per_window = flops / batch_size
   kind = torch.cuda.get_device_name() if device == "cuda" else "cpu"
   wps = batch_size / step_s
   return {"target": "timeseries", "stage": stage,

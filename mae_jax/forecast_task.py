@@ -27,7 +27,8 @@ from mae_jax.data import series as series_lib
 from mae_jax.masking import patch_grid, patchify
 from mae_jax.models import MAE, decode_variant
 from mae_jax.models.forecaster import Forecaster, channels_to_batch, instance_norm
-from mae_jax.tasks import Batch, Evaluation, Task, TrainData, export_encoder, pretrain_model
+from mae_jax.tasks import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx,
+                           pretrain_model)
 
 PREDICTIONS, FORECASTS_CSV, FORECASTS_PNG = "predictions", "forecasts.csv", "forecasts.png"
 FORECASTS_NPY = "forecasts.npy"   # the same forecasts as an array (windows, H, M), for plots
@@ -105,9 +106,7 @@ def pretrain_task(config: ml_collections.ConfigDict, source: series_lib.Series |
     return loss, (model_state, {"loss": loss})
 
   s = config.pretrain
-  make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
-      schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay)
-  task = Task("pretrain", model, loss_fn, make_tx, input_shape=(steps, 1))
+  task = Task("pretrain", model, loss_fn, mae_tx(s), input_shape=(steps, 1))
   if source is None:
     return task
   return dataclasses.replace(

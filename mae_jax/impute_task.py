@@ -21,10 +21,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mae_jax import impute_baselines, optim
+from mae_jax import impute_baselines
 from mae_jax.data import tables as tables_lib
 from mae_jax.models import MAE
-from mae_jax.tasks import Batch, Evaluation, Task, TrainData, export_encoder, pretrain_model
+from mae_jax.tasks import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx,
+                           pretrain_model)
 
 PREDICTIONS = "predictions"
 
@@ -80,9 +81,7 @@ def impute_task(config: ml_collections.ConfigDict, table: tables_lib.Table | Non
     return loss, (model_state, {"loss": loss})
 
   s = config.impute
-  make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
-      schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay)
-  task = Task("impute", model, loss_fn, make_tx, input_shape=(columns, 1))
+  task = Task("impute", model, loss_fn, mae_tx(s), input_shape=(columns, 1))
   if table is None:
     return task
   return dataclasses.replace(

@@ -172,6 +172,13 @@ def pretrain_model(config: ml_collections.ConfigDict) -> nn.Module:
                       patch_stride=m.patch_stride)
 
 
+def mae_tx(s: ml_collections.ConfigDict
+           ) -> Callable[[optax.Schedule, Params], optax.GradientTransformation]:
+  """The optimizer of a stage that trains an MAE (config.<stage> `s`): AdamW, no layer decay."""
+  return lambda schedule, params: optim.adamw(schedule, params, b1=s.b1, b2=s.b2,
+                                              weight_decay=s.weight_decay)
+
+
 def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task:
   """MAE pretraining; with a data `source`, its batches, snapshots and the encoder export."""
   model = pretrain_model(config)
@@ -186,10 +193,8 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
     loss, _, _ = model.apply({"params": params}, inputs(batch), noise=noise, train=True)
     return loss, (model_state, {"loss": loss})
 
-  s = config.pretrain
-  make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
-      schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay)
-  task = Task("pretrain", model, loss_fn, make_tx, input_shape=image_shape(config))
+  task = Task("pretrain", model, loss_fn, mae_tx(config.pretrain),
+              input_shape=image_shape(config))
   if source is None:
     return task
 

@@ -30,6 +30,7 @@ import re
 
 import numpy as np
 
+from mae_jax.data import csvfile
 from mae_jax.errors import ConfigError, UserError
 
 ETT, CSV = "ett:", "csv:"
@@ -223,18 +224,7 @@ def _read_table(path: str, date_column: str, wanted: tuple[str, ...], regular: b
                 ) -> tuple[np.ndarray, np.ndarray]:
   """dates (T,) datetime64[s], values (T, len(wanted)) float64 of a CSV file; UserError naming
   the line of the first bad cell, and with `regular` of the first irregular date step."""
-  with open(path, newline="", encoding="utf-8-sig") as f:
-    reader = csv.reader(f)
-    header = [h.strip() for h in next(reader, [])]
-    rows, lines = [], []
-    for row in reader:
-      if not row:
-        continue
-      if len(row) != len(header):
-        raise UserError(f"{path} line {reader.line_num}: {len(row)} fields, the header has "
-                        f"{len(header)}")
-      rows.append(row)
-      lines.append(reader.line_num)
+  header, rows, lines = csvfile.read_rows(path)
   if not rows:
     raise UserError(f"{path}: no data rows below the header")
   cells = list(zip(*rows))

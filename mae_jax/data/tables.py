@@ -55,12 +55,12 @@ rate keeps the split. Bad files raise UserError, bad options ConfigError, each o
 the file or the config field to change.
 """
 
-import csv
 import dataclasses
 import os
 
 import numpy as np
 
+from mae_jax.data import csvfile
 from mae_jax.errors import ConfigError, UserError
 
 CSV = "csv:"
@@ -341,18 +341,7 @@ def _read_csv(path: str) -> tuple[list[str], dict[str, list[str]], list[int]]:
   that is not a table."""
   if not os.path.isfile(path):
     raise UserError(f"{path}: no such file (config.data.dataset)")
-  with open(path, newline="", encoding="utf-8-sig") as f:
-    reader = csv.reader(f)
-    header = [h.strip() for h in next(reader, [])]
-    rows, lines = [], []
-    for row in reader:
-      if not row or (len(row) == 1 and not row[0].strip()):
-        continue
-      if len(row) != len(header):
-        raise UserError(f"{path} line {reader.line_num}: {len(row)} fields, the header has "
-                        f"{len(header)}")
-      rows.append(row)
-      lines.append(reader.line_num)
+  header, rows, lines = csvfile.read_rows(path)
   if not header:
     raise UserError(f"{path}: empty file (config.data.dataset); a table needs a header row and "
                     "data rows")
