@@ -27,8 +27,8 @@ from mae_jax.data import series as series_lib
 from mae_jax.masking import patch_grid, patchify
 from mae_jax.models import MAE, decode_variant
 from mae_jax.models.forecaster import Forecaster, channels_to_batch, instance_norm
-from mae_jax.tasks import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx,
-                           pretrain_model)
+from mae_jax.tasks import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx, ordered_rows,
+                           pretrain_model, shuffled_rows)
 
 PREDICTIONS, FORECASTS_CSV, FORECASTS_PNG = "predictions", "forecasts.csv", "forecasts.png"
 FORECASTS_NPY = "forecasts.npy"   # the same forecasts as an array (windows, H, M), for plots
@@ -46,22 +46,12 @@ def series_source(config: ml_collections.ConfigDict) -> series_lib.Series:
 
 def train_data(source: series_lib.Series, batch_size: int) -> TrainData:
   """The training windows, reshuffled every epoch (from the seed), whole batches only."""
-  n = source.num_windows("train")
-  steps_per_epoch = max(n // batch_size, 1)
 
-  def batches(seed: int, start_step: int, num_shards: int, shard_index: int
-              ) -> Iterator[Batch]:
-    per_shard = batch_size // num_shards
-    step = start_step
-    while True:
-      epoch, j = divmod(step, steps_per_epoch)
-      order = np.random.default_rng([seed, epoch]).permutation(n)
-      rows = order[j * batch_size:(j + 1) * batch_size]
-      x, y = source.windows("train", rows[shard_index * per_shard:(shard_index + 1) * per_shard])
-      yield {"series": x, "target": y}
-      step += 1
+  def take(rows: np.ndarray) -> Batch:
+    x, y = source.windows("train", rows)
+    return {"series": x, "target": y}
 
-  return TrainData(steps_per_epoch, batches)
+  return shuffled_rows(source.num_windows("train"), batch_size, take)
 
 
 def eval_batches(source: series_lib.Series, split: str, batch_size: int, num_shards: int,
@@ -69,11 +59,7 @@ def eval_batches(source: series_lib.Series, split: str, batch_size: int, num_sha
   """Every window of `split` in order, in global batches of `batch_size` (the last padded,
   "mask" 0 on padding); this shard's rows of each, with their window numbers ("index")."""
   n = source.num_windows(split)
-  per_shard = batch_size // num_shards
-  for start in range(0, n, batch_size):
-    index = np.arange(start, start + batch_size)[shard_index * per_shard:
-                                                (shard_index + 1) * per_shard]
-    valid = index < n
+  for index, valid in ordered_rows(n, batch_size, num_shards, shard_index):
     x, y = source.windows(split, np.where(valid, index, n - 1))
     yield {"series": x, "target": y, "mask": valid.astype(np.float32),
            "index": index.astype(np.int32)}

@@ -25,7 +25,7 @@ from mae_jax import impute_baselines
 from mae_jax.data import tables as tables_lib
 from mae_jax.models import MAE
 from mae_jax.tasks import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx,
-                           pretrain_model)
+                           ordered_rows, pretrain_model, shuffled_rows)
 
 PREDICTIONS = "predictions"
 
@@ -49,22 +49,8 @@ def _rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def train_data(table: tables_lib.Table, batch_size: int) -> TrainData:
   """The training rows with their missing entries, reshuffled every epoch, whole batches."""
   x, observed = _rows(table.train)
-  n = len(x)
-  steps_per_epoch = max(n // batch_size, 1)
-
-  def batches(seed: int, start_step: int, num_shards: int, shard_index: int
-              ) -> Iterator[Batch]:
-    per_shard = batch_size // num_shards
-    step = start_step
-    while True:
-      epoch, j = divmod(step, steps_per_epoch)
-      rows = np.random.default_rng([seed, epoch]).permutation(n)[j * batch_size:
-                                                                 (j + 1) * batch_size]
-      rows = rows[shard_index * per_shard:(shard_index + 1) * per_shard]
-      yield {"rows": x[rows], "observed": observed[rows]}
-      step += 1
-
-  return TrainData(steps_per_epoch, batches)
+  return shuffled_rows(len(x), batch_size,
+                       lambda rows: {"rows": x[rows], "observed": observed[rows]})
 
 
 def impute_task(config: ml_collections.ConfigDict, table: tables_lib.Table | None = None) -> Task:
@@ -116,11 +102,7 @@ def _evaluation(config: ml_collections.ConfigDict, model: MAE, table: tables_lib
     return {"imputed": filled}
 
   def batches(num_shards: int, shard_index: int) -> Iterator[Batch]:
-    size = config.data.eval_batch_size
-    per_shard = size // num_shards
-    for start in range(0, n, size):
-      index = np.arange(start, start + size)[shard_index * per_shard:(shard_index + 1) * per_shard]
-      valid = index < n
+    for index, valid in ordered_rows(n, config.data.eval_batch_size, num_shards, shard_index):
       rows = np.where(valid, index, n - 1)
       yield {"rows": x[rows], "observed": observed[rows], "mask": valid.astype(np.float32),
              "host_index": rows}

@@ -40,6 +40,36 @@ class TrainData:
   batches: Callable[[int, int, int, int], Iterator[Batch]]
 
 
+def shuffled_rows(n: int, batch_size: int, take: Callable[[np.ndarray], Batch]) -> TrainData:
+  """TrainData over n in-memory examples (series windows, table rows): reshuffled every epoch
+  from the seed, whole global batches only; take(indices) -> this shard's batch."""
+  steps_per_epoch = max(n // batch_size, 1)
+
+  def batches(seed: int, start_step: int, num_shards: int, shard_index: int
+              ) -> Iterator[Batch]:
+    per_shard = batch_size // num_shards
+    step = start_step
+    while True:
+      epoch, j = divmod(step, steps_per_epoch)
+      rows = np.random.default_rng([seed, epoch]).permutation(n)[j * batch_size:
+                                                                 (j + 1) * batch_size]
+      yield take(rows[shard_index * per_shard:(shard_index + 1) * per_shard])
+      step += 1
+
+  return TrainData(steps_per_epoch, batches)
+
+
+def ordered_rows(n: int, batch_size: int, num_shards: int, shard_index: int
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """Every one of n in-memory examples once, in order, in global batches of batch_size (the
+  last padded): this shard's (indices, valid) per batch; padding repeats the last example."""
+  per_shard = batch_size // num_shards
+  for start in range(0, n, batch_size):
+    index = np.arange(start, start + batch_size)[shard_index * per_shard:
+                                                (shard_index + 1) * per_shard]
+    yield index, index < n
+
+
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
   """How a stage is scored: per-device sums over one pass of the eval split, then metrics.
