@@ -14,6 +14,8 @@ The last stdout line is a JSON object.
   # The series pretrain and forecast steps at configs/etth1.py's sizes (look-back 512,
   # horizon 96, 7 variables, batch 64 windows, tst/12, mask 0.4, decoder 128,1,16):
   mae-jax-bench --target=timeseries --steps=5 --rounds=3
+  # UNETR on 64^3 volumes (Ti/16, feature size 16, 14 classes, batch 1), Dice + CE, AdamW:
+  mae-jax-bench --target=segment3d --steps=5 --rounds=3
 
 Targets: "input" (pipeline.py: the tf.data pretrain pipeline beside pil_loader.py);
 "pretrain", "finetune" and "segment" (step.py: one optimizer step of the stage's task, MAE
@@ -24,10 +26,14 @@ synthetic windows of --lookback steps and --num_variables variables, --horizon s
 forecast). For "timeseries", --variant, --batch_size, --mask_ratio and --decoder keep
 configs/etth1.py's values unless given, and the last line holds one result per stage:
 {"target": "timeseries", "framework": "jax", "pretrain": {...}, "forecast": {...}}.
+"segment3d" (volumes.py): UNETR's step with MONAI's Dice + CE loss on --roi^3 volumes of
+--in_channels channels; --variant, --batch_size, --num_classes and --feature_size keep
+volumes.py's defaults (Ti/16, 1, 14, 16) unless given.
 --make_fixture writes the JPEGs (fixture.py) and exits. Each target's module is imported
 only when it runs, so the train-step targets never load TensorFlow. The PyTorch sides of the
-train-step benchmarks are `python -m mae_jax_bench.torch_mae` (torch_mae.py, HF ViTMAE) and
-`python -m mae_jax_bench.torch_patchtst` (torch_patchtst.py, HF PatchTST).
+train-step benchmarks are `python -m mae_jax_bench.torch_mae` (torch_mae.py, HF ViTMAE),
+`python -m mae_jax_bench.torch_patchtst` (torch_patchtst.py, HF PatchTST) and
+`python -m mae_jax_bench.torch_unetr` (torch_unetr.py, MONAI's UNETR).
 """
 
 import json
@@ -77,6 +83,11 @@ _NUM_VARIABLES = flags.DEFINE_integer("num_variables", 7, "timeseries: variables
                                       "(ETTh1 has 7).")
 _STAGES = flags.DEFINE_list("stages", ["pretrain", "forecast"], "timeseries: the steps to time, "
                             "in this order.")
+_ROI = flags.DEFINE_integer("roi", None, "segment3d: side of the cubic crops (default: "
+                            "volumes.py's, 64).")
+_FEATURE_SIZE = flags.DEFINE_integer("feature_size", None, "segment3d: UNETR's feature size "
+                                     "(default: volumes.py's, 16).")
+_IN_CHANNELS = flags.DEFINE_integer("in_channels", 1, "segment3d: channels of the volumes.")
 _MAKE_FIXTURE = flags.DEFINE_string("make_fixture", None, "Write photo-sized JPEGs in "
                                     "DIR/{train,val}/<class>/ and exit.")
 _FIXTURE_IMAGES = flags.DEFINE_integer("fixture_images", 1024, "Training images to write.")
@@ -121,12 +132,23 @@ def _timeseries() -> dict[str, Any]:
       rounds=_ROUNDS.value, lockstep=_LOCKSTEP.value, profile_dir=_PROFILE_DIR.value)
 
 
+def _segment3d() -> dict[str, Any]:
+  from . import volumes  # pylint: disable=g-import-not-at-top  (JAX, never TensorFlow)
+  return volumes.bench_volume_step(
+      variant=_given(_VARIANT), roi=_ROI.value, batch_size=_given(_BATCH_SIZE),
+      num_classes=_given(_NUM_CLASSES), feature_size=_FEATURE_SIZE.value,
+      in_channels=_IN_CHANNELS.value, dtype=_DTYPE.value, attention=_ATTENTION.value,
+      steps=_STEPS.value, warmup_steps=_WARMUP_STEPS.value, rounds=_ROUNDS.value,
+      lockstep=_LOCKSTEP.value, profile_dir=_PROFILE_DIR.value)
+
+
 TARGETS: dict[str, Callable[[], dict[str, Any]]] = {
     "input": _input,
     "pretrain": lambda: _train_step("pretrain"),
     "finetune": lambda: _train_step("finetune"),
     "segment": lambda: _train_step("segment"),
     "timeseries": _timeseries,
+    "segment3d": _segment3d,
 }
 
 

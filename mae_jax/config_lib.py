@@ -11,7 +11,7 @@ import ml_collections
 from mae_jax.errors import ConfigError
 
 # Training stages, each with a config.<stage>.
-STAGES = ("pretrain", "linprobe", "finetune", "segment", "forecast", "impute")
+STAGES = ("pretrain", "linprobe", "finetune", "segment", "forecast", "impute", "segment3d")
 # Stages that train nothing; "visualize" runs on the pretrain stage's last checkpoint.
 EXTRA_STAGES = ("visualize",)
 BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels", "segment_random_init",
@@ -20,7 +20,9 @@ BASELINES = ("linprobe_random_init", "finetune_random_init", "raw_pixels", "segm
              # masking (zeroed patches kept in the sequence) pretrained then forecast.
              "forecast_random_init", "persistence", "linear", "rnn", "lstm", "gru", "patchtst",
              # Tables (impute_baselines.py): imputers on the same rows and removed entries.
-             "mean", "mlp", "knn", "mice", "missforest")
+             "mean", "mlp", "knn", "mice", "missforest",
+             # Volumes (segment3d_task.py): the UNETR from random init.
+             "segment3d_random_init")
 # Baselines that impute a table without training in the loop (impute_baselines.py).
 IMPUTER_BASELINES = ("mean", "mlp", "knn", "mice", "missforest")
 # Baselines that are the forecast stage with another config.forecast.model, from random init.
@@ -38,6 +40,11 @@ SERIES_DATASETS = ("vega_temps",)
 SERIES_PREFIXES = ("ett:", "csv:")
 
 
+# Volume datasets (data/volumes.py), likewise: the offline brain, BTCV and Decathlon layouts.
+VOLUME_DATASETS = ("mni152",)
+VOLUME_PREFIXES = ("btcv:", "msd:")
+
+
 def is_table(config: ml_collections.ConfigDict) -> bool:
   """Whether the config imputes a table (its stages include impute; data/tables.py): a "csv:"
   file is a table for impute and a series otherwise."""
@@ -45,10 +52,18 @@ def is_table(config: ml_collections.ConfigDict) -> bool:
 
 
 def modality(config: ml_collections.ConfigDict) -> str:
-  """"table", "series" or "images" (classification or segmentation): what config.data holds."""
+  """"table", "series", "volume" or "images" (classification or segmentation): what
+  config.data holds."""
   if is_table(config):
     return "table"
+  if is_volume(config.data.dataset):
+    return "volume"
   return "series" if is_series(config.data.dataset) else "images"
+
+
+def is_volume(dataset: str) -> bool:
+  """Whether config.data.dataset names 3-D volumes (the segment3d stage's)."""
+  return dataset in VOLUME_DATASETS or dataset.startswith(VOLUME_PREFIXES)
 
 
 def is_series(dataset: str) -> bool:
@@ -229,6 +244,20 @@ def base_config() -> ml_collections.ConfigDict:
       test_fraction=0.2,
       existing_missing="drop",
       categorical="",             # numeric columns to one-hot encode (class codes)
+      # Volumes (data/volumes.py; "btcv:/path", "msd:/path", "mni152"): reoriented to RAS,
+      # resampled to `spacing` (mm), intensities "window"ed (intensity_range clipped, scaled to
+      # [0, 1]) or "zscore"d (per channel, nonzero voxels), cropped to the foreground; the
+      # model sees roi_size crops (crops_per_volume per volume and step, half of them centred
+      # on a labelled voxel: pos_neg) and whole volumes through sliding windows.
+      # num_classes 0 = the JSON's "labels"; msd: holds out val_fraction of the training list.
+      spacing=(1.5, 1.5, 2.0),
+      intensity="window",
+      intensity_range=(-175.0, 250.0),
+      roi_size=(96, 96, 96),
+      crops_per_volume=4,
+      pos_neg=(1.0, 1.0),
+      val_fraction=0.2,
+      max_cases=0,                # > 0: the first max_cases volumes of each split (smoke runs)
   ))
   # main_pretrain.py: blr 1.5e-4, wd 0.05, betas (0.9, 0.95), 40 warmup epochs, crop 0.2-1.
   c.pretrain = _stage(batch_size=4096, num_epochs=800, base_lr=1.5e-4, warmup_epochs=40,
@@ -276,6 +305,19 @@ def base_config() -> ml_collections.ConfigDict:
   # 600 epochs on California's ~16k training rows.
   c.impute = _stage(batch_size=64, num_epochs=600, base_lr=4e-3, warmup_epochs=40,
                     weight_decay=0.05, b1=0.9, b2=0.95, eval_every_epochs=100)
+  # 3-D segmentation (segment3d_task.py): MONAI's UNETR on BTCV (AdamW lr 1e-4 at 4 crops per
+  # step -> base_lr 6.4e-3, weight decay 1e-5, 25k iterations, DiceCE loss), SelfMedMAE's
+  # augmentation (flips and rot90 at 0.1, intensity scale/shift by 0.1); sliding-window
+  # evaluation of whole volumes (roi windows, overlap 0.5, Gaussian blending).
+  c.segment3d = _stage(batch_size=4, num_epochs=0, num_steps=25000, base_lr=6.4e-3,
+                       warmup_epochs=0, b1=0.9, b2=0.999, weight_decay=1e-5, layer_decay=1.0,
+                       grad_clip_norm=0.0, drop_path=0.0, crop_scale=(1.0, 1.0), hflip=False,
+                       feature_size=16,
+                       # The ViT blocks the skips come from, the last the bottleneck (the
+                       # UNETR paper's z3, z6, z9, z12; MONAI's code taps 4, 7, 10, 12).
+                       feature_blocks=(3, 6, 9, 12),
+                       flip_prob=0.1, rot90_prob=0.1, intensity_prob=0.1, intensity_factor=0.1,
+                       overlap=0.5, blend="gaussian", eval_every_epochs=100, slice_images=4)
   # Reconstruction grids (mae_jax/visualize.py): the "visualize" stage, and TensorBoard images
   # of the same eval images during pretraining.
   c.visualize = ml_collections.ConfigDict(dict(

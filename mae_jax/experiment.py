@@ -6,6 +6,7 @@ skipped, one with checkpoints resumes, so rerunning the same command continues a
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any
 
@@ -27,8 +28,9 @@ CACHE_MODES = ("auto", "memory", "stream")
 UNLABELED_PREFIX = "images:"   # data/images.py; the package itself would import TensorFlow
 # Stages and untrained baselines of series datasets (forecast_task.py); pretrain serves both.
 SERIES_STAGES = ("forecast", "persistence")
-# Likewise for tables (impute_task.py, impute_baselines.py).
+# Likewise for tables (impute_task.py, impute_baselines.py) and volumes (segment3d_task.py).
 TABLE_STAGES = ("impute",) + config_lib.IMPUTER_BASELINES
+VOLUME_STAGES = ("segment3d",)
 
 
 def names(field: str) -> list[str]:
@@ -132,6 +134,8 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
     _validate_series(config, v)
   elif kind == "table":
     _validate_table(config, v)
+  elif kind == "volume":
+    _validate_volume(config, v)
   elif config.model.patch_stride:
     raise ConfigError(f"config.model.patch_stride={config.model.patch_stride}: overlapping "
                       f"patches are for series; images take 0")
@@ -193,6 +197,36 @@ def _validate_table(config: ml_collections.ConfigDict, v: Any) -> None:
                       "tokens (missing entries never reach the encoder)")
 
 
+def _validate_volume(config: ml_collections.ConfigDict, v: Any) -> None:
+  """Volumes: roi crops cut into 3-D patches, random masking; the UNETR's skips."""
+  d, s = config.data, config.segment3d
+  size = tuple(d.roi_size)
+  if len(size) != 3 or any(n <= 0 or n % v.patch_size for n in size):
+    raise ConfigError(f"config.data.roi_size={size}: three positive multiples of the patch size "
+                      f"{v.patch_size} of config.model.variant={config.model.variant!r}")
+  if config.model.mask_sampling != "random" or config.model.patch_stride:
+    raise ConfigError("config.model: volumes take mask_sampling 'random' and patch_stride 0")
+  if d.intensity not in ("window", "zscore"):
+    raise ConfigError(f"config.data.intensity must be 'window' or 'zscore', got {d.intensity!r}")
+  if len(tuple(d.spacing)) != 3 or min(d.spacing) <= 0:
+    raise ConfigError(f"config.data.spacing={tuple(d.spacing)}: three positive sizes in mm")
+  if d.crops_per_volume < 1 or min(d.pos_neg) < 0 or sum(d.pos_neg) <= 0:
+    raise ConfigError(f"config.data.crops_per_volume={d.crops_per_volume} must be >= 1 and "
+                      f"config.data.pos_neg={tuple(d.pos_neg)} non-negative, not both 0")
+  if not 0.0 <= s.overlap < 1.0 or s.blend not in ("gaussian", "constant"):
+    raise ConfigError(f"config.segment3d.overlap={s.overlap} must be in [0, 1) and blend "
+                      f"'gaussian' or 'constant', got {s.blend!r}")
+  if any(r.stage == "segment3d" for r in _runs(config)):
+    levels = math.log2(v.patch_size)
+    blocks = tuple(s.feature_blocks)
+    if levels != int(levels) or len(blocks) != int(levels) or blocks[-1] != v.depth or any(
+        not 1 <= b <= v.depth for b in blocks):
+      raise ConfigError(
+          f"config.segment3d.feature_blocks={blocks}: a UNETR on patches of {v.patch_size} "
+          f"(a power of 2) takes log2(patch) = {levels:g} blocks of the {v.depth}-block encoder, "
+          f"the skips then the last block ({v.depth}), e.g. (3, 6, 9, 12) for 16")
+
+
 def _validate_series(config: ml_collections.ConfigDict, v: Any) -> None:
   """A series dataset: 1-D patches of the look-back window, random masking."""
   from mae_jax.models.forecaster import KINDS  # pylint: disable=g-import-not-at-top
@@ -239,13 +273,14 @@ def _check_labels(config: ml_collections.ConfigDict) -> None:
   runs = [(r.folder, r.stage) for r in _runs(config)]
   runs += [(b, b) for b in names(config.baselines) if b in UNTRAINED_BASELINES]
   modality = config_lib.modality(config)
-  allowed = {"series": SERIES_STAGES, "table": TABLE_STAGES}.get(modality, ())
+  allowed = {"series": SERIES_STAGES, "table": TABLE_STAGES,
+             "volume": VOLUME_STAGES}.get(modality, ())
   # Tables train their MAE in the impute stage itself: no pretrain there.
   wrong = [name for name, stage in runs if (stage != "pretrain" or modality == "table") and (
-      stage not in allowed if allowed else stage in SERIES_STAGES + TABLE_STAGES)]
+      stage not in allowed if allowed else stage in SERIES_STAGES + TABLE_STAGES + VOLUME_STAGES)]
   if wrong:
-    kind = {"series": "series (pretrain, forecast)", "table": "a table (impute)"}.get(
-        modality, "images")
+    kind = {"series": "series (pretrain, forecast)", "table": "a table (impute)",
+            "volume": "volumes (pretrain, segment3d)"}.get(modality, "images")
     raise ConfigError(f"config.data.dataset={config.data.dataset!r} holds {kind}, but "
                       f"config.stages/baselines ask for {', '.join(wrong)}")
   if allowed:
@@ -298,6 +333,13 @@ def validate_data(config: ml_collections.ConfigDict, source: Any) -> None:
       if config[r.stage].batch_size > rows:
         raise ConfigError(f"config.{r.stage}.batch_size={config[r.stage].batch_size} exceeds "
                           f"the {rows} training rows of {source.name}")
+    return
+  if config_lib.modality(config) == "volume":
+    if not source.val and any(r.stage == "segment3d" for r in _runs(config)):
+      raise ConfigError(f"{source.name} has no validation volumes to score segment3d on")
+    if config.data.eval_batch_size % jax.process_count():
+      raise ConfigError(f"config.data.eval_batch_size={config.data.eval_batch_size} is not a "
+                        f"multiple of the {jax.process_count()} processes")
     return
   if config_lib.modality(config) == "series":
     windows = source.num_windows("train")
@@ -384,6 +426,9 @@ def load_source(config: ml_collections.ConfigDict) -> Any:
   if config_lib.modality(config) == "series":
     from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
     return forecast_task.series_source(config)
+  if config_lib.modality(config) == "volume":
+    from mae_jax import segment3d_task  # pylint: disable=g-import-not-at-top
+    return segment3d_task.volume_source(config)
   from mae_jax import data  # pylint: disable=g-import-not-at-top
   return data.source_for(config.data)
 
@@ -392,6 +437,10 @@ def describe(source: Any) -> str:
   if hasattr(source, "test_removed"):
     return (f"{len(source.train)} training / {len(source.test)} test rows, "
             f"{len(source.columns)} columns, {int(source.test_removed.sum())} test entries removed")
+  if hasattr(source, "class_names"):
+    return (f"{len(source.train)} training / {len(source.val)} validation volumes, "
+            f"{source.num_classes} classes ({', '.join(source.class_names)}), "
+            f"{source.in_channels} channel(s)")
   if hasattr(source, "borders"):
     windows = {s: source.num_windows(s) for s in source.borders}
     return f"{len(source.variables)} variables, windows {windows}"

@@ -1,4 +1,4 @@
-"""Losses: MAE reconstruction, classification, segmentation."""
+"""Losses: MAE reconstruction, classification, segmentation (2-D cross-entropy, 3-D Dice + CE)."""
 
 import jax
 import jax.numpy as jnp
@@ -62,3 +62,24 @@ def segmentation_loss(logits: jax.Array, labels: jax.Array, ignore_label: int = 
   valid = labels != ignore_label
   xent = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.where(valid, labels, 0))
   return jnp.mean(jnp.where(valid, xent, 0.0))
+
+
+def dice_ce_loss(logits: jax.Array, labels: jax.Array, num_classes: int, smooth: float = 1e-5,
+                 dice_weight: float = 1.0, ce_weight: float = 1.0) -> jax.Array:
+  """MONAI's DiceCELoss(to_onehot_y=True, softmax=True), its defaults otherwise: soft Dice of
+  the softmax against the one-hot labels, background included, per sample and class over
+  space (1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth)), averaged over both; plus the
+  cross-entropy averaged over voxels. A class absent from a sample and never predicted there
+  scores a Dice loss of ~0 thanks to `smooth` (MONAI's smooth_nr = smooth_dr).
+
+  logits: (N, *S, K) float; labels: (N, *S) int in [0, num_classes) -> float32 scalar.
+  """
+  logits = logits.astype(jnp.float32)
+  probs = jax.nn.softmax(logits, axis=-1)
+  onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+  space = tuple(range(1, logits.ndim - 1))
+  overlap = jnp.sum(probs * onehot, axis=space)                      # (N, K)
+  total = jnp.sum(probs, axis=space) + jnp.sum(onehot, axis=space)   # (N, K)
+  dice = 1.0 - (2.0 * overlap + smooth) / (total + smooth)
+  xent = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  return dice_weight * dice.mean() + ce_weight * xent

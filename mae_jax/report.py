@@ -101,6 +101,8 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
     head = ["run", f"ours ({variant}) MSE", "MAE"]
   if any("rmse" in r for r in results):
     head = ["run", f"ours ({variant}) RMSE", "Wasserstein (sum over columns)"]
+  if any("dice" in r for r in results):
+    head = ["run", f"ours ({variant}) mean Dice", "per class"]
   if ref:
     head.append(f"{ref[0]}, {ref[1]} top-1 %")
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -113,6 +115,9 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
       cells = [f"mIoU {result['miou']:.2f}", f"pixel acc {result['pixel_acc']:.2f}"]
     elif "rmse" in result:
       cells = [f"{result['rmse']:.4f}", f"{result['wd']:.4f}"]
+    elif "dice" in result:
+      cells = [f"{result['dice']:.4f}", ", ".join(
+          f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in result["per_class_dice"].items())]
     elif "mse" in result:
       cells = [f"{result['mse']:.4f}", f"{result['mae']:.4f}"]
     elif "loss" in result:

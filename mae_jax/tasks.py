@@ -129,6 +129,7 @@ class Task:
 def model_description(config: ml_collections.ConfigDict) -> dict[str, Any]:
   v = decode_variant(config.model.variant)
   size = {"series": {"lookback": config.data.lookback}, "table": {},
+          "volume": {"roi_size": list(config.data.roi_size)},
           "images": {"image_size": config.data.image_size}}[config_lib.modality(config)]
   return dict(variant=config.model.variant, width=v.width, depth=v.depth, num_heads=v.num_heads,
               patch_size=v.patch_size, mlp_ratio=v.mlp_ratio, **size)
@@ -360,6 +361,12 @@ def make_task(config: ml_collections.ConfigDict, stage: str, source: Any, workdi
   if config_lib.modality(config) == "table":
     from mae_jax import impute_task  # pylint: disable=g-import-not-at-top
     return impute_task.impute_task(config, source)
+  if config_lib.modality(config) == "volume":
+    # Volumes (segment3d_task.py): the same MAE on 3-D patches of crops, and the UNETR.
+    from mae_jax import segment3d_task  # pylint: disable=g-import-not-at-top
+    if stage == "pretrain":
+      return segment3d_task.pretrain_task(config, source)
+    return segment3d_task.segment3d_task(config, workdir, source)
   if config_lib.modality(config) == "series":
     # Series (forecast_task.py): the same MAE on 1-D patches, and the forecasters.
     from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top

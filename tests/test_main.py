@@ -36,6 +36,17 @@ def test_config_loads_validates_and_builds(name, arg):
         mae.init(rngs, x), x, rngs=rngs, observed=jnp.broadcast_to(observed, (2, 8))), x)
     assert loss.shape == () and pred.shape == (2, 8, 1)
     return
+  if config_lib.modality(config) == "volume":
+    # The MAE and the UNETR on one roi crop (shapes only: ViT-B on 96^3 would not fit a test).
+    from mae_jax import segment3d_task  # pylint: disable=g-import-not-at-top
+    x = jax.ShapeDtypeStruct((2, *config.data.roi_size, 1), jnp.float32)
+    mae = segment3d_task.pretrain_task(config).model
+    loss, _, _ = jax.eval_shape(lambda x: mae.apply(mae.init(rngs, x), x, rngs=rngs), x)
+    assert loss.shape == ()
+    unetr = segment3d_task.segment3d_task(config, "unused", num_classes=5).model
+    assert jax.eval_shape(lambda x: unetr.apply(unetr.init(rngs, x), x), x).shape == (
+        2, *config.data.roi_size, 5)
+    return
   if config_lib.is_series(config.data.dataset):
     # The MAE on one variable's look-back; the forecaster on every variable's.
     from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top

@@ -24,14 +24,18 @@ def sincos_grid(dim: int, grid: tuple[int, ...], cls_token: bool = False) -> np.
   The channels are split evenly between the axes, the LAST axis first: in 2-D that is the
   official table (sincos_2d, columns then rows); in 1-D it is the 1-D table of the token index
   (a series' patches, a table's columns); in 3-D (depth, height, width) -> (w, h, d) thirds.
+  Outside 2-D, a width that the axes' sin-cos pairs do not divide (a 3-D width must be a
+  multiple of 6) ends in zero channels: small models keep their power-of-2 widths.
   """
   if len(grid) == 2:
     return sincos_2d(dim, grid, cls_token)
   rank = len(grid)
-  if dim % (2 * rank):
-    raise ValueError(f"{rank}-D sin-cos embedding width must be divisible by {2 * rank}, got {dim}")
+  per_axis = dim // (2 * rank) * 2
+  if not per_axis:
+    raise ValueError(f"{rank}-D sin-cos embedding width must be at least {2 * rank}, got {dim}")
   coords = np.meshgrid(*(np.arange(g, dtype=np.float32) for g in grid), indexing="ij")
-  emb = np.concatenate([sincos_1d(dim // rank, c) for c in reversed(coords)], axis=1)
+  emb = np.concatenate([sincos_1d(per_axis, c) for c in reversed(coords)], axis=1)
+  emb = np.pad(emb, ((0, 0), (0, dim - emb.shape[1])))
   if cls_token:
     emb = np.concatenate([np.zeros([1, dim]), emb], axis=0)
   return emb.astype(np.float32)

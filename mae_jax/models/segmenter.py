@@ -48,22 +48,32 @@ class ConvBNReLU(nn.Module):
 
 
 class Upsample2x(nn.Module):
-  """A 2x2, stride-2 transposed convolution: each input pixel becomes a 2x2 block of outputs,
-  out[2i + a, 2j + b] = x[i, j] @ kernel[a, b] + bias. Written as one matmul and a reshape
-  (the windows do not overlap); kernel (2, 2, in, out) is torch's ConvTranspose2d weight
-  (in, out, 2, 2) transposed."""
+  """A 2x...x2, stride-2 transposed convolution over any number of axes: each input position
+  becomes a 2x...x2 block of outputs, out[2i + a, 2j + b] = x[i, j] @ kernel[a, b] + bias (in
+  2-D). Written as one matmul and a reshape (the windows do not overlap); kernel (*(2,) * rank,
+  in, out) is torch's ConvTranspose2d/3d weight (in, out, 2, ...) transposed. MONAI's UNETR
+  upsamples without a bias (use_bias=False)."""
   features: int
   dtype: Dtype = jnp.float32
+  use_bias: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    """x: (N, H, W, C) -> (N, 2H, 2W, features)."""
-    n, h, w, c = x.shape
-    kernel = self.param("kernel", nn.initializers.lecun_normal(in_axis=2, out_axis=3),
-                        (2, 2, c, self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    y = jnp.einsum("nhwc,abco->nhawbo", x.astype(self.dtype), kernel.astype(self.dtype))
-    return y.reshape(n, 2 * h, 2 * w, self.features) + bias.astype(self.dtype)
+    """x: (N, *S, C) -> (N, *(2 S), features); (N, H, W, C) -> (N, 2H, 2W, features)."""
+    n, *spatial, c = x.shape
+    rank = len(spatial)
+    kernel = self.param("kernel", nn.initializers.lecun_normal(in_axis=rank, out_axis=rank + 1),
+                        (2,) * rank + (c, self.features))
+    # "nhwc,abco->nhawbo" in 2-D: each input axis followed by its kernel axis, then a reshape
+    # merges the pairs.
+    axes, offsets = "hwdtuv"[:rank], "abefgi"[:rank]
+    out = "n" + "".join(a + b for a, b in zip(axes, offsets)) + "o"
+    y = jnp.einsum(f"n{axes}c,{offsets}co->{out}", x.astype(self.dtype),
+                   kernel.astype(self.dtype))
+    y = y.reshape(n, *(2 * s for s in spatial), self.features)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+    return y
 
 
 class Feature2Pyramid(nn.Module):

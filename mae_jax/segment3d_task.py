@@ -1,0 +1,424 @@
+"""Volumes in the one loop: MAE pretraining on random 3-D crops, and the `segment3d` stage (a
+UNETR on the pretrained encoder, models/unetr.py) scored by Dice.
+
+Pretraining cuts each crop into p x p x p patches with 3-D sin-cos positions: the same MAE
+(masking, decoder, masked loss) as images and series. The segment3d stage trains on crops
+centred half the time on a labelled voxel (MONAI's RandCropByPosNegLabeld) with MONAI's DiceCE
+loss; it is evaluated on whole validation volumes through sliding windows (sliding_window.py),
+the prediction brought back to the label file's own grid, where Dice is taken per foreground
+class per volume, a class absent from a volume's label skipped (MONAI's DiceMetric with
+include_background=False, ignore_empty=True), then averaged over volumes per class and over
+classes. At the end each validation volume's label map is written as NIfTI beside a PNG of a few
+slices; the pretrain stage leaves slice grids of its reconstructions.
+"""
+
+import dataclasses
+import functools
+import math
+import os
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mae_jax import confusion, losses, optim, sliding_window, visualize
+from mae_jax.masking import patch_grid, patchify, unpatchify
+from mae_jax.models import MAE, UNETR, decode_variant, from_variant
+from mae_jax.tasks import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx,
+                           pretrain_model)
+
+PREDICTIONS, SLICES_PNG, RECONSTRUCTIONS_PNG = "predictions", "slices.png", "reconstructions.png"
+
+
+@functools.lru_cache(maxsize=4)
+def _load(dataset: str, spacing: tuple[float, ...], intensity: str,
+          intensity_range: tuple[float, ...], num_classes: int, val_fraction: float, seed: int,
+          max_cases: int) -> Any:
+  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top  (nibabel)
+  return volumes.load_volumes(dataset, spacing=spacing, intensity=intensity,
+                              intensity_range=intensity_range, num_classes=num_classes,
+                              val_fraction=val_fraction, seed=seed, max_cases=max_cases)
+
+
+def volume_source(config: ml_collections.ConfigDict) -> Any:
+  """config.data's volumes, preprocessed once per process (data/volumes.py)."""
+  d = config.data
+  return _load(d.dataset, tuple(d.spacing), d.intensity, tuple(d.intensity_range),
+               d.num_classes, d.val_fraction, config.seed, d.max_cases)
+
+
+def roi(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+  return tuple(int(v) for v in config.data.roi_size)
+
+
+# ---- data ---------------------------------------------------------------------------------------
+
+def crop_data(config: ml_collections.ConfigDict, source: Any, batch_size: int,
+              labelled: bool, augment: ml_collections.ConfigDict | None = None) -> TrainData:
+  """Random roi crops of the training volumes: every epoch each volume in a fresh order gives
+  config.data.crops_per_volume crops. Slot i of global step t draws from its own generator
+  (seed, t, i), so a shard computes its rows only and the stream does not depend on the
+  number of processes. Unlabelled crops (pretraining) are uniform; labelled ones balanced."""
+  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
+  d = config.data
+  cases = source.train if labelled else [dataclasses.replace(c, label=None)
+                                         for c in source.train]
+  per_volume = d.crops_per_volume
+  steps_per_epoch = max(len(cases) * per_volume // batch_size, 1)
+  size, (pos, neg) = roi(config), tuple(d.pos_neg)
+
+  def batches(seed: int, start_step: int, num_shards: int, shard_index: int
+              ) -> Iterator[Batch]:
+    per_shard = batch_size // num_shards
+    step = start_step
+    while True:
+      epoch, j = divmod(step, steps_per_epoch)
+      order = np.random.default_rng([seed, epoch]).permutation(len(cases))
+      images, labels = [], []
+      for slot in range(shard_index * per_shard, (shard_index + 1) * per_shard):
+        rng = np.random.default_rng([seed, step, slot])
+        case = cases[order[((j * batch_size + slot) // per_volume) % len(cases)]]
+        image, label = volumes.random_crops(case, size, 1, rng, pos, neg)
+        if augment is not None:
+          image, label = volumes.augment(
+              image, label, rng, flip_prob=augment.flip_prob, rot90_prob=augment.rot90_prob,
+              intensity_prob=augment.intensity_prob, intensity_factor=augment.intensity_factor)
+        images.append(image[0])
+        if label is not None:
+          labels.append(label[0])
+      batch = {"image": np.stack(images).astype(np.float32)}
+      if labelled:
+        batch["label"] = np.stack(labels).astype(np.int32)
+      yield batch
+      step += 1
+
+  return TrainData(steps_per_epoch, batches)
+
+
+def _window_batches(cases: list[Any], size: tuple[int, ...], overlap: float, blend: str,
+                    num_classes: int, batch_size: int, num_shards: int, shard_index: int
+                    ) -> Iterator[tuple[Batch, dict[int, Any]]]:
+  """Every window of this shard's volumes (volume v goes to shard v % num_shards), in batches
+  of batch_size // num_shards ("mask" 0 on padding), as many batches in every shard (a pass
+  is collective). -> (batch with "host_windows": (volume, window) or None per row, this
+  shard's blenders by volume)."""
+  per_shard = batch_size // num_shards
+  blenders = {v: sliding_window.Blender(c.image.shape[:3], size, overlap, num_classes, mode=blend)
+              for v, c in enumerate(cases)}
+  counts = [sum(len(blenders[v].starts) for v in range(s, len(cases), num_shards))
+            for s in range(num_shards)]
+  mine = {v: b for v, b in blenders.items() if v % num_shards == shard_index}
+  rows = [(v, i) for v, b in mine.items() for i in range(len(b.starts))]
+  channels = cases[0].image.shape[-1] if cases else 1
+  padded = {}
+  for start in range(0, max(counts, default=0), per_shard):
+    chunk = rows[start:start + per_shard]
+    images = np.zeros((per_shard, *size, channels), np.float32)
+    for k, (v, i) in enumerate(chunk):
+      if v not in padded:   # one volume at a time stays padded in memory
+        padded = {v: mine[v].pad(cases[v].image)}
+      images[k] = mine[v].window(padded[v], i)
+    where = list(chunk) + [None] * (per_shard - len(chunk))
+    yield {"image": images, "mask": np.asarray([w is not None for w in where], np.float32),
+           "host_windows": where}, mine
+
+
+def volume_dice(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> np.ndarray:
+  """(X, Y, Z) class ids -> (K,) Dice of each class in this volume, NaN where the class is
+  absent from `truth` (MONAI's ignore_empty); entry 0 is the background's."""
+  m = confusion.confusion_matrix(pred, truth, num_classes, ignore_label=-1)
+  tp, actual, predicted = np.diag(m), m.sum(axis=1), m.sum(axis=0)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    return np.where(actual > 0, 2 * tp / (actual + predicted), np.nan)
+
+
+def dice_sums(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
+  dice = volume_dice(pred, truth, num_classes)
+  return {"dice_sum": np.nan_to_num(dice), "dice_count": np.isfinite(dice).astype(np.float64),
+          "volumes": np.float64(1.0)}
+
+
+def dice_scores(total: dict[str, Any], class_names: tuple[str, ...]) -> dict[str, Any]:
+  """Summed per-volume Dice -> {"dice": mean over foreground classes of the mean over volumes,
+  "per_class_dice": {name: Dice or None}, "volumes"}."""
+  count = np.asarray(total["dice_count"], np.float64)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    per_class = np.where(count > 0, np.asarray(total["dice_sum"]) / count, np.nan)[1:]
+  return {"dice": float(np.nanmean(per_class)) if np.isfinite(per_class).any() else float("nan"),
+          "per_class_dice": {n: None if np.isnan(v) else float(v)
+                             for n, v in zip(class_names[1:], per_class)},
+          "volumes": float(total["volumes"])}
+
+
+# ---- pretraining --------------------------------------------------------------------------------
+
+def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task:
+  """The MAE on roi crops of the training volumes (their labels unused)."""
+  model = pretrain_model(config)
+  size = roi(config)
+  tokens = math.prod(patch_grid(size, model.patch_size))
+  channels = source.in_channels if source is not None else 1
+
+  def loss_fn(params, model_state, batch, rng, example_ids):
+    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (tokens,)))(
+        example_ids)
+    loss, _, _ = model.apply({"params": params}, batch["image"], noise=noise, train=True)
+    return loss, (model_state, {"loss": loss})
+
+  s = config.pretrain
+  task = Task("pretrain", model, loss_fn, mae_tx(s), input_shape=(*size, channels))
+  if source is None:
+    return task
+  crops = _fixed_crops(config, source)
+
+  def finish(variables: dict[str, Any], stage_dir: str) -> dict[str, np.ndarray]:
+    export_encoder(config, variables, stage_dir)
+    grid = reconstruction_slices(model, variables["params"], crops[:config.visualize.num_images])
+    if jax.process_index() == 0:
+      visualize.save_png(os.path.join(stage_dir, RECONSTRUCTIONS_PNG), grid)
+    return {"reconstructions": grid}
+
+  return dataclasses.replace(task, data=crop_data(config, source, s.batch_size, labelled=False),
+                             evaluation=_reconstruction_eval(config, model, crops, tokens),
+                             finish=finish)
+
+
+def _fixed_crops(config: ml_collections.ConfigDict, source: Any) -> np.ndarray:
+  """One crop per validation volume (training volumes if none), the same every time:
+  (V, *roi, C)."""
+  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
+  cases = source.val or source.train
+  return np.concatenate([volumes.random_crops(dataclasses.replace(c, label=None), roi(config), 1,
+                                              np.random.default_rng([0, v]))[0]
+                         for v, c in enumerate(cases)])
+
+
+def _noise(count: int, tokens: int) -> jax.Array:
+  """Fixed masks for evaluation and pictures: row v's noise from key (0, v)."""
+  return jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(jax.random.key(0), i),
+                                               (tokens,)))(jnp.arange(count))
+
+
+def _reconstruction_eval(config: ml_collections.ConfigDict, model: MAE, crops: np.ndarray,
+                         tokens: int) -> Evaluation:
+  """The masked-patch loss on the fixed validation crops."""
+
+  def sums(params, model_state, batch):
+    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(jax.random.key(0), i),
+                                                  (tokens,)))(batch["index"])
+    _, pred, mask = model.apply({"params": params}, batch["image"], noise=noise, train=False)
+    per_example = jax.vmap(lambda t, p, m: losses.mae_loss(t[None], p[None], m[None],
+                                                           model.norm_pix_loss))(
+        patchify(batch["image"], model.patch_size), pred, mask)
+    w = batch["mask"]
+    return {"count": w.sum(), "loss_sum": (per_example * w).sum()}
+
+  def batches(num_shards: int, shard_index: int) -> Iterator[Batch]:
+    size = config.data.eval_batch_size
+    per_shard = size // num_shards
+    for start in range(0, len(crops), size):
+      index = np.arange(start, start + size)[shard_index * per_shard:
+                                             (shard_index + 1) * per_shard]
+      valid = index < len(crops)
+      yield {"image": crops[np.where(valid, index, len(crops) - 1)],
+             "mask": valid.astype(np.float32), "index": index.astype(np.int32)}
+
+  def metrics(total: dict[str, float]) -> dict[str, float]:
+    return {"loss": total["loss_sum"] / max(total["count"], 1.0)}
+
+  return Evaluation(sums, batches, metrics, lambda m: {"eval_loss": m["loss"]})
+
+
+def reconstruction_slices(model: MAE, params: Any, crops: np.ndarray) -> np.ndarray:
+  """uint8 grid: per crop, its middle axial slice (last spatial axis): original | masked |
+  reconstruction | reconstruction with the visible patches pasted (fixed masks)."""
+  crops = jnp.asarray(crops)
+  n, *size, channels = crops.shape
+  grid = patch_grid(tuple(size), model.patch_size)
+  _, pred, mask = jax.jit(lambda p, x, z: model.apply({"params": p}, x, noise=z, train=False))(
+      params, crops, _noise(n, math.prod(grid)))
+  patches = patchify(crops, model.patch_size)
+  recon = visualize.unnormalize_pred(pred, patches, mask, model.norm_pix_loss)
+  removed = mask[..., None]
+  volume = lambda x: unpatchify(x, model.patch_size, grid, channels)[..., 0]  # noqa: E731
+  original = np.asarray(crops[..., 0])
+  masked = np.where(np.asarray(volume(jnp.broadcast_to(removed, patches.shape))) > 0, np.nan,
+                    original)
+  panels = np.stack([original, masked, np.asarray(volume(recon)),
+                     np.asarray(volume(patches * (1 - removed) + recon * removed))], axis=1)
+  panels = panels[..., size[2] // 2]                        # (N, 4, X, Y): the middle slice
+  # One intensity scale for every panel (the originals' 1st to 99th percentile), so the
+  # reconstructions are drawn as the originals are.
+  lo, hi = np.percentile(original, [1, 99])
+  scaled = np.clip((panels - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+  scaled = np.where(np.isnan(panels), 0.5, scaled)          # removed patches grey
+  scaled = _axial_view(scaled, 2)
+  return visualize.panel_grid(np.repeat(scaled[..., None], 3, axis=-1),
+                              scale=visualize.upscale_for(max(size[:2]), 128))
+
+
+def _axial_view(slices: np.ndarray, axis: int) -> np.ndarray:
+  """RAS slices (..., X, Y, ...) with X at `axis` -> (..., Y, X, ...) images, anterior up and
+  the patient's right on the right (the neurological convention)."""
+  return np.flip(np.swapaxes(slices, axis, axis + 1), axis=axis)
+
+
+# ---- segment3d ----------------------------------------------------------------------------------
+
+def segment3d_model(config: ml_collections.ConfigDict, num_classes: int) -> UNETR:
+  s = config.segment3d
+  return from_variant(UNETR, config.model.variant, num_classes=num_classes,
+                      feature_size=s.feature_size, feature_blocks=tuple(s.feature_blocks),
+                      drop_path=s.drop_path, dtype=jnp.dtype(config.model.dtype),
+                      attention=config.model.attention)
+
+
+def segment3d_task(config: ml_collections.ConfigDict, workdir: str, source: Any = None,
+                   num_classes: int = 2, in_channels: int = 1) -> Task:
+  """The segment3d stage's Task: UNETR on roi crops, DiceCE loss, AdamW (layer decay as
+  config.segment3d.layer_decay); its encoder from config.segment3d.init_from ("" = this run's
+  pretrain export). Without a source, its model, loss and optimizer only."""
+  s = config.segment3d
+  if source is not None:
+    num_classes, in_channels = source.num_classes, source.in_channels
+  model = segment3d_model(config, num_classes)
+
+  def loss_fn(params, model_state, batch, rng, example_ids):
+    rngs = {"dropout": jax.random.fold_in(rng, example_ids[0])}
+    logits = model.apply({"params": params}, batch["image"], train=True, rngs=rngs)
+    loss = losses.dice_ce_loss(logits, batch["label"], num_classes)
+    return loss, (model_state, {"loss": loss})
+
+  depth = decode_variant(config.model.variant).depth
+  make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
+      schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay,
+      layer_decay=s.layer_decay, depth=depth, grad_clip_norm=s.grad_clip_norm)
+  init_from = s.init_from or os.path.join(workdir, "pretrain", "export")
+  task = Task("segment3d", model, loss_fn, make_tx, input_shape=(*roi(config), in_channels),
+              init_from=init_from)
+  if source is None:
+    return task
+  return dataclasses.replace(
+      task, data=crop_data(config, source, s.batch_size, labelled=True, augment=s),
+      evaluation=_evaluation(config, model, source),
+      finish=lambda variables, stage_dir: write_predictions(config, model, variables, source,
+                                                            stage_dir))
+
+
+def _evaluation(config: ml_collections.ConfigDict, model: UNETR, source: Any) -> Evaluation:
+  """Dice over the validation volumes: windows through the devices, each volume's blended
+  logits -> labels at its file's grid -> per-class Dice, summed over volumes on the host."""
+  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
+  s, k = config.segment3d, source.num_classes
+  blenders: list[dict[int, Any]] = [{}]
+
+  def logits_of(params, model_state, batch):
+    return {"logits": model.apply({"params": params}, batch["image"], train=False)}
+
+  def batches(num_shards: int, shard_index: int) -> Iterator[Batch]:
+    for batch, mine in _window_batches(source.val, roi(config), s.overlap, s.blend, k,
+                                       config.data.eval_batch_size, num_shards, shard_index):
+      blenders[0] = mine
+      yield batch
+
+  def host(out: dict[str, np.ndarray], batch: dict[str, Any]) -> dict[str, np.ndarray]:
+    total = {"dice_sum": np.zeros(k), "dice_count": np.zeros(k), "volumes": np.float64(0.0)}
+    for logits, where in zip(out["logits"], batch["host_windows"]):
+      if where is None:
+        continue
+      v, i = where
+      blender = blenders[0][v]
+      blender.add(i, logits)
+      if blender.done():
+        case = source.val[v]
+        pred = volumes.to_source_grid(case, np.argmax(blender.result(), axis=-1))
+        for key, value in dice_sums(pred, case.source_label, k).items():
+          total[key] = total[key] + value
+    return total
+
+  return Evaluation(logits_of, batches, lambda total: dice_scores(total, source.class_names),
+                    dict, host=host)
+
+
+def predict_volumes(config: ml_collections.ConfigDict, model: UNETR, variables: dict[str, Any],
+                    source: Any) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+  """(case, label map on its preprocessed grid, uint8 label map at its file's grid) for this
+  process's validation volumes."""
+  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
+  s = config.segment3d
+  apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  for batch, mine in _window_batches(source.val, roi(config), s.overlap, s.blend,
+                                     source.num_classes, config.data.eval_batch_size,
+                                     jax.process_count(), jax.process_index()):
+    logits = np.asarray(apply(variables, batch["image"]))
+    for row, where in zip(logits, batch["host_windows"]):
+      if where is not None:
+        v, i = where
+        mine[v].add(i, row)
+        if mine[v].done():
+          case, pred = source.val[v], np.argmax(mine[v].result(), axis=-1)
+          yield case, pred, volumes.to_source_grid(case, pred)
+
+
+def write_predictions(config: ml_collections.ConfigDict, model: UNETR, variables: dict[str, Any],
+                      source: Any, stage_dir: str) -> dict[str, np.ndarray]:
+  """stage_dir/predictions/<image name>.nii.gz for each validation volume (the image file's
+  affine and shape), and from the first process slices.png (image | truth | prediction, the
+  middle axial slice of the first few volumes)."""
+  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
+  out_dir = os.path.join(stage_dir, PREDICTIONS)
+  rows = []
+  for case, pred, in_file_grid in predict_volumes(config, model, variables, source):
+    volumes.write_label_nifti(os.path.join(out_dir, f"{case.name}.nii.gz"), in_file_grid,
+                              case.source_affine)
+    if len(rows) < config.segment3d.slice_images:
+      rows.append(_slice_row(case, pred, source.num_classes))
+  if not rows or jax.process_index() != 0:
+    return {}
+  width = max(r.shape[2] for r in rows)
+  height = max(r.shape[1] for r in rows)
+  rows = [np.pad(r, ((0, 0), (0, height - r.shape[1]), (0, width - r.shape[2]), (0, 0)))
+          for r in rows]
+  grid = visualize.panel_grid(np.stack(rows), scale=visualize.upscale_for(max(height, width), 192))
+  visualize.save_png(os.path.join(stage_dir, SLICES_PNG), grid)
+  return {"slices": grid}
+
+
+def _slice_row(case: Any, pred: np.ndarray, num_classes: int) -> np.ndarray:
+  """(3, H, W, 3) in [0, 1]: the axial slice (preprocessed grid) with the most labelled voxels,
+  the truth and the prediction over it."""
+  from mae_jax.segment_task import palette  # pylint: disable=g-import-not-at-top
+  image, truth = case.image[..., 0], case.label
+  z = int(np.argmax((truth > 0).sum(axis=(0, 1)))) if truth.any() else truth.shape[2] // 2
+  picture = image[:, :, z]
+  lo, hi = np.percentile(picture, [1, 99])
+  picture = np.clip((picture - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+  colours = palette(num_classes)
+  colours[0] = 0.0
+
+  def over(ids: np.ndarray) -> np.ndarray:
+    shown = (ids > 0)[..., None]
+    return np.where(shown, 0.4 * picture[..., None] + 0.6 * colours[ids], picture[..., None])
+
+  panels = np.stack([np.repeat(picture[..., None], 3, -1), over(truth[:, :, z]),
+                     over(pred[:, :, z])])
+  return _axial_view(panels, 1)
+
+
+def dice_from_files(predictions_dir: str, source: Any) -> dict[str, Any]:
+  """The Dice of the NIfTI label maps in predictions_dir against the validation labels, read
+  back from the files (what summary.json must equal)."""
+  import nibabel as nib  # pylint: disable=g-import-not-at-top
+  total = {"dice_sum": 0.0, "dice_count": 0.0, "volumes": 0.0}
+  for case in source.val:
+    pred = np.asarray(nib.load(os.path.join(predictions_dir, f"{case.name}.nii.gz")).dataobj)
+    # The label file as stored; a volume made in memory (the mni152 halves) has none.
+    truth = (np.asarray(nib.load(case.label_path).dataobj) if case.label_path
+             else case.source_label)
+    for key, value in dice_sums(pred.astype(np.int64), np.rint(truth).astype(np.int64),
+                                source.num_classes).items():
+      total[key] = total[key] + value
+  return dice_scores(total, source.class_names)
+
