@@ -27,8 +27,8 @@ def get_config(arg: str | None = None):
   for stage in config_lib.STAGES:
     c[stage].checkpoint_every_steps = 200
     c[stage].log_every_steps = 25
-  c.pretrain.update(batch_size=8, num_epochs=0, num_steps=400, base_lr=4.8e-2,   # lr 1.5e-3
-                    warmup_epochs=20, eval_every_epochs=100)
+  c.pretrain.update(batch_size=8, num_epochs=0, num_steps=1500, base_lr=4.8e-2,  # lr 1.5e-3
+                    warmup_epochs=100, eval_every_epochs=500)
   c.segment3d.update(batch_size=4, num_steps=300, base_lr=6.4e-2, warmup_epochs=10,  # lr 1e-3
                      feature_size=8, feature_blocks=(2, 3, 4), eval_every_epochs=100,
                      slice_images=1)
