@@ -88,6 +88,8 @@ _ROI = flags.DEFINE_integer("roi", None, "segment3d: side of the cubic crops (de
 _FEATURE_SIZE = flags.DEFINE_integer("feature_size", None, "segment3d: UNETR's feature size "
                                      "(default: volumes.py's, 16).")
 _IN_CHANNELS = flags.DEFINE_integer("in_channels", 1, "segment3d: channels of the volumes.")
+_CONV = flags.DEFINE_enum("conv", "auto", ["auto", "xla", "slices"], "segment3d: how UNETR's "
+                          "3^3 convolutions run (models/unetr.py conv_same).")
 _MAKE_FIXTURE = flags.DEFINE_string("make_fixture", None, "Write photo-sized JPEGs in "
                                     "DIR/{train,val}/<class>/ and exit.")
 _FIXTURE_IMAGES = flags.DEFINE_integer("fixture_images", 1024, "Training images to write.")
@@ -138,7 +140,8 @@ def _segment3d() -> dict[str, Any]:
       variant=_given(_VARIANT), roi=_ROI.value, batch_size=_given(_BATCH_SIZE),
       num_classes=_given(_NUM_CLASSES), feature_size=_FEATURE_SIZE.value,
       in_channels=_IN_CHANNELS.value, dtype=_DTYPE.value, attention=_ATTENTION.value,
-      steps=_STEPS.value, warmup_steps=_WARMUP_STEPS.value, rounds=_ROUNDS.value,
+      conv=_CONV.value, steps=_STEPS.value, warmup_steps=_WARMUP_STEPS.value,
+      rounds=_ROUNDS.value,
       lockstep=_LOCKSTEP.value, profile_dir=_PROFILE_DIR.value)
 
 

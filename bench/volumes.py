@@ -54,14 +54,14 @@ def feature_blocks(variant: str) -> tuple[int, ...]:
 
 
 def unetr_task(variant: str, *, num_classes: int, feature_size: int, roi: int, in_channels: int,
-               dtype: str, attention: str) -> Task:
+               dtype: str, attention: str, conv: str = "auto") -> Task:
   """UNETR + Dice/CE + AdamW as a Task without data (what train.make_train_step needs).
 
   batch: "volume" (N, roi, roi, roi, in_channels) float32, "label" (N, roi, roi, roi) int32.
   """
   model = from_variant(UNETR, variant, num_classes=num_classes, feature_size=feature_size,
                        feature_blocks=feature_blocks(variant), dtype=jnp.dtype(dtype),
-                       attention=attention)
+                       attention=attention, conv=conv)
 
   def loss_fn(params, model_state, batch, rng, example_ids):
     del rng, example_ids   # no dropout, no drop path: MONAI's UNETR has none by default
@@ -78,7 +78,8 @@ def unetr_task(variant: str, *, num_classes: int, feature_size: int, roi: int, i
 def bench_volume_step(*, variant: str | None = None, roi: int | None = None,
                       batch_size: int | None = None, num_classes: int | None = None,
                       feature_size: int | None = None, in_channels: int = IN_CHANNELS,
-                      dtype: str = "float32", attention: str = "auto", steps: int = 10,
+                      dtype: str = "float32", attention: str = "auto", conv: str = "auto",
+                      steps: int = 10,
                       warmup_steps: int = 2, rounds: int = 2, lockstep: bool = False,
                       profile_dir: str | None = None) -> dict[str, Any]:
   """Times train.make_train_step of UNETR on roi^3 volumes (None: this file's defaults).
@@ -95,7 +96,7 @@ def bench_volume_step(*, variant: str | None = None, roi: int | None = None,
   if roi % patch:
     raise app.UsageError(f"--roi={roi} is not a multiple of the patch size {patch}")
   task = unetr_task(variant, num_classes=num_classes, feature_size=feature_size, roi=roi,
-                    in_channels=in_channels, dtype=dtype, attention=attention)
+                    in_channels=in_channels, dtype=dtype, attention=attention, conv=conv)
   par = DataParallel()
   if batch_size % par.num_devices:
     raise app.UsageError(f"--batch_size={batch_size} is not divisible by the "
@@ -120,7 +121,7 @@ def bench_volume_step(*, variant: str | None = None, roi: int | None = None,
           "in_channels": in_channels, "num_classes": num_classes,
           "feature_size": feature_size, "feature_blocks": list(task.model.feature_blocks),
           "batch_size": batch_size, "dtype": dtype, "steps": steps, **device,
-          "attention": auto_kind(dtype) if attention == "auto" else attention,
+          "attention": auto_kind(dtype) if attention == "auto" else attention, "conv": conv,
           "volumes_per_sec": round(volumes_per_sec, 3),
           "step_ms": round(1000 * step_s, 2),
           "step_ms_rounds": [round(1000 * x, 2) for x in step_s_rounds],

@@ -317,7 +317,10 @@ def base_config() -> ml_collections.ConfigDict:
                        # UNETR paper's z3, z6, z9, z12; MONAI's code taps 4, 7, 10, 12).
                        feature_blocks=(3, 6, 9, 12),
                        flip_prob=0.1, rot90_prob=0.1, intensity_prob=0.1, intensity_factor=0.1,
-                       overlap=0.5, blend="gaussian", eval_every_epochs=100, slice_images=4)
+                       overlap=0.5, blend="gaussian", eval_every_epochs=100, slice_images=4,
+                       # How 3^3 convolutions run (models/unetr.py conv_same), the same numbers:
+                       # "auto" (2-D slices on CPUs, XLA's 3-D convolution elsewhere).
+                       conv="auto")
   # Reconstruction grids (mae_jax/visualize.py): the "visualize" stage, and TensorBoard images
   # of the same eval images during pretraining.
   c.visualize = ml_collections.ConfigDict(dict(

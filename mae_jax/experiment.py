@@ -216,6 +216,8 @@ def _validate_volume(config: ml_collections.ConfigDict, v: Any) -> None:
   if not 0.0 <= s.overlap < 1.0 or s.blend not in ("gaussian", "constant"):
     raise ConfigError(f"config.segment3d.overlap={s.overlap} must be in [0, 1) and blend "
                       f"'gaussian' or 'constant', got {s.blend!r}")
+  if s.conv not in ("auto", "xla", "slices"):
+    raise ConfigError(f"config.segment3d.conv must be 'auto', 'xla' or 'slices', got {s.conv!r}")
   if any(r.stage == "segment3d" for r in _runs(config)):
     levels = math.log2(v.patch_size)
     blocks = tuple(s.feature_blocks)

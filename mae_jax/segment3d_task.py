@@ -272,7 +272,7 @@ def segment3d_model(config: ml_collections.ConfigDict, num_classes: int) -> UNET
   return from_variant(UNETR, config.model.variant, num_classes=num_classes,
                       feature_size=s.feature_size, feature_blocks=tuple(s.feature_blocks),
                       drop_path=s.drop_path, dtype=jnp.dtype(config.model.dtype),
-                      attention=config.model.attention)
+                      attention=config.model.attention, conv=s.conv)
 
 
 def segment3d_task(config: ml_collections.ConfigDict, workdir: str, source: Any = None,
@@ -334,6 +334,7 @@ def _evaluation(config: ml_collections.ConfigDict, model: UNETR, source: Any) ->
       if blender.done():
         case = source.val[v]
         pred = volumes.to_source_grid(case, np.argmax(blender.result(), axis=-1))
+        del blenders[0][v]   # its sums are large
         for key, value in dice_sums(pred, case.source_label, k).items():
           total[key] = total[key] + value
     return total
@@ -358,7 +359,7 @@ def predict_volumes(config: ml_collections.ConfigDict, model: UNETR, variables: 
         v, i = where
         mine[v].add(i, row)
         if mine[v].done():
-          case, pred = source.val[v], np.argmax(mine[v].result(), axis=-1)
+          case, pred = source.val[v], np.argmax(mine.pop(v).result(), axis=-1)
           yield case, pred, volumes.to_source_grid(case, pred)
 
 

@@ -74,8 +74,11 @@ class Blender:
     self.padded_shape = tuple(s + d for s, d in zip(self.shape, diffs))
     self.starts: list[tuple[int, int, int]] = window_starts(self.padded_shape, self.roi, overlap)
     self._weights = importance_map(self.roi, mode, sigma_scale)
-    self._sum = np.zeros((*self.padded_shape, num_classes), np.float32)
-    self._norm = np.zeros(self.padded_shape, np.float32)
+    self.num_classes = num_classes
+    # Allocated at the first window: an evaluation pass builds every volume's Blender up front
+    # (to count windows), and a BTCV volume's sums take ~300 MB.
+    self._sum: np.ndarray | None = None
+    self._norm: np.ndarray | None = None
     self._added = np.zeros(len(self.starts), bool)
 
   def _slices(self, i: int) -> tuple[slice, ...]:
@@ -97,6 +100,9 @@ class Blender:
     """logits (*roi, K) of window i."""
     if self._added[i]:
       raise ValueError(f"window {i} was added twice")
+    if self._sum is None:
+      self._sum = np.zeros((*self.padded_shape, self.num_classes), np.float32)
+      self._norm = np.zeros(self.padded_shape, np.float32)
     s = self._slices(i)
     self._sum[s] += self._weights[..., None] * np.asarray(logits, np.float32)
     self._norm[s] += self._weights

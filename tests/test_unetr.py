@@ -13,6 +13,7 @@ from mae_jax import losses, weights
 from mae_jax.errors import ConfigError
 from mae_jax.models import MAE, UNETR, from_variant
 from mae_jax.models.segmenter import Upsample2x
+from mae_jax.models import unetr
 from mae_jax.models.unetr import TappedEncoder, check_feature_blocks, instance_norm
 
 torch = pytest.importorskip("torch")
@@ -194,3 +195,16 @@ def test_unetr_loads_mae_encoder():
     np.testing.assert_array_equal(
         traverse_util.flatten_dict(loaded["encoder"], sep="/")[path], v)
   assert "norm" in loaded["encoder"]
+
+
+@pytest.mark.parametrize("channels", [1, 5])
+def test_conv_slices_equal_xla_convolution(channels):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((2, 6, 5, 7, channels)), jnp.float32)
+  kernel = jnp.asarray(rng.standard_normal((3, 3, 3, channels, 4)), jnp.float32)
+  ours = lambda kind: unetr.conv_same(x, kernel, kind)  # noqa: E731
+  np.testing.assert_allclose(ours("slices"), ours("xla"), rtol=1e-5, atol=1e-5)
+  grads = [jax.grad(lambda x, k: (unetr.conv_same(x, k, kind) ** 2).sum(), argnums=(0, 1))(
+      x, kernel) for kind in ("slices", "xla")]
+  for a, b in zip(*grads):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
