@@ -9,7 +9,7 @@ columns; the rows with an empty total_bedrooms dropped, as the study did) or sci
 fetch_california_housing frame saved as CSV. 20% of the entries removed at random, min-max
 scaling with the training rows, an 80/20 row split; the impute stage is ReMasker's recipe
 (width 32, encoder depth 6, decoder depth 4, re-masking 0.5, AdamW lr 1e-3 at batch 64, 600
-epochs). docs/reproducing.md has the study's figures beside ReMasker's. `:smoke` shrinks it.
+epochs). docs/reproducing.md has the study's figures. `:smoke` shrinks it.
 """
 
 from mae_jax import config_lib
