@@ -37,6 +37,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument("--image_size", type=int, default=224)
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--mask_ratio", type=float, default=0.75)
+  p.add_argument("--decoder", default="512,8,16", help="decoder width,depth,heads")
+  p.add_argument("--lr", type=float, default=1.5e-4 * 8 / 256)
+  add_common_args(p, "pretrain")
+  return p.parse_args(argv)
+
+
+def add_common_args(p: argparse.ArgumentParser, target: str) -> None:
+  """The timing, dtype and --compare flags every PyTorch bench takes; `target`: the
+  `mae-jax-bench --target` that --compare runs as our side."""
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--warmup_steps", type=int, default=2)
   p.add_argument("--rounds", type=int, default=3, help="rounds of --steps timed steps; best counts")
@@ -44,13 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                  help="wait for a stdin line before each round (what --compare drives)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                  help="bfloat16 = torch.autocast (AMP); parameters stay float32")
-  p.add_argument("--decoder", default="512,8,16", help="decoder width,depth,heads")
   p.add_argument("--attention", default="auto", help="ours: config.model.attention")
-  p.add_argument("--lr", type=float, default=1.5e-4 * 8 / 256)
   p.add_argument("--compare", action="store_true",
-                 help="ours (`python -m mae_jax_bench --target=pretrain`) and PyTorch, "
+                 help=f"ours (`python -m mae_jax_bench --target={target}`) and PyTorch, "
                       "taking turns")
-  return p.parse_args(argv)
 
 
 def _variant(name: str) -> tuple[int, int, int, int]:
@@ -196,15 +202,21 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
   return result
 
 
-def main(argv: list[str] | None = None) -> None:
-  args = parse_args(argv)
+def run_cli(args: argparse.Namespace, compare_fn: Callable[[argparse.Namespace], dict],
+            bench_fn: Callable[[argparse.Namespace], dict]) -> None:
+  """Every PyTorch bench's command: with --compare, each side's result and the comparison as
+  three JSON lines (the last is what scripts read); else this side's result."""
   if args.compare:
-    result = compare(args)
+    result = compare_fn(args)
     print(json.dumps(result["jax"]), flush=True)
     print(json.dumps(result["torch"]), flush=True)
     print(json.dumps(result), flush=True)
   else:
-    print(json.dumps(bench_torch(args)), flush=True)
+    print(json.dumps(bench_fn(args)), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+  run_cli(parse_args(argv), compare, bench_torch)
 
 
 if __name__ == "__main__":

@@ -40,14 +40,14 @@ line is {"jax": {...}, "torch": {...}, "<stage>_jax_over_torch": windows/s ratio
 """
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
 from mae_jax.models import decode_variant
 from . import peaks, series
-from .torch_mae import _Side, time_torch_step  # pylint: disable=protected-access
+from .torch_mae import (_Side, add_common_args, run_cli,  # pylint: disable=protected-access
+                        time_torch_step)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,17 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument("--norm_type", choices=("layernorm", "batchnorm"), default="layernorm",
                  help="HF's norm_type; layernorm as ours, batchnorm is HF's default")
   p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
-  p.add_argument("--steps", type=int, default=10)
-  p.add_argument("--warmup_steps", type=int, default=2)
-  p.add_argument("--rounds", type=int, default=3, help="rounds of --steps timed steps; best counts")
-  p.add_argument("--lockstep", action="store_true",
-                 help="wait for a stdin line before each round (what --compare drives)")
-  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                 help="bfloat16 = torch.autocast (AMP); parameters stay float32")
-  p.add_argument("--attention", default="auto", help="ours: config.model.attention")
-  p.add_argument("--compare", action="store_true",
-                 help="ours (`python -m mae_jax_bench --target=timeseries`) and PyTorch, "
-                      "taking turns")
+  add_common_args(p, "timeseries")
   return p.parse_args(argv)
 
 
@@ -215,14 +205,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-  args = parse_args(argv)
-  if args.compare:
-    result = compare(args)
-    print(json.dumps(result["jax"]), flush=True)
-    print(json.dumps(result["torch"]), flush=True)
-    print(json.dumps(result), flush=True)
-  else:
-    print(json.dumps(bench_torch(args)), flush=True)
+  run_cli(parse_args(argv), compare, bench_torch)
 
 
 if __name__ == "__main__":
