@@ -30,7 +30,7 @@ from absl import app
 from mae_jax import flops, losses, optim, train
 from mae_jax.models import UNETR, decode_variant, from_variant
 from mae_jax.models.attention import ATTENTION_KINDS, auto_kind
-from mae_jax.models.unetr import num_levels
+from mae_jax.models.unetr import num_levels, resolve_conv
 from mae_jax.parallel import DataParallel
 from mae_jax.tasks import Task
 from . import peaks
@@ -121,7 +121,7 @@ def bench_volume_step(*, variant: str | None = None, roi: int | None = None,
           "in_channels": in_channels, "num_classes": num_classes,
           "feature_size": feature_size, "feature_blocks": list(task.model.feature_blocks),
           "batch_size": batch_size, "dtype": dtype, "steps": steps, **device,
-          "attention": auto_kind(dtype) if attention == "auto" else attention, "conv": conv,
+          "attention": auto_kind(dtype) if attention == "auto" else attention, "conv": resolve_conv(conv),
           "volumes_per_sec": round(volumes_per_sec, 3),
           "step_ms": round(1000 * step_s, 2),
           "step_ms_rounds": [round(1000 * x, 2) for x in step_s_rounds],

@@ -48,7 +48,9 @@ def test_torch_unetr_compare_takes_turns():
     assert (r["variant"], r["roi"], r["feature_size"], r["num_classes"]) == ("Ti/16", 32, 2, 2)
     assert r["volumes_per_sec"] > 0 and r["step_ms"] == min(r["step_ms_rounds"])
     assert len(r["step_ms_rounds"]) == 2 and r["flops_per_volume"] > 0
-  assert set(result["jax"]) <= set(result["torch"]) | {"allocator"}
+  # `allocator` and `conv` (how XLA lowers the 3-D convolutions) are knobs only the JAX side has.
+  assert set(result["jax"]) <= set(result["torch"]) | {"allocator", "conv"}
+  assert result["jax"]["conv"] in ("xla", "slices")
   assert result["jax"]["feature_blocks"] == [3, 6, 9, 12]
   assert result["torch"]["feature_blocks"] == [4, 7, 10, 12]
   assert result["torch"]["threads"] == 1

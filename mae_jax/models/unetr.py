@@ -101,6 +101,13 @@ class TappedEncoder(Encoder):
 CONV_KINDS = ("auto", "xla", "slices")
 
 
+def resolve_conv(kind: str) -> str:
+  """The kind "auto" stands for with 3-D kernels here: "slices" on a CPU, "xla" elsewhere."""
+  if kind == "auto":
+    return "slices" if jax.default_backend() == "cpu" else "xla"
+  return kind
+
+
 def conv_same(x: jax.Array, kernel: jax.Array, kind: str = "auto") -> jax.Array:
   """Stride-1 'same' convolution: x (N, *S, C), kernel (k, ..., k, C, O), k odd -> (N, *S, O).
 
@@ -112,8 +119,7 @@ def conv_same(x: jax.Array, kernel: jax.Array, kind: str = "auto") -> jax.Array:
   """
   rank = x.ndim - 2
   k = kernel.shape[0]
-  if kind == "auto":
-    kind = "slices" if rank == 3 and k > 1 and jax.default_backend() == "cpu" else "xla"
+  kind = resolve_conv(kind)
   if k == 1:   # a matmul over channels
     return jnp.einsum("...c,co->...o", x, kernel.reshape(kernel.shape[-2:]))
   if kind == "xla" or rank != 3:
