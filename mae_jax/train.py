@@ -169,6 +169,9 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, workdir: str, seed: 
     # tracebacks; a save already in flight is of a checked (finite) state, so let it finish.
     ckpts.close()
     writer.close()
+    # The traceback keeps this frame alive; a tf.data iterator over a Python generator that is
+    # still alive when the interpreter shuts down can hang the exit (its thread waits on the GIL).
+    del batches
     raise
   ckpts.maybe_save(total, par.unreplicate(state), force=True)
 

@@ -161,7 +161,8 @@ start = peak_rss_mb()
 steps = source.split_sizes["train"] // 32
 for _ in range(steps - 1):
   next(batches)
-print(f"{size_gb:.2f} {steps} {start:.0f} {peak_rss_mb():.0f}")
+print(f"{size_gb:.2f} {steps} {start:.0f} {peak_rss_mb():.0f}", flush=True)
+del batches   # before the interpreter's shutdown: a live tf.data generator thread can hang it
 """
 
 
