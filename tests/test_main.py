@@ -124,9 +124,7 @@ def test_console_scripts_run_from_another_directory(tmp_path):
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "'nonesuch' does not exist (a path, or one of the shipped configs: ade20k, " in proc.stderr
-  shipped = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs"))
-                   if f.endswith(".py") and not f.startswith("_"))
-  assert ", ".join(shipped) + ")" in proc.stderr
+  assert ", ".join(f[:-3] for f in CONFIG_FILES) + ")" in proc.stderr
 
 
 def _run(args, timeout=600, cwd=REPO):
