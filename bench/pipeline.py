@@ -19,7 +19,7 @@ from typing import Any
 from absl import app
 
 from mae_jax import allocator, config_lib
-from mae_jax import data   # TensorFlow
+from mae_jax.data import pipeline, sources   # TensorFlow
 from . import pil_loader
 
 
@@ -30,10 +30,10 @@ def bench_input(dataset: str, data_dir: str | None, *, image_size: int, batch_si
   of the PIL baseline on `dataset` (config.data.dataset). "images_per_sec" is the first mode's."""
   if not caches or set(caches) - {"memory", "stream"}:
     raise app.UsageError(f"--cache takes memory and/or stream, got {','.join(caches)}")
-  cfg = config_lib.base_config()
+  cfg = config_lib.base_config("images")
   stage = cfg.pretrain
   crop_scale, crop_ratio = tuple(stage.crop_scale), tuple(stage.crop_ratio)
-  source = data.get_source(dataset, data_dir)
+  source = sources.get_source(dataset, data_dir)
 
   if "stream" in caches and source.random_access is None:
     raise app.UsageError(f"{dataset} has no random access to stream from (image folders and "
@@ -41,7 +41,7 @@ def bench_input(dataset: str, data_dir: str | None, *, image_size: int, batch_si
 
   def ours(round_index: int, cache: str) -> float:
     # A fresh pipeline per round, so nothing it prefetched during the baseline's turn counts.
-    batches = data.train_batches(
+    batches = pipeline.train_batches(
         source, source.train_split, batch_size=batch_size, image_size=image_size,
         crop_scale=crop_scale, crop_ratio=crop_ratio, hflip=stage.hflip, seed=0,
         start_step=round_index * (num_batches + warmup), layout=cfg.data.batch_layout,

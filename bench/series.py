@@ -8,9 +8,9 @@ configs/etth1.py, each the real jitted step on one synthetic batch of look-back 
   mae-jax-bench --target=timeseries --stages=forecast --lookback=336 --horizon=720 \
       --num_variables=21 --batch_size=32
 
-"pretrain" is the MAE on look-back windows (forecast_task.pretrain_task: every variable its own
+"pretrain" is the MAE on look-back windows (tasks/series.py pretrain_task: every variable its own
 series, instance-normalised, cut into patches, masked); "forecast" is the PatchTST-style
-transformer with its flatten head and MSE loss (forecast_task.forecast_task, from random
+transformer with its flatten head and MSE loss (tasks/series.py forecast_task, from random
 init). Each step is built as the stage builds it (the task's make_tx, train.make_train_step,
 DataParallel) and timed as step.py times the image steps: compiled once (`compile_s`),
 --warmup_steps untimed, then --rounds rounds of --steps steps, the best round counting. The
@@ -85,7 +85,7 @@ def synthetic_series(lookback: int, horizon: int, num_variables: int, num_window
   """A data/series.py Series of `num_windows` windows per split: random walks, float32
   (num_windows + lookback + horizon - 1 rows); the values do not change the time a step takes,
   but instance normalisation needs series that vary."""
-  series_lib = importlib.import_module("mae_jax.forecast_task").series_lib
+  series_lib = importlib.import_module("mae_jax.data.series")
   rows = num_windows + lookback + horizon - 1
   values = np.random.default_rng(seed).standard_normal((rows, num_variables)).cumsum(0)
   dates = np.datetime64("2016-07-01T00:00:00") + np.arange(rows) * np.timedelta64(1, "h")
@@ -136,7 +136,7 @@ def _bench_stage(stage: str, config: ml_collections.ConfigDict, *, num_variables
                  batch_size: int, steps: int, warmup_steps: int, rounds: int, lockstep: bool,
                  profile_dir: str | None) -> dict[str, Any]:
   """One stage's step: built, timed, and its result."""
-  forecast_task = importlib.import_module("mae_jax.forecast_task")
+  forecast_task = importlib.import_module("mae_jax.tasks.series")
   par = DataParallel(config.parallel)
   if batch_size % par.num_devices:
     raise app.UsageError(f"--batch_size={batch_size} is not divisible by the "

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from absl import app
 
-from mae_jax import allocator, config_lib, flops, optim, pixels, tasks, train
+from mae_jax import allocator, config_lib, flops, optim, pixels, train
 from mae_jax.models import decode_variant
 from mae_jax.models.attention import ATTENTION_KINDS, auto_kind
 from mae_jax.parallel import DataParallel
@@ -62,7 +62,7 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
   one patch removed, as the MAE loss needs one. With `profile_dir`, --steps more steps are
   traced after timing and the costliest ops printed to stderr (profiling.py).
   """
-  config = config_lib.base_config()
+  config = config_lib.base_config("segmentation" if target == "segment" else "images")
   config.model.variant, config.model.dtype = variant, dtype
   if attention not in ATTENTION_KINDS:
     raise app.UsageError(f"--attention must be one of {ATTENTION_KINDS}, got {attention!r}")
@@ -74,20 +74,20 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
       width, depth, heads
   config.data.image_size = image_size
   config.visualize.every_steps = 0
-  config.finetune.init_from = "random"
-  config.segment.crop_size = image_size
-  config.segment.init_from = "random"
   config.data.num_classes = num_classes
+  from mae_jax.tasks import images, segmentation  # pylint: disable=g-import-not-at-top
   if target == "pretrain":
-    task = tasks.pretrain_task(config)
+    task = images.pretrain_task(config)
   elif target == "segment":
-    from mae_jax import segment_task  # pylint: disable=g-import-not-at-top
+    config.segment.crop_size = image_size
+    config.segment.init_from = "random"
     depth = decode_variant(variant).depth
     # Four taps spread over the encoder, ending at its last block (B: 3, 6, 9, 12).
     config.segment.feature_blocks = tuple(max(1, depth * k // 4) for k in range(1, 5))
-    task = segment_task.segment_task(config, "", with_data=False)
+    task = segmentation.segment_task(config, "", with_data=False)
   else:
-    task = tasks.classifier_task(config, "finetune", num_classes, workdir="")
+    config.finetune.init_from = "random"
+    task = images.classifier_task(config, "finetune", num_classes, workdir="")
   par = DataParallel(config.parallel)
   if batch_size % par.num_devices:
     raise app.UsageError(f"--batch_size={batch_size} is not divisible by the "

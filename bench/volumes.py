@@ -32,7 +32,7 @@ from mae_jax.models import UNETR, decode_variant, from_variant
 from mae_jax.models.attention import ATTENTION_KINDS, auto_kind
 from mae_jax.models.unetr import num_levels, resolve_conv
 from mae_jax.parallel import DataParallel
-from mae_jax.tasks import Task
+from mae_jax.tasks.base import Task
 from . import peaks
 from .step import device_fields, time_train_step
 

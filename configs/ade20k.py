@@ -23,7 +23,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False, study=False, init="")
-  c = config_lib.base_config()
+  c = config_lib.base_config("segmentation")
   # Without init=: pretrain an MAE on ADE20K's own images first (not the paper's protocol,
   # which starts from ImageNet weights: pass init=EXPORT for that).
   c.stages = "segment" if arg.init else "pretrain,segment"

@@ -16,7 +16,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False)
-  c = config_lib.base_config()
+  c = config_lib.base_config("volumes")
   c.stages = "pretrain,segment3d"
   c.baselines = "segment3d_random_init"
   c.model.variant = "mini/8"           # 32^3 crops of 8^3 patches: 64 tokens
@@ -24,7 +24,7 @@ def get_config(arg: str | None = None):
   c.data.update(dataset="mni152", spacing=(2.0, 2.0, 2.0), intensity="window",
                 intensity_range=(0.0, 255.0), roi_size=(32, 32, 32), crops_per_volume=4,
                 eval_batch_size=8)
-  for stage in config_lib.STAGES:
+  for stage in config_lib.stage_sections(c):
     c[stage].checkpoint_every_steps = 200
     c[stage].log_every_steps = 25
   c.pretrain.update(batch_size=8, num_epochs=0, num_steps=1500, base_lr=4.8e-2,  # lr 1.5e-3

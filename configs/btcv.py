@@ -16,7 +16,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False)
-  c = config_lib.base_config()
+  c = config_lib.base_config("volumes")
   c.stages = "pretrain,segment3d"
   c.baselines = "segment3d_random_init"
   c.model.variant = "B/16"

@@ -16,7 +16,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False, ablation=False)
-  c = config_lib.base_config()
+  c = config_lib.base_config("images")
   # The random-init baselines show what pretraining buys: the same probe and fine-tune from
   # scratch. README.md, seeds 0-2: the fine-tune from scratch ends 0.8-6.4 points behind (~30
   # after 5 of its 15 epochs); the probes tie within noise.
@@ -27,7 +27,7 @@ def get_config(arg: str | None = None):
   c.data.image_size = 32
   c.data.mean, c.data.std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
   c.data.eval_crop_ratio = 1.0      # the digit fills the frame; cropping would cut strokes
-  for stage in config_lib.STAGES:
+  for stage in config_lib.stage_sections(c):
     c[stage].hflip = False          # a mirrored digit is another symbol (or none)
     c[stage].checkpoint_every_steps = 200
     c[stage].log_every_steps = 50

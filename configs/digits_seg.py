@@ -14,7 +14,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False)
-  c = config_lib.base_config()
+  c = config_lib.base_config("segmentation")
   c.stages = "pretrain,segment"
   c.baselines = "segment_random_init"
   c.model.variant = "mini/8"           # 8x8 patches of a 64 px canvas: 64 tokens
@@ -24,7 +24,7 @@ def get_config(arg: str | None = None):
   c.data.mean, c.data.std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
   c.data.eval_crop_ratio = 1.0
   c.data.eval_batch_size = 100
-  for stage in config_lib.STAGES:
+  for stage in config_lib.stage_sections(c):
     c[stage].hflip = False              # a mirrored digit is another symbol (or none)
     c[stage].checkpoint_every_steps = 200
     c[stage].log_every_steps = 50

@@ -24,7 +24,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False, study=False)
-  c = config_lib.base_config()
+  c = config_lib.base_config("series")
   c.stages = "pretrain,forecast"
   c.baselines = "persistence,linear,rnn,lstm,gru,forecast_random_init,patchtst"
   c.model.variant = "tst/12"
@@ -34,12 +34,12 @@ def get_config(arg: str | None = None):
   c.data.dataset = "ett:ETTh1.csv"
   c.data.update(lookback=512, horizon=96, setting="M", target="OT", protocol="informer",
                 scaling="zscore", eval_batch_size=256)
-  for stage in config_lib.STAGES:
+  for stage in config_lib.stage_sections(c):
     c[stage].checkpoint_every_steps = 1000
     c[stage].log_every_steps = 100
   # PatchTST_self_supervised: pretrain 10 epochs at lr 1e-4 (batch 64), fine-tune 20 epochs.
   c.pretrain.update(batch_size=64, num_epochs=10, base_lr=4e-4, warmup_epochs=1,
-                    weight_decay=0.0, b2=0.999, crop_scale=(1.0, 1.0), hflip=False)
+                    weight_decay=0.0, b2=0.999)
   c.forecast.update(batch_size=64, num_epochs=20, base_lr=4e-4, warmup_epochs=1,
                     head_dropout=0.2, eval_every_epochs=5)
   if arg.study:

@@ -25,7 +25,7 @@ def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, size="B", epochs=800, smoke=False)
   if arg.size not in _FINETUNE:
     raise ConfigError(f"configs/imagenet.py: size={arg.size!r}; one of {', '.join(_FINETUNE)}")
-  c = config_lib.base_config()
+  c = config_lib.base_config("images")
   c.model.variant = "H/14" if arg.size == "H" else f"{arg.size}/16"
   c.model.dtype = "bfloat16"
   c.data.dataset = "imagenet2012"

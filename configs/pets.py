@@ -20,7 +20,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, size="B", smoke=False, init="")
-  c = config_lib.base_config()
+  c = config_lib.base_config("images")
   c.model.variant = f"{arg.size}/16"
   c.model.dtype = "bfloat16"
   c.data.dataset = "oxford_iiit_pet"

@@ -15,7 +15,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False, init="")
-  c = config_lib.base_config()
+  c = config_lib.base_config("segmentation")
   c.stages = "segment" if arg.init else "pretrain,segment"
   c.baselines = "segment_random_init"
   c.model.variant = "B/16"

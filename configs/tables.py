@@ -16,7 +16,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False, data="diabetes")
-  c = config_lib.base_config()
+  c = config_lib.base_config("tables")
   c.stages = "impute"
   c.baselines = "mean,mlp,knn,mice,missforest"
   c.model.variant = "remasker/1"

@@ -15,7 +15,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False)
-  c = config_lib.base_config()
+  c = config_lib.base_config("series")
   c.stages = "pretrain,forecast"
   c.baselines = "persistence,linear,rnn,lstm,gru,forecast_random_init,patchtst"
   c.model.variant = "mini/8"
@@ -25,11 +25,11 @@ def get_config(arg: str | None = None):
   c.data.dataset = "vega_temps"
   c.data.update(lookback=96, horizon=24, setting="M", protocol="fractions", split=(0.7, 0.1, 0.2),
                 scaling="zscore", eval_batch_size=256)
-  for stage in config_lib.STAGES:
+  for stage in config_lib.stage_sections(c):
     c[stage].checkpoint_every_steps = 500
     c[stage].log_every_steps = 50
   c.pretrain.update(batch_size=64, num_epochs=8, base_lr=1e-3, warmup_epochs=1,
-                    weight_decay=0.0, b2=0.999, crop_scale=(1.0, 1.0), hflip=False)
+                    weight_decay=0.0, b2=0.999)
   c.forecast.update(batch_size=64, num_epochs=8, base_lr=1e-3, warmup_epochs=1,
                     head_dropout=0.1, eval_every_epochs=4)
   if arg.smoke:

@@ -14,7 +14,7 @@ from mae_jax import config_lib
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, size="B", smoke=False)
-  c = config_lib.base_config()
+  c = config_lib.base_config("images")
   c.baselines = "finetune_random_init"
   c.model.variant = f"{arg.size}/8"
   c.model.dtype = "bfloat16"

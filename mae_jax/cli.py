@@ -34,7 +34,7 @@ def visualize() -> None:
   import json  # pylint: disable=g-import-not-at-top
   from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  from mae_jax import cli_args, experiment, tasks  # pylint: disable=g-import-not-at-top
+  from mae_jax import cli_args  # pylint: disable=g-import-not-at-top
   from mae_jax.errors import UserError  # pylint: disable=g-import-not-at-top
 
   config = config_flags.DEFINE_config_file("config", None, "Experiment config (configs/*.py).")
@@ -48,11 +48,11 @@ def visualize() -> None:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not (config.value and checkpoint.value and out.value):
       raise app.UsageError("--config, --checkpoint and --out are required")
-    from mae_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow)
+    from mae_jax.tasks import images  # pylint: disable=g-import-not-at-top
     try:
-      experiment.validate_visualize(config.value)
-      source = data.source_for(config.value.data)
-      print(json.dumps(tasks.reconstructions(config.value, checkpoint.value, out.value, source)))
+      images.validate_visualize(config.value)
+      source = images.image_source(config.value)
+      print(json.dumps(images.reconstructions(config.value, checkpoint.value, out.value, source)))
     except UserError as err:
       raise SystemExit(f"mae-jax-visualize: error: {err}") from None
 

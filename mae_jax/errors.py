@@ -18,3 +18,7 @@ class NonFiniteError(UserError, FloatingPointError):
 
 class Preempted(Exception):
   """SIGTERM arrived; a checkpoint of the current step is on disk. Not a failure: exit 0."""
+
+
+class DatasetUnavailableError(UserError, RuntimeError):
+  """A dataset that cannot be read here; the message says which files to put where."""

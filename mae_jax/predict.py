@@ -22,7 +22,8 @@ def predict(workdir: str, images: str, out: str, stage: str = "segment") -> dict
   """Writes the label maps; -> {"images", "out", "checkpoint", "step"}."""
   import ml_collections  # pylint: disable=g-import-not-at-top
   from etils import epath  # pylint: disable=g-import-not-at-top
-  from mae_jax import segment_task, weights  # pylint: disable=g-import-not-at-top
+  from mae_jax import weights  # pylint: disable=g-import-not-at-top
+  from mae_jax.tasks import segmentation  # pylint: disable=g-import-not-at-top
   from mae_jax.data import seg_sources  # pylint: disable=g-import-not-at-top  (TensorFlow)
 
   config_json = epath.Path(workdir, "config.json")
@@ -33,9 +34,9 @@ def predict(workdir: str, images: str, out: str, stage: str = "segment") -> dict
   config = ml_collections.ConfigDict(json.loads(config_json.read_text()))
   variables, step = weights.restore_state_variables(checkpoints)
   num_classes = variables["params"]["decode_head"]["classify"]["conv_seg"]["kernel"].shape[-1]
-  model = segment_task.segment_model(config, num_classes)
+  model = segmentation.segment_model(config, num_classes)
   source = seg_sources.images_source(images)
-  segment_task.write_predictions(config, model, variables, source, out, out_dir=out,
+  segmentation.write_predictions(config, model, variables, source, out, out_dir=out,
                                  encode=seg_sources.file_encoding(config.data.dataset))
   return {"images": source.num_examples("images"), "out": out, "checkpoint": checkpoints,
           "step": step}

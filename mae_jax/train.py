@@ -1,4 +1,4 @@
-"""The one training loop: it runs any Task (tasks.py) and knows no stage.
+"""The one training loop: it runs any Task (tasks/base.py) and knows no stage.
 
 `make_train_step` builds the per-device step (pure: (state, batch) -> (state,
 metrics)); `train_stage` owns everything around it: checkpoints, resuming, logging,
@@ -25,7 +25,7 @@ from mae_jax.errors import Preempted
 from mae_jax.metrics import MetricWriter
 from mae_jax.parallel import DataParallel, device_index, pmean, psum
 from mae_jax.progress import StepLog, every
-from mae_jax.tasks import Task
+from mae_jax.tasks.base import Task
 
 RESULT_JSON = "result.json"
 

@@ -158,3 +158,9 @@ def samplings_png(model: nn.Module, params: Any, images: np.ndarray,
   stacked = np.stack([np.asarray(c) for c in columns], axis=1)
   return panel_grid(stacked, scale=upscale_for(images.shape[1], vis.min_panel_size)), drawn
 
+
+def palette(num_classes: int) -> np.ndarray:
+  """(256, 3) float colours in [0, 1]: fixed per class; IGNORE_LABEL (and unused ids) black."""
+  colours = np.random.default_rng(0).uniform(0.15, 1.0, size=(256, 3))
+  colours[num_classes:] = 0.0
+  return colours

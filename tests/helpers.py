@@ -33,7 +33,7 @@ def mock_tfds(name: str, data_dir: str, num_examples: int, splits: tuple[str, ..
   builder's real features with splits of the mocked size into `data_dir` first.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  import mae_jax.data  # noqa: F401  (registers our builders)
+  from mae_jax.data import tfds_prep  # noqa: F401  (registers our builders)
 
   builder = tfds.builder(name, data_dir=data_dir)
   builder.info.set_splits(tfds.core.SplitDict([

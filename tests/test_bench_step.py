@@ -64,10 +64,11 @@ def test_jaxpr_count_equals_the_hand_count_and_counts_transposed_convolutions_on
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from mae_jax import config_lib, tasks  # pylint: disable=g-import-not-at-top
-  config = config_lib.base_config()
+  from mae_jax import config_lib  # pylint: disable=g-import-not-at-top
+  from mae_jax.tasks import images  # pylint: disable=g-import-not-at-top
+  config = config_lib.base_config("images")
   config.model.variant, config.data.image_size, config.finetune.init_from = "mu/4", 16, "random"
-  model = tasks.classifier_task(config, "finetune", 10, workdir="").model
+  model = images.classifier_task(config, "finetune", 10, workdir="").model
   x = np.zeros((3, 16, 16, 3), np.float32)
   variables = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)
   v = decode_variant("mu/4")

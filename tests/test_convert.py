@@ -20,7 +20,8 @@ import torch
 from transformers import ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel
 from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
 
-from mae_jax import checkpoint, convert, tasks, torch_format, weights
+from mae_jax import checkpoint, convert, torch_format, weights
+from mae_jax.tasks import base, images
 from tests.helpers import load_config
 
 torch.set_num_threads(1)
@@ -318,10 +319,10 @@ def test_cli_export_is_what_init_from_reads(tmp_path):
   config.model.variant, config.data.image_size, config.model.dtype = "mu/8", 32, "float32"
   config.model.update(decoder_width=64, decoder_depth=1)
   with pytest.raises(ValueError, match="shape mismatches"):   # mu is 32 wide, the export 64
-    tasks.classifier_task(config, "finetune", 3, "unused").init(
+    images.classifier_task(config, "finetune", 3, "unused").init(
         jax.random.key(0), jnp.zeros((2, 32, 32, 3)))
   for stage in ("linprobe", "finetune"):
-    task = tasks.classifier_task(config, stage, 3, "unused")
+    task = images.classifier_task(config, stage, 3, "unused")
     task = dataclasses.replace(task, model=task.model.clone(width=64, depth=1, num_heads=1))
     variables = task.init(jax.random.key(0), jnp.zeros((2, 32, 32, 3)))
     np.testing.assert_array_equal(variables["params"]["encoder"]["blocks_0"]["mlp"]["fc2"]["bias"],
@@ -357,7 +358,7 @@ def test_pickles_cannot_run_code(tmp_path):
 def test_our_pretrain_export_goes_to_timm_and_hf(tmp_path):
   """An encoder exported by our pretrain stage (model.json without 'kind') -> .pth and HF."""
   config = load_config("digits.py", "smoke")
-  desc = tasks.model_description(config)
+  desc = base.model_description(config)
   encoder = torch_format.build_model(desc)
   size = desc["image_size"]
   x = np.random.RandomState(4).randn(2, size, size, 3).astype(np.float32)

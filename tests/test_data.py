@@ -11,9 +11,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from mae_jax import data, pixels
+from mae_jax.data import base
+from mae_jax.data import crops
 from mae_jax.data import digits
 from mae_jax.data import resize
-from mae_jax.data import sources
+from mae_jax.data import seg_sources
+from mae_jax.data import series
+from mae_jax.data import tables
+from mae_jax.data import tfds_prep
 from tests.helpers import as_pil_stores_it, mock_tfds
 
 HALF = (0.5, 0.5, 0.5)          # mean and std, for random erasing's noise
@@ -100,9 +105,9 @@ def test_gray_and_alpha_images_become_rgb():
   rgba = np.concatenate([np.repeat(gray, 3, axis=-1), np.full_like(gray, 255)], axis=-1)
   expected = np.repeat(gray, 3, axis=-1)
   for image in (gray, rgba):
-    np.testing.assert_array_equal(sources._to_rgb(tf.constant(image)), expected)
+    np.testing.assert_array_equal(tfds_prep._to_rgb(tf.constant(image)), expected)
     # Channel count only known at run time, as for TFDS images of shape (None, None, None).
-    dynamic = tf.function(sources._to_rgb, input_signature=[
+    dynamic = tf.function(tfds_prep._to_rgb, input_signature=[
         tf.TensorSpec([None, None, None], tf.uint8)])
     np.testing.assert_array_equal(dynamic(tf.constant(image)), expected)
 
@@ -122,7 +127,7 @@ def test_download_failure_without_network_raises_runtime_error(tmp_path, monkeyp
   def download_and_prepare(self, *args, **kwargs):
     raise offline
 
-  monkeypatch.setattr(sources.requests, "head", lambda *args, **kwargs: None)  # host answers
+  monkeypatch.setattr(tfds_prep.requests, "head", lambda *args, **kwargs: None)  # host answers
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download_and_prepare)
   with pytest.raises(RuntimeError, match="'mnist'.*--config.data.data_dir.*TFDS_DATA_DIR") as err:
     data.get_source("mnist", data_dir=str(tmp_path))
@@ -131,9 +136,9 @@ def test_download_failure_without_network_raises_runtime_error(tmp_path, monkeyp
 
 def test_offline_pets_names_the_archives_and_the_manual_dir(tmp_path, monkeypatch):
   def refuse(*args, **kwargs):
-    raise sources.requests.ConnectionError("Name or service not known")
+    raise tfds_prep.requests.ConnectionError("Name or service not known")
 
-  monkeypatch.setattr(sources.requests, "head", refuse)
+  monkeypatch.setattr(tfds_prep.requests, "head", refuse)
   with pytest.raises(data.DatasetUnavailableError) as err:
     data.get_source("tfds:oxford_iiit_pet", data_dir=str(tmp_path))
   message = str(err.value)
@@ -289,6 +294,44 @@ def test_train_schedule_shards_partition_each_global_batch():
   np.testing.assert_array_equal(positions, np.arange(6, 30))
 
 
+def test_steps_per_epoch_counts_whole_batches_and_at_least_one(digits_source):
+  assert base.steps_per_epoch(1437, 128) == 11                   # remainder dropped
+  assert base.steps_per_epoch(1536, 128) == 12
+  assert base.steps_per_epoch(5, 8) == 1                         # never 0
+  with pytest.raises(ValueError, match="batch_size must be positive"):
+    base.steps_per_epoch(10, 0)
+  for batch in (1, 7, 128, 1437):
+    assert data.num_train_steps_per_epoch(digits_source, "train", batch) == 1437 // batch
+
+
+def test_fewer_examples_than_a_global_batch_is_a_clear_error():
+  source = _index_source(10)
+  with pytest.raises(ValueError, match="toy/train has 10 examples, fewer than one global batch "
+                     "of 4 x 3 shards"):
+    data.train_batches(source, "train", batch_size=4, num_shards=3, image_size=4,
+                       crop_scale=(1.0, 1.0), hflip=False, seed=0)
+  with pytest.raises(ValueError, match="10 examples are fewer than one global batch of 4 x 3"):
+    next(data.train_schedule(10, seed=0, batch_size=4, num_shards=3))
+
+
+def test_bad_crop_geometry_is_a_clear_error():
+  source = _index_source(10)
+  args = dict(batch_size=2, image_size=4, hflip=False, seed=0)
+  with pytest.raises(ValueError, match="crop_scale must satisfy 0 < min <= max"):
+    data.train_batches(source, "train", crop_scale=(0.5, 0.2), **args)
+  with pytest.raises(ValueError, match="crop_ratio must satisfy 0 < min <= max"):
+    data.train_batches(source, "train", crop_scale=(0.2, 0.5), crop_ratio=(0.0, 1.0), **args)
+
+
+def test_crop_flip_windows_are_random_resized_crop_windows():
+  rng = np.random.default_rng(3)
+  sizes = rng.integers(1, 300, (64, 2))
+  uniforms = rng.random((64, 4, 10))
+  geometry = crops.CropFlip(32, (0.08, 1.0), (0.5, 2.0))
+  np.testing.assert_array_equal(geometry.windows(sizes, uniforms), data.random_resized_crop_windows(
+      sizes, uniforms, scale=(0.08, 1.0), ratio=(0.5, 2.0)))
+
+
 # ---- augmentation ------------------------------------------------------------------------------
 
 def _asymmetric_image(size: int = 6) -> np.ndarray:
@@ -425,3 +468,58 @@ def test_eval_counts_every_example_once_with_padding():
   for step, batch in enumerate(whole):
     for key in ("image", "label", "mask"):
       np.testing.assert_array_equal(np.concatenate([s[step][key] for s in shards]), batch[key])
+
+
+# ---- every kind of source ----------------------------------------------------------------------
+
+def _described_as_before(source) -> str:
+  """How the runner described a source before sources described themselves (by probing)."""
+  if hasattr(source, "test_removed"):
+    return (f"{len(source.train)} training / {len(source.test)} test rows, "
+            f"{len(source.columns)} columns, {int(source.test_removed.sum())} test entries removed")
+  if hasattr(source, "class_names"):
+    return (f"{len(source.train)} training / {len(source.val)} validation volumes, "
+            f"{source.num_classes} classes ({', '.join(source.class_names)}), "
+            f"{source.in_channels} channel(s)")
+  if hasattr(source, "borders"):
+    windows = {s: source.num_windows(s) for s in source.borders}
+    return f"{len(source.variables)} variables, windows {windows}"
+  return f"{source.split_sizes}, {source.num_classes} classes"
+
+
+def _volume_source():
+  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top  (nibabel)
+  image = np.zeros((8, 8, 8, 1), np.float32)
+  image[2:6, 2:6, 2:6] = 1.0
+  label = (image[..., 0] > 0).astype(np.uint8)
+  prep = dict(spacing=(1.0, 1.0, 1.0), intensity="window", intensity_range=(0.0, 1.0))
+  case = lambda name: volumes.preprocess(name, image, label, np.eye(4), **prep)  # noqa: E731
+  return volumes.VolumeSource("toy3d", 2, ("background", "cube"), 1,
+                              [case("a"), case("b")], [case("c")])
+
+
+def test_every_kind_of_source_is_a_data_source_and_describes_itself(digits_source, tmp_path):
+  rows = ["date,a,b"] + [f"2020-01-01 {h:02d}:00,{h},{h * h % 7}" for h in range(24)]
+  (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
+  kinds = {
+      "image": digits_source,
+      "segmentation": seg_sources.seg_source(seg_sources.DIGITS_SEG),
+      "series": series.load_series(f"csv:{tmp_path / 's.csv'}", lookback=4, horizon=2,
+                                   protocol="fractions", split=(0.5, 0.25, 0.25)),
+      "table": tables.load_table("wine"),
+      "volumes": _volume_source(),
+  }
+  for kind, source in kinds.items():
+    assert isinstance(source, base.DataSource), kind
+    assert isinstance(source.name, str) and source.name, kind
+    assert source.splits == tuple(source.split_sizes), kind
+    assert all(isinstance(n, int) and n > 0 for n in source.split_sizes.values()), kind
+    assert source.describe() == _described_as_before(source), kind
+  assert kinds["image"].describe() == "{'train': 1437, 'test': 360}, 10 classes"
+  assert kinds["segmentation"].describe() == "{'train': 1000, 'test': 300}, 11 classes"
+  assert kinds["series"].split_sizes == {"train": 7, "val": 5, "test": 5}   # windows
+  assert kinds["series"].describe() == "2 variables, windows {'train': 7, 'val': 5, 'test': 5}"
+  assert kinds["table"].split_sizes == {"train": 142, "test": 36}            # rows
+  assert kinds["volumes"].split_sizes == {"train": 2, "val": 1}              # volumes
+  assert kinds["volumes"].describe() == ("2 training / 1 validation volumes, 2 classes "
+                                         "(background, cube), 1 channel(s)")

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from mae_jax import cli_args, config_lib, experiment, tasks
+from mae_jax import cli_args, config_lib, experiment, registry
+from mae_jax.tasks import images, segmentation, series, tables, volumes
 from mae_jax.models import decode_variant
 from tests.helpers import CONFIG_FILES, REPO, load_config
 
@@ -21,41 +22,40 @@ IMAGE_STAGES = ("pretrain", "linprobe", "finetune")   # what a classification co
 def test_config_loads_validates_and_builds(name, arg):
   config = load_config(name, arg)
   experiment.validate(config)
-  for stage in config_lib.STAGES:
+  modality = registry.for_config(config).name
+  assert config_lib.stage_sections(config), name
+  for stage in config_lib.stage_sections(config):
     for field in ("batch_size", "num_epochs", "base_lr", "warmup_epochs",
-                  "checkpoint_every_steps", "init_from"):
+                  "checkpoint_every_steps"):
       assert field in config[stage], f"{name}: config.{stage}.{field} missing"
   rngs = {"params": jax.random.key(0), "masking": jax.random.key(1)}
-  if config_lib.modality(config) == "table":
+  if modality == "tables":
     # One token per entry of an 8-column row, two entries missing.
-    from mae_jax import impute_task  # pylint: disable=g-import-not-at-top
-    mae = impute_task.impute_task(config).model
+    mae = tables.impute_task(config).model
     x = jax.ShapeDtypeStruct((2, 8, 1), jnp.float32)
     observed = jnp.arange(8) < 6
     loss, pred, _ = jax.eval_shape(lambda x: mae.apply(
         mae.init(rngs, x), x, rngs=rngs, observed=jnp.broadcast_to(observed, (2, 8))), x)
     assert loss.shape == () and pred.shape == (2, 8, 1)
     return
-  if config_lib.modality(config) == "volume":
+  if modality == "volumes":
     # The MAE and the UNETR on one roi crop (shapes only: ViT-B on 96^3 would not fit a test).
-    from mae_jax import segment3d_task  # pylint: disable=g-import-not-at-top
     x = jax.ShapeDtypeStruct((2, *config.data.roi_size, 1), jnp.float32)
-    mae = segment3d_task.pretrain_task(config).model
+    mae = volumes.pretrain_task(config).model
     loss, _, _ = jax.eval_shape(lambda x: mae.apply(mae.init(rngs, x), x, rngs=rngs), x)
     assert loss.shape == ()
-    unetr = segment3d_task.segment3d_task(config, "unused", num_classes=5).model
+    unetr = volumes.segment3d_task(config, "unused", num_classes=5).model
     assert jax.eval_shape(lambda x: unetr.apply(unetr.init(rngs, x), x), x).shape == (
         2, *config.data.roi_size, 5)
     return
-  if config_lib.is_series(config.data.dataset):
+  if modality == "series":
     # The MAE on one variable's look-back; the forecaster on every variable's.
-    from mae_jax import forecast_task  # pylint: disable=g-import-not-at-top
     p = decode_variant(config.model.variant).patch_size
     x = jax.ShapeDtypeStruct((2, config.data.lookback // p * p, 1), jnp.float32)
-    mae = forecast_task.pretrain_task(config).model
+    mae = series.pretrain_task(config).model
     loss, _, _ = jax.eval_shape(lambda x: mae.apply(mae.init(rngs, x), x, rngs=rngs), x)
     assert loss.shape == ()
-    model = forecast_task.forecast_task(config, "unused", num_variables=7).model
+    model = series.forecast_task(config, "unused", num_variables=7).model
     x = jax.ShapeDtypeStruct((2, config.data.lookback, 7), jnp.float32)
     assert jax.eval_shape(lambda x: model.apply(model.init(rngs, x), x), x).shape == (
         2, config.data.horizon, 7)
@@ -63,14 +63,15 @@ def test_config_loads_validates_and_builds(name, arg):
   # Both models build at the config's size (shapes only: ViT-L would not fit a unit test).
   size = config.data.image_size
   x = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
-  mae = tasks.pretrain_task(config).model
+  mae = images.pretrain_task(config).model
   loss, _, _ = jax.eval_shape(lambda x: mae.apply(mae.init(rngs, x), x, rngs=rngs), x)
   assert loss.shape == ()
-  clf = tasks.classifier_task(config, "finetune", 10, "unused").model
-  assert jax.eval_shape(lambda x: clf.apply(clf.init(rngs, x), x), x).shape == (2, 10)
-  if "segment" in config.stages:
-    from mae_jax import segment_task  # pylint: disable=g-import-not-at-top
-    seg = segment_task.segment_task(config, "unused", with_data=False).model
+  if modality == "images":
+    clf = images.classifier_task(config, "finetune", 10, "unused").model
+    assert jax.eval_shape(lambda x: clf.apply(clf.init(rngs, x), x), x).shape == (2, 10)
+  else:
+    assert modality == "segmentation", modality
+    seg = segmentation.segment_task(config, "unused", with_data=False).model
     crop = config.segment.crop_size
     x = jax.ShapeDtypeStruct((2, crop, crop, 3), jnp.float32)
     logits, _ = jax.eval_shape(lambda x: seg.apply(seg.init(rngs, x), x), x)

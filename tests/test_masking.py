@@ -179,7 +179,8 @@ def test_samplings_that_cannot_be_made_are_refused():
 
 @pytest.mark.parametrize("kind", ["block", "grid"])
 def test_pretraining_loss_with_each_sampling(kind):
-  from mae_jax import experiment, tasks  # pylint: disable=g-import-not-at-top
+  from mae_jax import experiment  # pylint: disable=g-import-not-at-top
+  from mae_jax.tasks import images as tasks  # pylint: disable=g-import-not-at-top
   from tests.helpers import load_config  # pylint: disable=g-import-not-at-top
   config = load_config("digits.py", "smoke")
   config.model.mask_sampling = kind

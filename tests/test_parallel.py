@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mae_jax import optim, pixels, tasks, train
+from mae_jax import optim, pixels, train
+from mae_jax.tasks import images as tasks
 from mae_jax.parallel import DataParallel
 from tests.helpers import load_config
 

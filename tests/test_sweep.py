@@ -29,8 +29,8 @@ def _sweep_command(args, cwd=REPO, check=True):
 
 
 @pytest.mark.parametrize("config", ["digits.py", "pets.py"])
-@pytest.mark.parametrize("name", SWEEP_FILES)
-def test_shipped_sweeps_plan_on_real_configs(name, config):
+@pytest.mark.parametrize("name", [f for f in SWEEP_FILES if not f.startswith("series")])
+def test_shipped_image_sweeps_plan_on_real_configs(name, config):
   cfg = load_config(config)
   spec = sweep.load_sweep(os.path.join(SWEEPS, name), cfg)
   axes, names, runs = sweep.plan(cfg, spec, [], name)

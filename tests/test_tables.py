@@ -1,4 +1,4 @@
-"""mae_jax.data.tables and mae_jax.impute_baselines: CSV and offline tables, one-hot groups,
+"""mae_jax.data.tables and mae_jax.tasks.table_baselines: CSV and offline tables, one-hot groups,
 training-row scaling, the removal mechanisms, one-line errors, the baselines, the metrics and
 the files they are recomputed from."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import wasserstein_distance
 
-from mae_jax import impute_baselines as baselines
+from mae_jax.tasks import table_baselines as baselines
 from mae_jax.data import tables
 from mae_jax.errors import ConfigError, UserError
 

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mae_jax import experiment, tasks, visualize
+from mae_jax import experiment, visualize
+from mae_jax.tasks import images as tasks
 from mae_jax.masking import patchify
 from tests.helpers import load_config
 from tests.test_main import script

@@ -1,42 +1,38 @@
-"""Input data: datasets (`sources`: digits, image folders, TFDS incl. `tiny_imagenet`) and tf.data
-pipelines (`pipeline`, with `decoding`, `augment`, `randaugment`).
+"""Input data, a module per kind of source, all behind one protocol (`base.DataSource`):
 
-This package is the only place mae_jax imports TensorFlow. TensorFlow only feeds the input
-pipeline, so it is kept off GPUs/TPUs on import: JAX owns the accelerators and their memory.
+  * images: `sources` (digits, image folders, TFDS incl. `tiny_imagenet`) and their tf.data
+    pipelines (`pipeline`, with `decoding`, `augment`, `randaugment`, `resize`);
+  * segmentation: `seg_sources`, `seg_pipeline`; series: `series`; tables: `tables`;
+    volumes: `volumes`.
+
+Importing this package imports no TensorFlow: the series, table and volume modules run
+without it. The image and segmentation modules import TF through `tfsetup`, which keeps it off
+GPUs/TPUs, and register mae_jax's TFDS builders when a TFDS dataset can be loaded (`tfds_prep`).
 """
 
-import tensorflow as tf
+import importlib
+from typing import Any
 
-from mae_jax.data.augment import Augment
-from mae_jax.data.pipeline import crop_and_flip_draws
-from mae_jax.data.pipeline import epoch_permutation
-from mae_jax.data.pipeline import eval_batches
-from mae_jax.data.pipeline import num_train_steps_per_epoch
-from mae_jax.data.pipeline import random_resized_crop_windows
-from mae_jax.data.pipeline import streams
-from mae_jax.data.pipeline import train_batches
-from mae_jax.data.pipeline import train_schedule
-from mae_jax.data.sources import DatasetUnavailableError
-from mae_jax.data.sources import get_source
-from mae_jax.data.sources import source_for
-from mae_jax.data.sources import Source
-from mae_jax.data import tiny_imagenet  # noqa: F401  (registers the TFDS builder)
-
-__all__ = ["Augment", "DatasetUnavailableError", "Source", "crop_and_flip_draws",
-           "epoch_permutation", "eval_batches", "get_source", "num_train_steps_per_epoch",
-           "random_resized_crop_windows", "source_for", "streams", "train_batches",
-           "train_schedule"]
-
-
-def _hide_accelerators_from_tensorflow() -> None:
-  for kind in ("GPU", "TPU"):
-    try:
-      tf.config.set_visible_devices([], kind)
-    except (RuntimeError, ValueError):
-      # RuntimeError: TF already initialised its devices (too late, nothing to do);
-      # ValueError: this TF build does not know the device type.
-      pass
+# Older callers read the image pipeline's names off the package: resolved on first use, so that
+# importing the package stays free of TensorFlow.
+_LAZY = {
+    "Augment": "mae_jax.data.augment",
+    "crop_and_flip_draws": "mae_jax.data.crops",
+    "epoch_permutation": "mae_jax.data.schedule",
+    "eval_batches": "mae_jax.data.pipeline",
+    "num_train_steps_per_epoch": "mae_jax.data.pipeline",
+    "random_resized_crop_windows": "mae_jax.data.crops",
+    "streams": "mae_jax.data.reading",
+    "train_batches": "mae_jax.data.pipeline",
+    "train_schedule": "mae_jax.data.schedule",
+    "DatasetUnavailableError": "mae_jax.errors",
+    "get_source": "mae_jax.data.sources",
+    "source_for": "mae_jax.data.sources",
+    "Source": "mae_jax.data.sources",
+}
 
 
-# Importing the modules above creates no TF devices, so hiding them here is still in time.
-_hide_accelerators_from_tensorflow()
+def __getattr__(name: str) -> Any:
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,9 +10,9 @@ import dataclasses
 import math
 
 import ml_collections
-import tensorflow as tf
 
 from mae_jax.data import randaugment
+from mae_jax.data.tfsetup import tf
 
 _ERASE_AREA = (0.02, 1 / 3)     # timm RandomErasing: erased fraction of the image
 _ERASE_ASPECT = (0.3, 1 / 0.3)  # and aspect ratio range (drawn log-uniformly)

@@ -11,7 +11,7 @@ default fast IDCT differs from PIL by ~0.7 grey levels on average, up to ~9, and
 faster here.
 """
 
-import tensorflow as tf
+from mae_jax.data.tfsetup import tf
 
 _DCT_METHOD = "INTEGER_ACCURATE"
 

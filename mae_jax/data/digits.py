@@ -10,7 +10,8 @@ that no model can predict. The pipeline's resize takes them on to the model's re
 import functools
 
 import numpy as np
-import tensorflow as tf
+
+from mae_jax.data.tfsetup import tf
 
 SPLITS = ("train", "test")
 _TEST_FRACTION = 0.2
@@ -22,7 +23,7 @@ SIZE = 32            # served resolution (4x the native 8x8)
 @functools.lru_cache(maxsize=None)
 def digits_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """{split: (images uint8 (N, 32, 32, 3), labels int32 (N,))}, read-only, in a fixed order."""
-  # Imported here so that importing mae_jax.data does not pay for scikit-learn.
+  # Imported here so that importing the image sources does not pay for scikit-learn.
   from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
   from sklearn.model_selection import train_test_split  # pylint: disable=g-import-not-at-top
 

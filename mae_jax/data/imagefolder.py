@@ -12,8 +12,8 @@ JPEG, PNG, GIF (first frame) and BMP decode; gray and RGBA images become RGB.
 import os
 
 import numpy as np
-import tensorflow as tf
 
+from mae_jax.data.tfsetup import tf
 from mae_jax.errors import ConfigError
 
 PREFIX = "imagefolder:"

@@ -14,7 +14,7 @@ at these small displacements). All randomness comes from the `seed` argument.
 
 import math
 
-import tensorflow as tf
+from mae_jax.data.tfsetup import tf
 
 MAX_LEVEL = 10.0
 _FILL = (124.0, 116.0, 104.0)   # timm's fill colour: round(255 * IMAGENET_DEFAULT_MEAN)

@@ -13,7 +13,7 @@ The way back can be left to the accelerator: layout "WCH" returns the image as t
 pass leaves it, (width, C, height), and `mae_jax.pixels` transposes it inside the train step.
 """
 
-import tensorflow as tf
+from mae_jax.data.tfsetup import tf
 
 # How an image's axes are ordered in memory: "HWC" rows of interleaved pixels; "WCH" one
 # plane per pixel column, each holding the C channels' columns of H values.

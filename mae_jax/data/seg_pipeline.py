@@ -15,10 +15,10 @@ not send them to the devices), where the logits are brought back to it (`restore
 from typing import Any, Iterator
 
 import numpy as np
-import tensorflow as tf
 
-from mae_jax.data.pipeline import train_schedule
+from mae_jax.data.schedule import train_schedule
 from mae_jax.data.seg_sources import SegSource
+from mae_jax.data.tfsetup import tf
 from mae_jax.errors import UserError
 from mae_jax.losses import IGNORE_LABEL
 

@@ -21,15 +21,14 @@ import os
 from typing import Callable
 
 import numpy as np
-import tensorflow as tf
 
-from mae_jax import config_lib
 from mae_jax.data import decoding, digits
+from mae_jax.data.base import split_size
+from mae_jax.data.seg_datasets import ADE20K, DIGITS_SEG, PETS_MASKS, SEGFOLDER
+from mae_jax.data.tfsetup import tf
 from mae_jax.errors import ConfigError
 from mae_jax.losses import IGNORE_LABEL
 
-ADE20K, SEGFOLDER = config_lib.SEGMENTATION_PREFIXES
-DIGITS_SEG, PETS_MASKS = config_lib.SEGMENTATION_DATASETS
 ADE20K_CLASSES = 150
 FOLDER_SPLITS = ("training", "validation")
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -37,7 +36,8 @@ _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 @dataclasses.dataclass(frozen=True)
 class SegSource:
-  """A segmentation dataset with named splits, each in a fixed order."""
+  """A segmentation dataset with named splits, each in a fixed order; a base.DataSource whose
+  split_sizes counts images."""
   name: str
   num_classes: int
   split_sizes: dict[str, int]
@@ -51,21 +51,23 @@ class SegSource:
   to_file_labels: Callable[[np.ndarray], np.ndarray] = dataclasses.field(
       default=lambda ids: ids, repr=False, compare=False)
 
+  @property
+  def splits(self) -> tuple[str, ...]:
+    """The split names (base.DataSource)."""
+    return tuple(self.split_sizes)
+
+  def describe(self) -> str:
+    """Split sizes and classes, for the log (base.DataSource)."""
+    return f"{self.split_sizes}, {self.num_classes} classes"
+
   def num_examples(self, split: str) -> int:
+    """Number of examples in `split`; ValueError naming the valid splits if there is none."""
     return split_size(self.name, self.split_sizes, split)
 
   def load(self, split: str) -> tf.data.Dataset:
     """The examples of `split` in their fixed order."""
     return tf.data.Dataset.range(self.num_examples(split)).map(
         self.reader(split), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def split_size(name: str, sizes: dict[str, int], split: str) -> int:
-  """sizes[split]; ValueError naming the dataset's splits if it has no `split` (every source's
-  num_examples)."""
-  if split not in sizes:
-    raise ValueError(f"{name} has no split {split!r}; its splits are {sorted(sizes)}")
-  return sizes[split]
 
 
 def seg_source(dataset: str, num_classes: int = 0, data_dir: str | None = None) -> SegSource:
@@ -254,10 +256,11 @@ def trimap_classes(trimap: np.ndarray) -> np.ndarray:
 def pets_masks_source(data_dir: str | None) -> SegSource:
   """TFDS oxford_iiit_pet with its segmentation masks: train 3,680 / test 3,669. The encoded
   images and masks of a split are held in memory (~0.8 GB for train) and decoded per use."""
+  # Here, not at the top: the other segmentation datasets need no TFDS.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from mae_jax.data import sources  # pylint: disable=g-import-not-at-top  (imports this file)
+  from mae_jax.data import tfds_prep  # pylint: disable=g-import-not-at-top
   builder = tfds.builder("oxford_iiit_pet", data_dir=data_dir)
-  sources.prepare_tfds(builder, "oxford_iiit_pet")
+  tfds_prep.prepare_tfds(builder, "oxford_iiit_pet")
   sizes = {split: info.num_examples for split, info in builder.info.splits.items()}
   table = tf.constant(_TRIMAP_TO_CLASS)
 

@@ -47,7 +47,8 @@ _DATE = re.compile(r"(\d{4})([-/])(\d{1,2})\2(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?
 
 @dataclasses.dataclass(frozen=True)
 class Series:
-  """A multivariate series, scaled, with its split borders."""
+  """A multivariate series, scaled, with its split borders; a base.DataSource whose examples
+  are windows."""
   name: str                      # e.g. "ETTh1"
   values: np.ndarray             # (T, M) float32, scaled with the training rows' statistics
   dates: np.ndarray              # (T,) datetime64[s]
@@ -59,6 +60,20 @@ class Series:
   scaling: str                   # "zscore" | "minmax"
   shift: np.ndarray              # (M,) float64: scaled = (raw - shift) / scale
   scale: np.ndarray              # (M,) float64
+
+  @property
+  def splits(self) -> tuple[str, ...]:
+    """The split names, chronological (base.DataSource)."""
+    return tuple(self.borders)
+
+  @property
+  def split_sizes(self) -> dict[str, int]:
+    """split -> its number of windows (base.DataSource)."""
+    return {s: self.num_windows(s) for s in self.borders}
+
+  def describe(self) -> str:
+    """Variables and windows per split, for the log (base.DataSource)."""
+    return f"{len(self.variables)} variables, windows {self.split_sizes}"
 
   def _first(self, split: str) -> int:
     if split not in self.borders:

@@ -5,7 +5,7 @@
   * "imagefolder:/path/to/root": your own images, root/<split>/<class>/<image> (imagefolder.py);
   * "images:/path/to/root": unlabeled images at any depth, for pretraining (images.py);
   * "tfds:NAME" or plain "NAME": any TFDS image-classification dataset, e.g. "oxford_iiit_pet",
-    "tiny_imagenet" (registered by mae_jax.data), "cifar10".
+    "tiny_imagenet" (mae_jax's own builder, tiny_imagenet.py), "cifar10".
 A `Source` only promises a deterministic order; shuffling, augmentation and batching are the
 pipeline's job. Sources whose files hold encoded images (JPEG, PNG) also serve the encoded bytes,
 so the training pipeline can keep the split compressed in memory and decode only the crop.
@@ -15,35 +15,30 @@ import concurrent.futures
 import dataclasses
 import functools
 import os
-import posixpath
 from typing import Any, Callable
 
 import numpy as np
-import requests
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from mae_jax import prepare
 from mae_jax.data import decoding
 from mae_jax.data import digits
 from mae_jax.data import imagefolder
 from mae_jax.data import images
+from mae_jax.data import seg_datasets
 from mae_jax.data import seg_sources
-from mae_jax import config_lib, prepare
-from mae_jax.errors import ConfigError, UserError
+from mae_jax.data.base import split_size
+from mae_jax.data.tfds_prep import load_tfds_split
+from mae_jax.data.tfds_prep import prepare_tfds
+from mae_jax.data.tfsetup import tf
+from mae_jax.errors import ConfigError, DatasetUnavailableError
 
 _KNOWN_NAMES = ("'digits', 'imagefolder:/path/to/root', 'images:/path/to/root' (unlabeled), "
                 "'oxford_iiit_pet', 'tiny_imagenet', or "
                 "any TFDS image-classification dataset name as 'tfds:NAME' or 'NAME' (e.g. "
                 "'cifar10', 'oxford_flowers102', 'imagenet_resized/32x32')")
 _TFDS_PREFIX = "tfds:"
-# One connection probe without retries tells an offline machine in seconds; TFDS's downloader
-# would retry for minutes before giving up.
-_PROBE_TIMEOUT_S = 10
 _READ_CHUNK = 64   # examples read from a random-access store at once, in order
-
-
-class DatasetUnavailableError(UserError, RuntimeError):
-  """A dataset that cannot be read here; the message says which files to put where."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +53,7 @@ class RandomAccess:
 @dataclasses.dataclass(frozen=True)
 class Source:
   """An image dataset with named splits: classified, or unlabeled (num_classes 0, labels 0).
+  A base.DataSource; split_sizes counts images.
 
   `loader(split)` returns a tf.data.Dataset of {"image": uint8 (H, W, 3), "label": int32 scalar}
   whose order is fixed (same examples in the same order on every call and every machine).
@@ -78,9 +74,18 @@ class Source:
   random_access: Callable[[str], RandomAccess] | None = dataclasses.field(
       default=None, repr=False, compare=False)
 
+  @property
+  def splits(self) -> tuple[str, ...]:
+    """The split names (base.DataSource)."""
+    return tuple(self.split_sizes)
+
+  def describe(self) -> str:
+    """Split sizes and classes, for the log (base.DataSource)."""
+    return f"{self.split_sizes}, {self.num_classes} classes"
+
   def num_examples(self, split: str) -> int:
     """Number of examples in `split`; ValueError naming the valid splits if there is none."""
-    return seg_sources.split_size(self.name, self.split_sizes, split)
+    return split_size(self.name, self.split_sizes, split)
 
   def load(self, split: str) -> tf.data.Dataset:
     """The examples of `split` in their fixed order (see the class docstring)."""
@@ -114,7 +119,7 @@ def get_source(dataset: str, data_dir: str | None = None, *, holdout: float = 0.
     return _imagefolder_source(dataset[len(imagefolder.PREFIX):])
   if dataset.startswith(images.PREFIX):
     return _images_source(dataset[len(images.PREFIX):], holdout, holdout_max)
-  if config_lib.is_segmentation(dataset):
+  if seg_datasets.is_segmentation(dataset):
     return _segmentation_images(seg_sources.seg_source(dataset, num_classes, data_dir))
   return _tfds_source(dataset.removeprefix(_TFDS_PREFIX), data_dir, file_format)
 
@@ -250,10 +255,10 @@ def _tfds_source(name: str, data_dir: str | None, file_format: str = "") -> Sour
   if "train" not in split_sizes or eval_split is None:
     raise ConfigError(f"TFDS dataset {name!r} needs a 'train' split and a 'test' or 'validation' "
                      f"split; it has {sorted(split_sizes)}.")
-  loader = functools.partial(_load_tfds_split, builder)
+  loader = functools.partial(load_tfds_split, builder)
   encoded = random_access = None
   if isinstance(features["image"], tfds.features.Image):  # stored as encoded PNG/JPEG bytes
-    encoded = functools.partial(_load_tfds_split, builder, decode=False)
+    encoded = functools.partial(load_tfds_split, builder, decode=False)
     if set(builder.info.available_file_formats()) & set(
         tfds.core.file_adapters.FileFormat.with_random_access()):
       # TFDS reads array_record only by index (no tf.data): every path goes through that.
@@ -297,76 +302,3 @@ def _tfds_random_access(builder: tfds.core.DatasetBuilder, split: str) -> Random
     return tf.ensure_shape(images, [None]), tf.ensure_shape(labels, [None])
 
   return RandomAccess(read=read, num_bytes=lambda: builder.info.splits[split].num_bytes)
-
-
-def prepare_tfds(builder: tfds.core.DatasetBuilder, name: str) -> None:
-  """Downloads and prepares `builder` unless a prepared copy is already in its data_dir.
-
-  Offline, fails within seconds (not after TFDS's minutes of retries) with a
-  DatasetUnavailableError that names the files to fetch and where to put them.
-  """
-  if builder.is_prepared():
-    return
-  manual_dir = os.path.join(builder.data_dir_root, "downloads", "manual")
-  urls = {info.filename or posixpath.basename(url): url
-          for url, info in (builder.url_infos or {}).items()}
-  files = "".join(f"\n  {manual_dir}/{file}  (from {url})" for file, url in urls.items())
-  message = (
-      f"TFDS dataset {name!r} is not prepared in {builder.data_dir} and could not be "
-      f"downloaded (no network access?). Either put a prepared copy there (the folder "
-      f"{name}/<version>/ from another machine's TFDS data dir, or set --config.data.data_dir "
-      f"to a data dir that holds one, e.g. $TFDS_DATA_DIR or gs://tfds-data/datasets on a "
-      f"TPU VM), or put the raw downloads in the TFDS manual dir:"
-      + (files or f"\n  {manual_dir}/  (see the TFDS catalog page of {name!r})"))
-  missing = [url for file, url in urls.items()
-             if not os.path.exists(os.path.join(manual_dir, file))]
-  if missing:
-    try:
-      requests.head(missing[0], timeout=_PROBE_TIMEOUT_S, allow_redirects=False)
-    except (requests.ConnectionError, requests.Timeout) as err:
-      raise DatasetUnavailableError(message) from err
-  try:
-    builder.download_and_prepare()
-  except DatasetUnavailableError:
-    raise
-  except (OSError, tfds.download.DownloadError) as err:
-    # requests' and urllib's connection errors are OSErrors.
-    raise DatasetUnavailableError(message) from err
-
-
-def _load_tfds_split(builder: tfds.core.DatasetBuilder, split: str, decode: bool = True,
-                     ) -> tf.data.Dataset:
-  """`split` of a prepared TFDS dataset as fixed-order (image, label) examples.
-
-  Images are uint8 RGB, or with `decode=False` the stored encoded bytes (tf.string).
-  """
-  # Decode only image and label: other features (pets' segmentation masks) would cost time.
-  decoders = tfds.decode.PartialDecoding(
-      {"image": True, "label": True},
-      decoders=None if decode else {"image": tfds.decode.SkipDecoding()})
-  # Reading the files one after another (cycle length 1) gives TFDS's canonical example order,
-  # independent of TFDS's default interleaving.
-  read_config = tfds.ReadConfig(interleave_cycle_length=1)
-  ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders,
-                          read_config=read_config)
-  to_rgb = _to_rgb if decode else (lambda image: image)
-  ds = ds.map(lambda ex: {"image": to_rgb(ex["image"]), "label": tf.cast(ex["label"], tf.int32)},
-              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  options = tf.data.Options()
-  options.deterministic = True
-  return ds.with_options(options)
-
-
-def _to_rgb(image: tf.Tensor) -> tf.Tensor:
-  """(H, W, C) uint8 with C in {1, 3, 4} -> (H, W, 3): gray is repeated, alpha dropped."""
-  channels = image.shape[-1]
-  if channels == 3:
-    return image
-  if channels == 1:
-    return tf.tile(image, [1, 1, 3])
-  if channels == 4:
-    return image[..., :3]
-  # Channel count only known per example (a TFDS Image feature with shape (None, None, None)).
-  rgb = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.tile(image, [1, 1, 3]),
-                lambda: image[..., :3])
-  return tf.ensure_shape(rgb, [None, None, 3])

@@ -75,7 +75,8 @@ LOGISTIC_SHARE = 0.5
 
 @dataclasses.dataclass(frozen=True)
 class Table:
-  """A table split into training and test rows, scaled, with its removed entries."""
+  """A table split into training and test rows, scaled, with its removed entries; a
+  base.DataSource whose examples are rows."""
   name: str                                  # e.g. "housing", "wine"
   columns: tuple[str, ...]                   # the D model columns ("ocean_proximity=INLAND")
   groups: tuple[tuple[int, ...], ...]        # model-column indices of each original column
@@ -89,6 +90,21 @@ class Table:
   maximum: np.ndarray       # (D,) float64
   train_rows: np.ndarray    # (n_train,) int64: data row in the source (0: first below header)
   test_rows: np.ndarray     # (n_test,) int64
+
+  @property
+  def splits(self) -> tuple[str, ...]:
+    """("train", "test") (base.DataSource)."""
+    return ("train", "test")
+
+  @property
+  def split_sizes(self) -> dict[str, int]:
+    """split -> its number of rows (base.DataSource)."""
+    return {"train": len(self.train), "test": len(self.test)}
+
+  def describe(self) -> str:
+    """Rows, columns and removed entries, for the log (base.DataSource)."""
+    return (f"{len(self.train)} training / {len(self.test)} test rows, "
+            f"{len(self.columns)} columns, {int(self.test_removed.sum())} test entries removed")
 
   @property
   def scale(self) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""TinyImageNet as a TFDS dataset: `tfds.builder("tiny_imagenet")` once mae_jax.data is imported.
+"""TinyImageNet as a TFDS dataset: `tfds.builder("tiny_imagenet")` once this module is imported
+(tfds_prep.py imports it: every TFDS source and any use of `mae_jax.data.get_source`).
 
 Stanford CS231n's 64x64 subset of ImageNet: 200 classes with 500 training and 50 validation
 images each, all in one archive, `tiny-imagenet-200.zip` (~250 MB, `URL` below).
@@ -32,10 +33,10 @@ from typing import Iterator
 
 from etils import epath
 import requests
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mae_jax.data.sources import DatasetUnavailableError
+from mae_jax.data.tfsetup import tf
+from mae_jax.errors import DatasetUnavailableError
 
 NAME = "tiny_imagenet"
 ARCHIVE = "tiny-imagenet-200.zip"

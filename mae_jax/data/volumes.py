@@ -62,12 +62,30 @@ class Case:
 
 @dataclasses.dataclass(frozen=True)
 class VolumeSource:
+  """Preprocessed training and validation cases; a base.DataSource whose examples are
+  volumes."""
   name: str                 # e.g. "btcv:/path"
   num_classes: int          # including background
   class_names: tuple[str, ...]
   in_channels: int
   train: list[Case]
   val: list[Case]
+
+  @property
+  def splits(self) -> tuple[str, ...]:
+    """("train", "val") (base.DataSource)."""
+    return ("train", "val")
+
+  @property
+  def split_sizes(self) -> dict[str, int]:
+    """split -> its number of volumes (base.DataSource)."""
+    return {"train": len(self.train), "val": len(self.val)}
+
+  def describe(self) -> str:
+    """Volumes, classes and channels, for the log (base.DataSource)."""
+    return (f"{len(self.train)} training / {len(self.val)} validation volumes, "
+            f"{self.num_classes} classes ({', '.join(self.class_names)}), "
+            f"{self.in_channels} channel(s)")
 
 
 def _nibabel():

@@ -1,4 +1,8 @@
-"""The `segment` stage: ViT + pyramid + UPerNet trained on label maps, scored by mIoU.
+"""Label maps: the `segment` stage, ViT + pyramid + UPerNet trained on label maps, scored by
+mIoU; the `segmentation` modality (its images also serve images.py's pretrain and visualize).
+
+Serves config.data.dataset "digits_seg" (offline), "oxford_iiit_pet_masks" (TFDS),
+"ade20k:/path" (ADEChallengeData2016) and "segfolder:/path" (data/seg_sources.py).
 
 Starts from the pretrain export (or any converted encoder, config.segment.init_from; "random"
 for the segment_random_init baseline). AdamW with layer-wise lr decay; per-pixel cross-entropy
@@ -20,10 +24,14 @@ import ml_collections
 import numpy as np
 from etils import epath
 
-from mae_jax import confusion, losses, optim, pixels
+from mae_jax import config_lib, confusion, losses, pixels, registry, visualize
+from mae_jax.data import seg_datasets
+from mae_jax.errors import ConfigError
 from mae_jax.models import Segmenter, decode_variant, from_variant
 from mae_jax.parallel import DATA_AXIS
-from mae_jax.tasks import Batch, Evaluation, Task, TrainData
+from mae_jax.tasks import images
+from mae_jax.tasks.base import (Batch, Evaluation, Task, TrainData, encoder_init, finetune_tx,
+                                per_shard, steps_per_epoch)
 
 PREDICTIONS, OVERLAYS_PNG = "predictions", "overlays.png"
 
@@ -68,13 +76,8 @@ def segment_task(config: ml_collections.ConfigDict, workdir: str, with_data: boo
                    else 0.0)
     return loss, (dict(new_state), {"loss": loss, "decode_loss": main})
 
-  depth = decode_variant(config.model.variant).depth
-  make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
-      schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay,
-      layer_decay=s.layer_decay, depth=depth, grad_clip_norm=s.grad_clip_norm)
-  init_from = s.init_from or os.path.join(workdir, "pretrain", "export")
-  task = Task(stage, model, loss_fn, make_tx, input_shape=(s.crop_size, s.crop_size, 3),
-              init_from=init_from)
+  task = Task(stage, model, loss_fn, finetune_tx(config, s),
+              input_shape=(s.crop_size, s.crop_size, 3), init_from=encoder_init(s.init_from, workdir))
   if not with_data:
     return task
   return dataclasses.replace(task, data=_train_data(config, source),
@@ -96,12 +99,12 @@ def _train_data(config: ml_collections.ConfigDict, source: Any) -> TrainData:
 
   def batches(seed: int, start_step: int, num_shards: int, shard_index: int) -> Iterator[Batch]:
     return seg_pipeline.train_batches(
-        source, source.train_split, batch_size=s.batch_size // num_shards, crop=s.crop_size,
+        source, source.train_split, batch_size=per_shard(s.batch_size, num_shards), crop=s.crop_size,
         scale=tuple(s.scale), ratio_range=tuple(s.ratio_range), cat_max_ratio=s.cat_max_ratio,
         hflip=s.hflip, distort=s.photometric, seed=seed, start_step=start_step,
         num_shards=num_shards, shard_index=shard_index)
 
-  return TrainData(source.num_examples(source.train_split) // s.batch_size, batches)
+  return TrainData(steps_per_epoch(source.num_examples(source.train_split), s.batch_size), batches)
 
 
 def _eval_batches(config: ml_collections.ConfigDict, source: Any, num_shards: int,
@@ -109,7 +112,7 @@ def _eval_batches(config: ml_collections.ConfigDict, source: Any, num_shards: in
   from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
   s = config.segment
   return seg_pipeline.eval_batches(source, source.eval_split,
-                                   batch_size=config.data.eval_batch_size // num_shards,
+                                   batch_size=per_shard(config.data.eval_batch_size, num_shards),
                                    size=s.eval_size, mode=s.eval_mode, stride=s.eval_stride,
                                    scale=tuple(s.eval_scale), num_shards=num_shards,
                                    shard_index=shard_index)
@@ -165,7 +168,6 @@ def write_predictions(config: ml_collections.ConfigDict, model: Segmenter,
   encoding (`encode`, default the source's); and, from the first process,
   stage_dir/overlays.png: image | truth | prediction for the first few.
   -> (the folder, the overlay grid as uint8 (H, W, 3), or None on other processes)."""
-  from mae_jax import visualize  # pylint: disable=g-import-not-at-top
   from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
   out_dir = out_dir or os.path.join(stage_dir, PREDICTIONS)
   encode = encode or source.to_file_labels
@@ -187,20 +189,13 @@ def write_predictions(config: ml_collections.ConfigDict, model: Segmenter,
   return out_dir, grid
 
 
-def palette(num_classes: int) -> np.ndarray:
-  """(256, 3) float colours in [0, 1]: fixed per class; IGNORE_LABEL (and unused ids) black."""
-  colours = np.random.default_rng(0).uniform(0.15, 1.0, size=(256, 3))
-  colours[num_classes:] = 0.0
-  return colours
-
-
 def _overlay_row(image: np.ndarray, label: np.ndarray, pred: np.ndarray, size: int
                  ) -> np.ndarray:
   """(3, size, size, 3) panels in [0, 1]: the image fitted to size x size, then truth and
   prediction over it."""
   from mae_jax.data import seg_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
   hw = tuple(int(v) for v in seg_pipeline.fit_size(image.shape[:2], size))
-  colours = palette(int(max(label[label != losses.IGNORE_LABEL].max(initial=0),
+  colours = visualize.palette(int(max(label[label != losses.IGNORE_LABEL].max(initial=0),
                             pred.max(initial=0))) + 1)
   picture = np.zeros((size, size, 3), np.float32)
   picture[:hw[0], :hw[1]] = seg_pipeline.resize_bilinear_image(image, hw) / 255.0
@@ -211,3 +206,74 @@ def _overlay_row(image: np.ndarray, label: np.ndarray, pred: np.ndarray, size: i
     return 0.4 * picture + 0.6 * colours[canvas]
 
   return np.stack([picture, over(label), over(pred)])
+
+
+# ---- the modality -------------------------------------------------------------------------------
+
+def segment_section() -> ml_collections.ConfigDict:
+  """mmsegmentation's ViT-B + UPerNet on ADE20K (upernet_mae-base, the MAE paper's protocol):
+  batch 16, AdamW lr 1e-4 (base_lr 1.6e-3 at batch 256), layer decay 0.65, drop path 0.1,
+  160k iterations, linear warmup 1500 iterations then poly decay (power 1), 512 crops."""
+  return config_lib.loop_section(
+      batch_size=16, num_epochs=0, num_steps=160000, base_lr=1.6e-3,
+      warmup_epochs=1500 / 1263, lr_schedule="poly", b1=0.9, b2=0.999,
+      weight_decay=0.05, layer_decay=0.65, drop_path=0.1, grad_clip_norm=0.0,
+      feature_blocks=(3, 6, 9, 12),   # the study's; mmsegmentation's: 4, 6, 8, 12
+      neck="feature2pyramid",         # or "simple" (ViTDet, from the last block)
+      neck_channels=256, channels=512, dropout=0.1,
+      aux_channels=256, aux_weight=0.4,   # FCN on the x1 level; 0 = none
+      crop_size=512, scale=(2048, 512), ratio_range=(0.5, 2.0), cat_max_ratio=0.75,
+      hflip=True, photometric=True,
+      # Evaluation: "whole" (each image fitted, longer side, to eval_size) or "slide"
+      # (resized as mmsegmentation's test Resize to eval_scale, then eval_size windows
+      # eval_stride apart; the MAE paper's ADE20K protocol).
+      eval_mode="whole", eval_size=512, eval_stride=341, eval_scale=(2048, 512),
+      overlay_images=8,
+      init_from="")   # encoder export; "" = this run's pretrain, "random"
+
+
+def validate_segment(config: ml_collections.ConfigDict) -> None:
+  """config.segment, when the segment stage (or its baseline) runs."""
+  seg, v = config.segment, decode_variant(config.model.variant)
+  if seg.neck not in ("feature2pyramid", "simple"):
+    raise ConfigError(f"config.segment.neck must be 'feature2pyramid' or 'simple', got "
+                      f"{seg.neck!r}")
+  if seg.neck == "feature2pyramid" and (len(seg.feature_blocks) != 4 or not all(
+      1 <= b <= v.depth for b in seg.feature_blocks)):
+    raise ConfigError(f"config.segment.feature_blocks={tuple(seg.feature_blocks)}: four block "
+                      f"numbers in 1..{v.depth} (the pyramid's x4, x2, x1, x0.5 levels)")
+  if seg.eval_mode not in ("whole", "slide") or (seg.eval_mode == "slide" and
+                                                  not 0 < seg.eval_stride <= seg.eval_size):
+    raise ConfigError(f"config.segment.eval_mode must be 'whole' or 'slide' (with 0 < "
+                      f"eval_stride <= eval_size), got {seg.eval_mode!r} (stride "
+                      f"{seg.eval_stride}, size {seg.eval_size})")
+  if seg.crop_size % v.patch_size or seg.eval_size % v.patch_size:
+    raise ConfigError(f"config.segment.crop_size={seg.crop_size} and eval_size={seg.eval_size} "
+                      f"must be multiples of the patch size {v.patch_size}")
+
+
+def segment_smoke(c: ml_collections.ConfigDict, image_size: int) -> None:
+  images.image_smoke(c, image_size)
+  c.segment.update(crop_size=image_size, eval_size=image_size, scale=(2 * image_size, image_size),
+                   eval_stride=image_size // 2 or 1, eval_scale=(2 * image_size, image_size),
+                   channels=16, neck_channels=16, aux_channels=8, overlay_images=2,
+                   feature_blocks=(1, 2, 2, 2))
+
+
+registry.register(registry.Modality(
+    name="segmentation",
+    serves=lambda config: seg_datasets.is_segmentation(config.data.dataset),
+    # The dataset's images, for pretrain and visualize; the segment stage reads its label maps.
+    load_source=images.image_source,
+    stages=(images.PRETRAIN,
+            registry.Stage("segment", section=segment_section, validate=validate_segment,
+                           task=lambda c, source, workdir: segment_task(c, workdir)),
+            images.VISUALIZE),
+    baselines=(registry.Baseline("segment_random_init", twin="segment"),),
+    model_size=lambda config: {"image_size": config.data.image_size},
+    data_fields=images.data_fields,
+    sections={"visualize": images.visualize_section},
+    validate=images.validate_images,
+    validate_data=images.validate_image_data,
+    smoke=segment_smoke,
+))

@@ -1,5 +1,8 @@
 """Volumes in the one loop: MAE pretraining on random 3-D crops, and the `segment3d` stage (a
-UNETR on the pretrained encoder, models/unetr.py) scored by Dice.
+UNETR on the pretrained encoder, models/unetr.py) scored by Dice; the `volumes` modality.
+
+Serves config.data.dataset "btcv:/path" (dataset_0.json), "msd:/path" (a Decathlon task's
+dataset.json) and "mni152" (nilearn's template, offline) (data/volumes.py).
 
 Pretraining cuts each crop into p x p x p patches with 3-D sin-cos positions: the same MAE
 (masking, decoder, masked loss) as images and series. The segment3d stage trains on crops
@@ -23,11 +26,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mae_jax import confusion, losses, optim, sliding_window, visualize
+from mae_jax import config_lib, confusion, losses, registry, sliding_window, visualize
+from mae_jax.data import volumes
+from mae_jax.errors import ConfigError
 from mae_jax.masking import patch_grid, patchify, unpatchify
 from mae_jax.models import MAE, UNETR, decode_variant, from_variant
-from mae_jax.tasks import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx,
-                           pretrain_model)
+from mae_jax.tasks.base import (Batch, Evaluation, Task, TrainData, encoder_init, export_encoder,
+                                finetune_tx, mae_tx, ordered_rows, per_shard, pretrain_model,
+                                steps_per_epoch)
 
 PREDICTIONS, SLICES_PNG, RECONSTRUCTIONS_PNG = "predictions", "slices.png", "reconstructions.png"
 
@@ -36,7 +42,6 @@ PREDICTIONS, SLICES_PNG, RECONSTRUCTIONS_PNG = "predictions", "slices.png", "rec
 def _load(dataset: str, spacing: tuple[float, ...], intensity: str,
           intensity_range: tuple[float, ...], num_classes: int, val_fraction: float, seed: int,
           max_cases: int) -> Any:
-  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top  (nibabel)
   return volumes.load_volumes(dataset, spacing=spacing, intensity=intensity,
                               intensity_range=intensity_range, num_classes=num_classes,
                               val_fraction=val_fraction, seed=seed, max_cases=max_cases)
@@ -61,23 +66,22 @@ def crop_data(config: ml_collections.ConfigDict, source: Any, batch_size: int,
   config.data.crops_per_volume crops. Slot i of global step t draws from its own generator
   (seed, t, i), so a shard computes its rows only and the stream does not depend on the
   number of processes. Unlabelled crops (pretraining) are uniform; labelled ones balanced."""
-  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
   d = config.data
   cases = source.train if labelled else [dataclasses.replace(c, label=None)
                                          for c in source.train]
   per_volume = d.crops_per_volume
-  steps_per_epoch = max(len(cases) * per_volume // batch_size, 1)
+  spe = steps_per_epoch(len(cases) * per_volume, batch_size)
   size, (pos, neg) = roi(config), tuple(d.pos_neg)
 
   def batches(seed: int, start_step: int, num_shards: int, shard_index: int
               ) -> Iterator[Batch]:
-    per_shard = batch_size // num_shards
+    rows = per_shard(batch_size, num_shards)
     step = start_step
     while True:
-      epoch, j = divmod(step, steps_per_epoch)
+      epoch, j = divmod(step, spe)
       order = np.random.default_rng([seed, epoch]).permutation(len(cases))
       images, labels = [], []
-      for slot in range(shard_index * per_shard, (shard_index + 1) * per_shard):
+      for slot in range(shard_index * rows, (shard_index + 1) * rows):
         rng = np.random.default_rng([seed, step, slot])
         case = cases[order[((j * batch_size + slot) // per_volume) % len(cases)]]
         image, label = volumes.random_crops(case, size, 1, rng, pos, neg)
@@ -94,7 +98,7 @@ def crop_data(config: ml_collections.ConfigDict, source: Any, batch_size: int,
       yield batch
       step += 1
 
-  return TrainData(steps_per_epoch, batches)
+  return TrainData(spe, batches)
 
 
 def _window_batches(cases: list[Any], size: tuple[int, ...], overlap: float, blend: str,
@@ -104,7 +108,7 @@ def _window_batches(cases: list[Any], size: tuple[int, ...], overlap: float, ble
   of batch_size // num_shards ("mask" 0 on padding), as many batches in every shard (a pass
   is collective). -> (batch with "host_windows": (volume, window) or None per row, this
   shard's blenders by volume)."""
-  per_shard = batch_size // num_shards
+  n = per_shard(batch_size, num_shards)
   blenders = {v: sliding_window.Blender(c.image.shape[:3], size, overlap, num_classes, mode=blend)
               for v, c in enumerate(cases)}
   counts = [sum(len(blenders[v].starts) for v in range(s, len(cases), num_shards))
@@ -113,14 +117,14 @@ def _window_batches(cases: list[Any], size: tuple[int, ...], overlap: float, ble
   rows = [(v, i) for v, b in mine.items() for i in range(len(b.starts))]
   channels = cases[0].image.shape[-1] if cases else 1
   padded = {}
-  for start in range(0, max(counts, default=0), per_shard):
-    chunk = rows[start:start + per_shard]
-    images = np.zeros((per_shard, *size, channels), np.float32)
+  for start in range(0, max(counts, default=0), n):
+    chunk = rows[start:start + n]
+    images = np.zeros((n, *size, channels), np.float32)
     for k, (v, i) in enumerate(chunk):
       if v not in padded:   # one volume at a time stays padded in memory
         padded = {v: mine[v].pad(cases[v].image)}
       images[k] = mine[v].window(padded[v], i)
-    where = list(chunk) + [None] * (per_shard - len(chunk))
+    where = list(chunk) + [None] * (n - len(chunk))
     yield {"image": images, "mask": np.asarray([w is not None for w in where], np.float32),
            "host_windows": where}, mine
 
@@ -188,7 +192,6 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
 def _fixed_crops(config: ml_collections.ConfigDict, source: Any) -> np.ndarray:
   """One crop per validation volume (training volumes if none), the same every time:
   (V, *roi, C)."""
-  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
   cases = source.val or source.train
   return np.concatenate([volumes.random_crops(dataclasses.replace(c, label=None), roi(config), 1,
                                               np.random.default_rng([0, v]))[0]
@@ -216,12 +219,8 @@ def _reconstruction_eval(config: ml_collections.ConfigDict, model: MAE, crops: n
     return {"count": w.sum(), "loss_sum": (per_example * w).sum()}
 
   def batches(num_shards: int, shard_index: int) -> Iterator[Batch]:
-    size = config.data.eval_batch_size
-    per_shard = size // num_shards
-    for start in range(0, len(crops), size):
-      index = np.arange(start, start + size)[shard_index * per_shard:
-                                             (shard_index + 1) * per_shard]
-      valid = index < len(crops)
+    for index, valid in ordered_rows(len(crops), config.data.eval_batch_size, num_shards,
+                                     shard_index):
       yield {"image": crops[np.where(valid, index, len(crops) - 1)],
              "mask": valid.astype(np.float32), "index": index.astype(np.int32)}
 
@@ -291,13 +290,9 @@ def segment3d_task(config: ml_collections.ConfigDict, workdir: str, source: Any 
     loss = losses.dice_ce_loss(logits, batch["label"], num_classes)
     return loss, (model_state, {"loss": loss})
 
-  depth = decode_variant(config.model.variant).depth
-  make_tx = lambda schedule, params: optim.adamw(  # noqa: E731
-      schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay,
-      layer_decay=s.layer_decay, depth=depth, grad_clip_norm=s.grad_clip_norm)
-  init_from = s.init_from or os.path.join(workdir, "pretrain", "export")
-  task = Task("segment3d", model, loss_fn, make_tx, input_shape=(*roi(config), in_channels),
-              init_from=init_from)
+  task = Task("segment3d", model, loss_fn, finetune_tx(config, s),
+              input_shape=(*roi(config), in_channels),
+              init_from=encoder_init(s.init_from, workdir))
   if source is None:
     return task
   return dataclasses.replace(
@@ -310,7 +305,6 @@ def segment3d_task(config: ml_collections.ConfigDict, workdir: str, source: Any 
 def _evaluation(config: ml_collections.ConfigDict, model: UNETR, source: Any) -> Evaluation:
   """Dice over the validation volumes: windows through the devices, each volume's blended
   logits -> labels at its file's grid -> per-class Dice, summed over volumes on the host."""
-  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
   s, k = config.segment3d, source.num_classes
   blenders: list[dict[int, Any]] = [{}]
 
@@ -347,7 +341,6 @@ def predict_volumes(config: ml_collections.ConfigDict, model: UNETR, variables: 
                     source: Any) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
   """(case, label map on its preprocessed grid, uint8 label map at its file's grid) for this
   process's validation volumes."""
-  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
   s = config.segment3d
   apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
   for batch, mine in _window_batches(source.val, roi(config), s.overlap, s.blend,
@@ -368,7 +361,6 @@ def write_predictions(config: ml_collections.ConfigDict, model: UNETR, variables
   """stage_dir/predictions/<image name>.nii.gz for each validation volume (the image file's
   affine and shape), and from the first process slices.png (image | truth | prediction, the
   middle axial slice of the first few volumes)."""
-  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
   out_dir = os.path.join(stage_dir, PREDICTIONS)
   rows = []
   for case, pred, in_file_grid in predict_volumes(config, model, variables, source):
@@ -390,13 +382,12 @@ def write_predictions(config: ml_collections.ConfigDict, model: UNETR, variables
 def _slice_row(case: Any, pred: np.ndarray, num_classes: int) -> np.ndarray:
   """(3, H, W, 3) in [0, 1]: the axial slice (preprocessed grid) with the most labelled voxels,
   the truth and the prediction over it."""
-  from mae_jax.segment_task import palette  # pylint: disable=g-import-not-at-top
   image, truth = case.image[..., 0], case.label
   z = int(np.argmax((truth > 0).sum(axis=(0, 1)))) if truth.any() else truth.shape[2] // 2
   picture = image[:, :, z]
   lo, hi = np.percentile(picture, [1, 99])
   picture = np.clip((picture - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-  colours = palette(num_classes)
+  colours = visualize.palette(num_classes)
   colours[0] = 0.0
 
   def over(ids: np.ndarray) -> np.ndarray:
@@ -423,3 +414,118 @@ def dice_from_files(predictions_dir: str, source: Any) -> dict[str, Any]:
       total[key] = total[key] + value
   return dice_scores(total, source.class_names)
 
+
+
+# ---- the modality -------------------------------------------------------------------------------
+
+DATASETS = ("mni152",)
+PREFIXES = ("btcv:", "msd:")
+
+
+def data_fields() -> dict[str, Any]:
+  """config.data's fields for volumes: reoriented to RAS, resampled to `spacing` (mm),
+  intensities "window"ed (intensity_range clipped, scaled to [0, 1]) or "zscore"d (per channel,
+  nonzero voxels), cropped to the foreground; the model sees roi_size crops (crops_per_volume
+  per volume and step, half of them centred on a labelled voxel: pos_neg) and whole volumes
+  through sliding windows. num_classes 0 = the JSON's "labels"; msd: holds out val_fraction of
+  the training list."""
+  return dict(num_classes=0, spacing=(1.5, 1.5, 2.0), intensity="window",
+              intensity_range=(-175.0, 250.0), roi_size=(96, 96, 96), crops_per_volume=4,
+              pos_neg=(1.0, 1.0), val_fraction=0.2,
+              max_cases=0)   # > 0: the first max_cases volumes of each split (smoke runs)
+
+
+def pretrain_section() -> ml_collections.ConfigDict:
+  return config_lib.loop_section(batch_size=4096, num_epochs=800, base_lr=1.5e-4,
+                                 warmup_epochs=40, b1=0.9, b2=0.95)
+
+
+def segment3d_section() -> ml_collections.ConfigDict:
+  """MONAI's UNETR on BTCV (AdamW lr 1e-4 at 4 crops per step -> base_lr 6.4e-3, weight decay
+  1e-5, 25k iterations, DiceCE loss), SelfMedMAE's augmentation (flips and rot90 at 0.1,
+  intensity scale/shift by 0.1); sliding-window evaluation of whole volumes (roi windows,
+  overlap 0.5, Gaussian blending)."""
+  return config_lib.loop_section(
+      batch_size=4, num_epochs=0, num_steps=25000, base_lr=6.4e-3, warmup_epochs=0, b1=0.9,
+      b2=0.999, weight_decay=1e-5, layer_decay=1.0, grad_clip_norm=0.0, drop_path=0.0,
+      feature_size=16,
+      # The ViT blocks the skips come from, the last the bottleneck (the UNETR paper's z3, z6,
+      # z9, z12; MONAI's code taps 4, 7, 10, 12).
+      feature_blocks=(3, 6, 9, 12),
+      flip_prob=0.1, rot90_prob=0.1, intensity_prob=0.1, intensity_factor=0.1,
+      overlap=0.5, blend="gaussian", eval_every_epochs=100, slice_images=4,
+      # How 3^3 convolutions run (models/unetr.py conv_same), the same numbers: "auto" (2-D
+      # slices on CPUs, XLA's 3-D convolution elsewhere).
+      conv="auto",
+      init_from="")   # encoder export; "" = this run's pretrain, "random"
+
+
+def visualize_section() -> ml_collections.ConfigDict:
+  # Rows of pretrain/reconstructions.png: one crop of each of the first validation volumes.
+  return ml_collections.ConfigDict(dict(num_images=8))
+
+
+def validate_volumes(config: ml_collections.ConfigDict, runs: list[registry.Run],
+                     workdir: str) -> None:
+  """Volumes: roi crops cut into 3-D patches, random masking."""
+  del runs, workdir
+  d, v = config.data, decode_variant(config.model.variant)
+  size = tuple(d.roi_size)
+  if len(size) != 3 or any(n <= 0 or n % v.patch_size for n in size):
+    raise ConfigError(f"config.data.roi_size={size}: three positive multiples of the patch size "
+                      f"{v.patch_size} of config.model.variant={config.model.variant!r}")
+  if config.model.mask_sampling != "random" or config.model.patch_stride:
+    raise ConfigError("config.model: volumes take mask_sampling 'random' and patch_stride 0")
+  if d.intensity not in ("window", "zscore"):
+    raise ConfigError(f"config.data.intensity must be 'window' or 'zscore', got {d.intensity!r}")
+  if len(tuple(d.spacing)) != 3 or min(d.spacing) <= 0:
+    raise ConfigError(f"config.data.spacing={tuple(d.spacing)}: three positive sizes in mm")
+  if d.crops_per_volume < 1 or min(d.pos_neg) < 0 or sum(d.pos_neg) <= 0:
+    raise ConfigError(f"config.data.crops_per_volume={d.crops_per_volume} must be >= 1 and "
+                      f"config.data.pos_neg={tuple(d.pos_neg)} non-negative, not both 0")
+  s = config.segment3d
+  if not 0.0 <= s.overlap < 1.0 or s.blend not in ("gaussian", "constant"):
+    raise ConfigError(f"config.segment3d.overlap={s.overlap} must be in [0, 1) and blend "
+                      f"'gaussian' or 'constant', got {s.blend!r}")
+  if s.conv not in ("auto", "xla", "slices"):
+    raise ConfigError(f"config.segment3d.conv must be 'auto', 'xla' or 'slices', got {s.conv!r}")
+
+
+def validate_segment3d(config: ml_collections.ConfigDict) -> None:
+  """The UNETR's skips: log2(patch) blocks of the encoder, the last one its final block."""
+  s, v = config.segment3d, decode_variant(config.model.variant)
+  levels = math.log2(v.patch_size)
+  blocks = tuple(s.feature_blocks)
+  if levels != int(levels) or len(blocks) != int(levels) or blocks[-1] != v.depth or any(
+      not 1 <= b <= v.depth for b in blocks):
+    raise ConfigError(
+        f"config.segment3d.feature_blocks={blocks}: a UNETR on patches of {v.patch_size} "
+        f"(a power of 2) takes log2(patch) = {levels:g} blocks of the {v.depth}-block encoder, "
+        f"the skips then the last block ({v.depth}), e.g. (3, 6, 9, 12) for 16")
+
+
+def validate_volume_data(config: ml_collections.ConfigDict, source: Any,
+                         runs: list[registry.Run]) -> None:
+  if not source.val and any(r.stage == "segment3d" for r in runs):
+    raise ConfigError(f"{source.name} has no validation volumes to score segment3d on")
+  if config.data.eval_batch_size % jax.process_count():
+    raise ConfigError(f"config.data.eval_batch_size={config.data.eval_batch_size} is not a "
+                      f"multiple of the {jax.process_count()} processes")
+
+
+registry.register(registry.Modality(
+    name="volumes",
+    serves=lambda config: (config.data.dataset in DATASETS
+                           or config.data.dataset.startswith(PREFIXES)),
+    load_source=volume_source,
+    stages=(registry.Stage("pretrain", section=pretrain_section, needs_labels=False,
+                           task=lambda c, source, workdir: pretrain_task(c, source)),
+            registry.Stage("segment3d", section=segment3d_section, validate=validate_segment3d,
+                           task=lambda c, source, workdir: segment3d_task(c, workdir, source))),
+    baselines=(registry.Baseline("segment3d_random_init", twin="segment3d"),),
+    model_size=lambda config: {"roi_size": list(config.data.roi_size)},
+    data_fields=data_fields,
+    sections={"visualize": visualize_section},
+    validate=validate_volumes,
+    validate_data=validate_volume_data,
+))

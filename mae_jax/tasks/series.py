@@ -1,5 +1,9 @@
 """Time series in the one loop: MAE pretraining on look-back windows, the forecast stage and its
-baselines (models/forecaster.py), scored by MSE and MAE on the scaled series.
+baselines (models/forecaster.py), scored by MSE and MAE on the scaled series; the `series`
+modality.
+
+Serves config.data.dataset "ett:/path/ETTh1.csv" (ETT's columns), "csv:/path" (any columns; a
+csv: file is a table when the stages impute) and "vega_temps" (offline) (data/series.py).
 
 Pretraining sees each variable of a look-back window as its own series (channel independence),
 instance-normalised (RevIN without its affine), cut into patches of the variant's patch size:
@@ -22,13 +26,15 @@ import ml_collections
 import numpy as np
 from etils import epath
 
-from mae_jax import optim
+from mae_jax import config_lib, registry
 from mae_jax.data import series as series_lib
+from mae_jax.errors import ConfigError
 from mae_jax.masking import patch_grid, patchify
 from mae_jax.models import MAE, decode_variant
-from mae_jax.models.forecaster import Forecaster, channels_to_batch, instance_norm
-from mae_jax.tasks import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx, ordered_rows,
-                           pretrain_model, shuffled_rows)
+from mae_jax.models.forecaster import KINDS, Forecaster, channels_to_batch, instance_norm
+from mae_jax.tasks.base import (Batch, Evaluation, Task, TrainData, adamw_tx, encoder_init,
+                                export_encoder, mae_tx, ordered_rows, pretrain_model,
+                                shuffled_rows)
 
 PREDICTIONS, FORECASTS_CSV, FORECASTS_PNG = "predictions", "forecasts.csv", "forecasts.png"
 FORECASTS_NPY = "forecasts.npy"   # the same forecasts as an array (windows, H, M), for plots
@@ -41,7 +47,7 @@ def series_source(config: ml_collections.ConfigDict) -> series_lib.Series:
   return series_lib.load_series(
       d.dataset, lookback=d.lookback, horizon=d.horizon, setting=d.setting, target=d.target,
       protocol=d.protocol, split=tuple(d.split), scaling=d.scaling, date_column=d.date_column,
-      columns=tuple(c.strip() for c in d.columns.split(",") if c.strip()))
+      columns=tuple(registry.names(d.columns)))
 
 
 def train_data(source: series_lib.Series, batch_size: int) -> TrainData:
@@ -149,16 +155,9 @@ def forecast_task(config: ml_collections.ConfigDict, workdir: str,
     loss = jnp.mean((pred - batch["target"]) ** 2)
     return loss, (model_state, {"loss": loss})
 
-  def make_tx(schedule, params):
-    tx = optim.adamw(schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay,
-                     grad_clip_norm=s.grad_clip_norm)
-    if s.probe:
-      return optim.freeze(tx, params, trainable=lambda names: names[0] != "encoder")
-    return tx
-
-  transformer = s.model == "transformer"
-  init_from = (s.init_from or os.path.join(workdir, "pretrain", "export")) if transformer \
-      else "random"
+  make_tx = adamw_tx(s, grad_clip_norm=s.grad_clip_norm,
+                     trainable=(lambda names: names[0] != "encoder") if s.probe else None)
+  init_from = encoder_init(s.init_from, workdir) if s.model == "transformer" else "random"
   task = Task("forecast", model, loss_fn, make_tx,
               input_shape=(config.data.lookback, num_variables), init_from=init_from)
   if source is None:
@@ -273,3 +272,112 @@ def persistence(config: ml_collections.ConfigDict, source: series_lib.Series
     se, ae = se + (err ** 2).sum(), ae + np.abs(err).sum()
   entries = n * source.horizon * len(source.variables)
   return {"mse": float(se / entries), "mae": float(ae / entries), f"{split}_windows": n}
+
+
+# ---- the modality -------------------------------------------------------------------------------
+
+DATASETS = ("vega_temps",)
+PREFIXES = ("ett:", "csv:")
+# Forecasters of other kinds (config.forecast.model), each a baseline from random init.
+FORECASTER_BASELINES = ("linear", "rnn", "lstm", "gru")
+
+
+def data_fields() -> dict[str, Any]:
+  """config.data's fields for series: windows of `lookback` rows in, the next `horizon` rows
+  out. setting "M": every variable (or `columns`, comma-separated) in and out; "S": `target`
+  only. protocol "informer" (ETT's fixed 12/4/4-month borders), "fractions" (`split`: train,
+  val, test shares), "study"."""
+  return dict(lookback=336, horizon=96, setting="M", target="OT", protocol="informer",
+              split=(0.7, 0.1, 0.2),
+              scaling="zscore",       # training rows' mean and std; or "minmax" (to [0, 1])
+              date_column="date", columns="")
+
+
+def pretrain_section() -> ml_collections.ConfigDict:
+  return config_lib.loop_section(batch_size=4096, num_epochs=800, base_lr=1.5e-4,
+                                 warmup_epochs=40, b1=0.9, b2=0.95)
+
+
+def forecast_section() -> ml_collections.ConfigDict:
+  """PatchTST's fine-tuning recipe (Adam, lr 1e-4 at batch 128 -> base_lr 2e-4, MSE loss, RevIN,
+  flatten head); every window of eval_split scored."""
+  return config_lib.loop_section(
+      batch_size=128, num_epochs=20, base_lr=2e-4, warmup_epochs=1, weight_decay=0.0, b1=0.9,
+      b2=0.999, grad_clip_norm=0.0,
+      model="transformer",   # or linear, rnn, lstm, gru (models/forecaster.py)
+      probe=False,           # True: frozen encoder, the head alone trains
+      drop_path=0.0, head_dropout=0.0, hidden=64, revin=True,
+      eval_split="test", eval_every_epochs=5, plot_windows=4,
+      init_from="")          # encoder export; "" = this run's pretrain, "random"
+
+
+def validate_series(config: ml_collections.ConfigDict, runs: list[registry.Run],
+                    workdir: str) -> None:
+  """A series dataset: 1-D patches of the look-back window, random masking."""
+  del runs, workdir
+  d, v = config.data, decode_variant(config.model.variant)
+  if d.lookback < v.patch_size:
+    raise ConfigError(f"config.data.lookback={d.lookback} is shorter than the patch length "
+                      f"{v.patch_size} of config.model.variant={config.model.variant!r}")
+  if not 0 <= config.model.patch_stride <= v.patch_size:
+    raise ConfigError(f"config.model.patch_stride={config.model.patch_stride} must be in [0, "
+                      f"{v.patch_size}] (the patch length; 0 = the patch length)")
+  if config.model.mask_sampling != "random":
+    raise ConfigError(f"config.model.mask_sampling={config.model.mask_sampling!r}: series "
+                      f"take 'random' (block and grid are 2-D samplings)")
+  if config.forecast.model not in KINDS:
+    raise ConfigError(f"config.forecast.model must be one of {', '.join(KINDS)}, got "
+                      f"{config.forecast.model!r}")
+  if config.forecast.eval_split not in ("val", "test"):
+    raise ConfigError(f"config.forecast.eval_split must be 'val' or 'test', got "
+                      f"{config.forecast.eval_split!r}")
+
+
+def validate_windows(config: ml_collections.ConfigDict, source: series_lib.Series,
+                     runs: list[registry.Run]) -> None:
+  windows = source.num_windows("train")
+  for r in runs:
+    if config[r.stage].batch_size > windows:
+      raise ConfigError(f"config.{r.stage}.batch_size={config[r.stage].batch_size} exceeds "
+                        f"the {windows} training windows of {source.name}")
+
+
+def patchtst_runs(config: ml_collections.ConfigDict) -> list[registry.Run]:
+  """The same encoder pretrained with PatchTST's masking (removed patches zeroed, kept in the
+  sequence), then the forecast stage from it."""
+  del config
+  folder = os.path.join("baselines", "patchtst")
+  pretrain = os.path.join(folder, "pretrain")
+  return [registry.Run(pretrain, "pretrain", {"model.encoder_mask_tokens": True,
+                                              "model.mask_value": "zero"}),
+          registry.Run(folder, "forecast", {"forecast.model": "transformer",
+                                            "forecast.init_from": registry.PRODUCED_BY + pretrain})]
+
+
+def series_smoke(c: ml_collections.ConfigDict, image_size: int) -> None:
+  del c, image_size   # the configs shrink their windows themselves
+
+
+registry.register(registry.Modality(
+    name="series",
+    serves=lambda config: (config.data.dataset in DATASETS or config.data.dataset.startswith(
+        PREFIXES)) and "impute" not in registry.names(config.stages),
+    load_source=series_source,
+    stages=(registry.Stage("pretrain", section=pretrain_section, needs_labels=False,
+                           task=lambda c, source, workdir: pretrain_task(c, source)),
+            registry.Stage("forecast", section=forecast_section,
+                           loads_encoder=lambda c: c.forecast.model == "transformer",
+                           task=lambda c, source, workdir: forecast_task(c, workdir, source))),
+    baselines=(registry.Baseline("forecast_random_init", twin="forecast"),
+               registry.Baseline("persistence",
+                                 compute=lambda c, source, workdir: persistence(c, source)),
+               *(registry.Baseline(k, twin="forecast", overrides={"forecast.model": k})
+                 for k in FORECASTER_BASELINES),
+               registry.Baseline("patchtst", runs=patchtst_runs)),
+    model_size=lambda config: {"lookback": config.data.lookback},
+    data_fields=data_fields,
+    validate=validate_series,
+    validate_data=validate_windows,
+    summarize=lambda config, workdir, summary, source: compare_plot(config, workdir, summary,
+                                                                      source),
+))

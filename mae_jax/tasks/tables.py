@@ -1,5 +1,9 @@
 """Tables in the one loop: the `impute` stage, a masked autoencoder that fills missing entries
-(ReMasker's scheme), and the imputers it is scored against (impute_baselines.py).
+(ReMasker's scheme), and the imputers it is scored against (table_baselines.py); the `tables`
+modality.
+
+Serves config.data.dataset "diabetes", "breast_cancer", "wine" (scikit-learn's, offline),
+"california_housing" and "csv:/path" when config.stages has impute (data/tables.py).
 
 Every entry of a row is a token: its value (a 1-D patch of length 1, embedded by the patch
 embedding) plus the sin-cos embedding of its column's index, on the MAE core shared with images
@@ -9,7 +13,7 @@ observed entries is re-masked, and the loss is the squared error on those re-mas
 entries. Imputing, every observed entry is visible and the decoder's predictions fill the
 missing ones. Rows are the table's min-max scaled rows (data/tables.py); the metrics (RMSE and
 summed Wasserstein distance over the removed entries of the test rows) are
-impute_baselines.impute_metrics of the finalized imputation, the one every baseline gets too.
+table_baselines.impute_metrics of the finalized imputation, the one every baseline gets too.
 """
 
 import dataclasses
@@ -21,11 +25,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mae_jax import impute_baselines
+from mae_jax import config_lib, registry
 from mae_jax.data import tables as tables_lib
-from mae_jax.models import MAE
-from mae_jax.tasks import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx,
-                           ordered_rows, pretrain_model, shuffled_rows)
+from mae_jax.errors import ConfigError
+from mae_jax.models import MAE, decode_variant
+from mae_jax.tasks import table_baselines
+from mae_jax.tasks.base import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx,
+                                ordered_rows, pretrain_model, shuffled_rows)
 
 PREDICTIONS = "predictions"
 
@@ -33,11 +39,11 @@ PREDICTIONS = "predictions"
 def table_source(config: ml_collections.ConfigDict) -> tables_lib.Table:
   """config.data's table, split, scaled, with its removed entries (data/tables.py)."""
   d = config.data
-  names = lambda field: tuple(c.strip() for c in field.split(",") if c.strip())  # noqa: E731
   return tables_lib.load_table(
       d.dataset, missing_rate=d.missing_rate, mechanism=d.mechanism,
       test_fraction=d.test_fraction, existing_missing=d.existing_missing, seed=config.seed,
-      columns=names(d.columns), categorical=names(d.categorical))
+      columns=tuple(registry.names(d.columns)),
+      categorical=tuple(registry.names(d.categorical)))
 
 
 def _rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,8 +114,8 @@ def _evaluation(config: ml_collections.ConfigDict, model: MAE, table: tables_lib
              "host_index": rows}
 
   def metrics(total: dict[str, Any]) -> dict[str, Any]:
-    imputed = impute_baselines.finalize(table, total["imputed"])
-    return impute_baselines.impute_metrics(table.test_truth, imputed, table.test_removed)
+    imputed = table_baselines.finalize(table, total["imputed"])
+    return table_baselines.impute_metrics(table.test_truth, imputed, table.test_removed)
 
   return Evaluation(per_example, batches, metrics, dict, host=host)
 
@@ -122,7 +128,7 @@ def impute_rows(config: ml_collections.ConfigDict, model: MAE, params: Any,
   size = config.data.eval_batch_size
   pred = np.concatenate([np.asarray(apply(params, x[i:i + size], observed[i:i + size]))
                          for i in range(0, len(x), size)])
-  return impute_baselines.finalize(table, pred)
+  return table_baselines.finalize(table, pred)
 
 
 def _finish(config: ml_collections.ConfigDict, model: MAE, variables: dict[str, Any],
@@ -132,15 +138,71 @@ def _finish(config: ml_collections.ConfigDict, model: MAE, variables: dict[str, 
   export_encoder(config, variables, stage_dir)
   if jax.process_index() == 0:
     imputed = impute_rows(config, model, variables["params"], table)
-    impute_baselines.write_predictions(os.path.join(stage_dir, PREDICTIONS), table, imputed)
+    table_baselines.write_predictions(os.path.join(stage_dir, PREDICTIONS), table, imputed)
 
 
 def baseline(config: ml_collections.ConfigDict, table: tables_lib.Table, name: str,
              workdir: str) -> dict[str, Any]:
-  """Imputer `name` (impute_baselines.py) on the same rows and removed entries; its files in
+  """Imputer `name` (table_baselines.py) on the same rows and removed entries; its files in
   WORKDIR/baselines/<name>/predictions."""
-  imputed = impute_baselines.impute_baseline(name, table, config.seed)
+  imputed = table_baselines.impute_baseline(name, table, config.seed)
   if jax.process_index() == 0:
-    impute_baselines.write_predictions(os.path.join(workdir, "baselines", name, PREDICTIONS),
+    table_baselines.write_predictions(os.path.join(workdir, "baselines", name, PREDICTIONS),
                                        table, imputed)
-  return impute_baselines.impute_metrics(table.test_truth, imputed, table.test_removed)
+  return table_baselines.impute_metrics(table.test_truth, imputed, table.test_removed)
+
+
+# ---- the modality -------------------------------------------------------------------------------
+
+def data_fields() -> dict[str, Any]:
+  """config.data's fields for tables: entries removed per original column at missing_rate by
+  `mechanism` ("mcar", "mar", "mnar", "mnar_self"); rows already missing a value dropped or kept
+  ("drop" / "keep"); `categorical`: numeric columns to one-hot encode (class codes)."""
+  return dict(columns="", missing_rate=0.2, mechanism="mcar", test_fraction=0.2,
+              existing_missing="drop", categorical="")
+
+
+def impute_section() -> ml_collections.ConfigDict:
+  """ReMasker's recipe: AdamW lr 1e-3 at batch 64 (base_lr 4e-3), 600 epochs on California's
+  ~16k training rows."""
+  return config_lib.loop_section(batch_size=64, num_epochs=600, base_lr=4e-3, warmup_epochs=40,
+                                 weight_decay=0.05, b1=0.9, b2=0.95, eval_every_epochs=100)
+
+
+def validate_table(config: ml_collections.ConfigDict, runs: list[registry.Run],
+                   workdir: str) -> None:
+  """A table: one token per entry, so patches of one value."""
+  del runs, workdir
+  if decode_variant(config.model.variant).patch_size != 1:
+    raise ConfigError(f"config.model.variant={config.model.variant!r}: a table's tokens are "
+                      f"single entries, so the patch size must be 1 (e.g. 'remasker/1')")
+  if config.model.mask_sampling != "random" or config.model.encoder_mask_tokens:
+    raise ConfigError("config.model: tables take mask_sampling 'random' and no encoder mask "
+                      "tokens (missing entries never reach the encoder)")
+
+
+def validate_rows(config: ml_collections.ConfigDict, table: tables_lib.Table,
+                  runs: list[registry.Run]) -> None:
+  rows = len(table.train)
+  for r in runs:
+    if config[r.stage].batch_size > rows:
+      raise ConfigError(f"config.{r.stage}.batch_size={config[r.stage].batch_size} exceeds "
+                        f"the {rows} training rows of {table.name}")
+
+
+def _imputer(name: str) -> registry.Baseline:
+  return registry.Baseline(name, needs_labels=False,
+                           compute=lambda c, table, workdir: baseline(c, table, name, workdir))
+
+
+registry.register(registry.Modality(
+    name="tables",
+    serves=lambda config: "impute" in registry.names(config.stages),
+    load_source=table_source,
+    stages=(registry.Stage("impute", section=impute_section, needs_labels=False,
+                           task=lambda c, table, workdir: impute_task(c, table)),),
+    baselines=tuple(_imputer(name) for name in table_baselines.BASELINE_IMPUTERS),
+    data_fields=data_fields,
+    validate=validate_table,
+    validate_data=validate_rows,
+))

@@ -1,0 +1,49 @@
+"""What every data source provides, whatever its modality, and the arithmetic they share.
+
+A source is a dataset with named splits: images (sources.py), segmentation images and label
+maps (seg_sources.py), series windows (series.py), table rows (tables.py), volumes
+(volumes.py). The runner reports and sizes any of them through `DataSource` alone.
+This module imports no TensorFlow.
+"""
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class DataSource(Protocol):
+  """A dataset with named splits.
+
+  name: how the dataset is named in logs (e.g. "digits", "ETTh1").
+  splits: its split names, in the dataset's order.
+  split_sizes: split -> number of examples: images for image and segmentation sources,
+    windows for series, rows for tables, volumes for volumes.
+  describe(): one line for the log, e.g. "{'train': 1437, 'test': 360}, 10 classes".
+  """
+
+  # Read-only properties, so that frozen dataclasses satisfy the protocol.
+  @property
+  def name(self) -> str: ...
+
+  @property
+  def splits(self) -> tuple[str, ...]: ...
+
+  @property
+  def split_sizes(self) -> dict[str, int]: ...
+
+  def describe(self) -> str: ...
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  """Whole global batches of `batch_size` in one pass over `num_examples` (the remainder is
+  dropped); at least 1, so that a split smaller than one batch still counts one step."""
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be positive, got {batch_size}")
+  return max(num_examples // batch_size, 1)
+
+
+def split_size(name: str, sizes: dict[str, int], split: str) -> int:
+  """sizes[split]; ValueError naming the dataset's splits if it has no `split` (every source's
+  num_examples)."""
+  if split not in sizes:
+    raise ValueError(f"{name} has no split {split!r}; its splits are {sorted(sizes)}")
+  return sizes[split]

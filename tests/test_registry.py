@@ -1,0 +1,106 @@
+"""The modality registry: a modality from outside the package runs end to end through mae-jax,
+configs are refused in one line where they ask for what their modality does not have."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mae_jax import config_lib, experiment, registry
+from mae_jax.errors import ConfigError
+from tests.helpers import REPO, load_config
+
+TOY = os.path.join(REPO, "tests", "toy_modality.py")
+
+
+def _toy_config():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location("toy_modality", TOY)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)   # registers "toy"
+  return module.get_config()
+
+
+def test_every_shipped_modality_is_registered_with_its_stages():
+  found = {m.name: [s.name for s in m.stages] for m in registry.modalities()}
+  assert found["images"] == ["pretrain", "linprobe", "finetune", "visualize"]
+  assert found["segmentation"] == ["pretrain", "segment", "visualize"]
+  assert found["series"] == ["pretrain", "forecast"]
+  assert found["tables"] == ["impute"]
+  assert found["volumes"] == ["pretrain", "segment3d"]
+
+
+@pytest.mark.parametrize("dataset,stages,expected", [
+    ("digits", "pretrain", "images"), ("tfds:cifar10", "pretrain", "images"),
+    ("digits_seg", "pretrain,segment", "segmentation"), ("segfolder:/x", "segment", "segmentation"),
+    ("csv:/x.csv", "pretrain,forecast", "series"), ("csv:/x.csv", "impute", "tables"),
+    ("mni152", "pretrain", "volumes"), ("btcv:/x", "segment3d", "volumes")])
+def test_the_dataset_decides_the_modality(dataset, stages, expected):
+  config = config_lib.base_config(expected)
+  config.data.dataset, config.stages = dataset, stages
+  assert registry.for_config(config).name == expected
+
+
+def test_a_twin_baseline_is_its_stage_from_random_init():
+  config = load_config("digits.py", "smoke")
+  m = registry.for_config(config)
+  (run,) = m.baseline("finetune_random_init").training_runs(config)
+  assert run == registry.Run(os.path.join("baselines", "finetune_random_init"), "finetune",
+                             {"finetune.init_from": "random"})
+  assert m.baseline("raw_pixels").training_runs(config) == []
+
+
+def test_a_field_no_stage_reads_is_refused_in_one_line():
+  config = load_config("digits.py", "smoke")
+  config.pretrain.init_from = "/some/export"   # pretraining starts from scratch: unread
+  with pytest.raises(ConfigError, match=r"config\.pretrain\.init_from: no stage of images"):
+    experiment.validate(config)
+  config = load_config("temps.py", "smoke")
+  config.pretrain.crop_scale = (0.5, 1.0)      # series are not cropped like images
+  with pytest.raises(ConfigError, match=r"config\.pretrain\.crop_scale: no stage of series"):
+    experiment.validate(config)
+  config = load_config("tables.py", "smoke")
+  config.segment = config_lib.base_config("segmentation").segment
+  with pytest.raises(ConfigError, match=r"config\.segment: no stage of tables reads it"):
+    experiment.validate(config)
+
+
+def test_a_stage_of_another_modality_is_refused_naming_whose_it_is():
+  config = load_config("digits.py", "smoke")
+  config.stages = "pretrain,segment"
+  with pytest.raises(ConfigError, match=r"holds images, which has no stage 'segment'.*"
+                                        r"segment is of segmentation"):
+    experiment.validate(config)
+
+
+def test_the_toy_modality_builds_and_validates():
+  config = _toy_config()
+  assert registry.for_config(config).name == "toy"
+  experiment.validate(config)
+  config.classify.layer_decay = 0.5
+  config.classify.init_from_typo = ""
+  with pytest.raises(ConfigError, match=r"config\.classify\.init_from_typo"):
+    experiment.validate(config)
+
+
+@pytest.mark.slow
+def test_a_modality_from_outside_the_package_runs_end_to_end_through_mae_jax(tmp_path):
+  """Registered by its own file (tests/toy_modality.py) at config load: the package is not
+  edited, the console script runs its stages and baselines in the one loop."""
+  script = os.path.join(os.path.dirname(sys.executable), "mae-jax")
+  command = [script] if os.path.exists(script) else [sys.executable, "-m", "mae_jax.main"]
+  workdir = str(tmp_path / "toy")
+  out = subprocess.run(command + [f"--config={TOY}", f"--workdir={workdir}"], cwd=REPO,
+                       capture_output=True, text=True, timeout=600, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  summary = json.load(open(os.path.join(workdir, "summary.json")))
+  assert set(summary) == {"pretrain", "classify", "baselines"}
+  assert set(summary["baselines"]) == {"classify_random_init", "majority"}
+  for result in (summary["classify"], summary["baselines"]["classify_random_init"]):
+    assert 0.0 <= result["accuracy"] <= 100.0 and result["steps"] == 12
+  assert os.path.exists(os.path.join(workdir, "pretrain", "export", "model.json"))
+  model = json.load(open(os.path.join(workdir, "pretrain", "export", "model.json")))
+  assert model["length"] == 32
+  assert "dataset toy_sines: {'train': 128, 'test': 64} waves, 4 frequencies" in out.stdout
