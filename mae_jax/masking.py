@@ -120,6 +120,12 @@ def sampling_error(kind: str, grid_hw: tuple[int, int], mask_ratio: float) -> st
   return None
 
 
+def example_noise(key: jax.Array, ids: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """Uniform masking noise, one key per example: ids (N,) -> (N, *shape). Example i draws from
+  fold_in(key, ids[i]), so its mask is the same whatever the devices and micro-batches."""
+  return jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i), shape))(ids)
+
+
 def mask_noise(kind: str, key: jax.Array, batch: int, grid_hw: tuple[int, int],
                mask_ratio: float) -> jax.Array:
   """Per-sample noise (batch, L) float32 whose `masking_ids(noise, mask_ratio)` removes the

@@ -11,11 +11,11 @@ No file of mae_jax changes to run it; tests/test_registry.py runs it end to end.
 import dataclasses
 from typing import Any, Iterator
 
-import jax
 import ml_collections
 import numpy as np
 
 from mae_jax import config_lib, losses, registry
+from mae_jax.masking import example_noise
 from mae_jax.models import Classifier, from_variant
 from mae_jax.tasks import base
 
@@ -73,8 +73,7 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Sines, workdir: str
   tokens = config.data.length // model.patch_size
 
   def loss_fn(params, model_state, batch, rng, example_ids):
-    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (tokens,)))(
-        example_ids)
+    noise = example_noise(rng, example_ids, (tokens,))
     loss, _, _ = model.apply({"params": params}, batch["x"], noise=noise, train=True)
     return loss, (model_state, {"loss": loss})
 

@@ -41,6 +41,11 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   return max(num_examples // batch_size, 1)
 
 
+def per_shard(batch_size: int, num_shards: int) -> int:
+  """One shard's (process's) rows of a global batch; validation makes it divide evenly."""
+  return batch_size // num_shards
+
+
 def split_size(name: str, sizes: dict[str, int], split: str) -> int:
   """sizes[split]; ValueError naming the dataset's splits if it has no `split` (every source's
   num_examples)."""

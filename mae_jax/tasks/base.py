@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from mae_jax import checkpoint, optim, registry, weights
+from mae_jax.data.base import per_shard, steps_per_epoch  # noqa: F401  (the modalities' too)
 from mae_jax.models import MAE, decode_variant, from_variant
 
 Params = Any
@@ -37,16 +38,6 @@ class TrainData:
   # (seed, start_step, num_shards, shard_index) -> this process's endless batches from global
   # step start_step on: its 1/num_shards of every global batch.
   batches: Callable[[int, int, int, int], Iterator[Batch]]
-
-
-def per_shard(batch_size: int, num_shards: int) -> int:
-  """One shard's (process's) rows of a global batch; validation makes it divide evenly."""
-  return batch_size // num_shards
-
-
-def steps_per_epoch(num_examples: int, batch_size: int) -> int:
-  """Whole global batches in one pass over `num_examples`; at least 1."""
-  return max(num_examples // batch_size, 1)
 
 
 def shuffled_rows(n: int, batch_size: int, take: Callable[[np.ndarray], Batch]) -> TrainData:

@@ -29,7 +29,7 @@ from etils import epath
 from mae_jax import config_lib, registry
 from mae_jax.data import series as series_lib
 from mae_jax.errors import ConfigError
-from mae_jax.masking import patch_grid, patchify
+from mae_jax.masking import example_noise, patch_grid, patchify
 from mae_jax.models import MAE, decode_variant
 from mae_jax.models.forecaster import KINDS, Forecaster, channels_to_batch, instance_norm
 from mae_jax.tasks.base import (Batch, Evaluation, Task, TrainData, adamw_tx, encoder_init,
@@ -90,8 +90,7 @@ def pretrain_task(config: ml_collections.ConfigDict, source: series_lib.Series |
 
   def loss_fn(params, model_state, batch, rng, example_ids):
     # One key per (window, variable): masks independent of the devices and micro-batches.
-    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i),
-                                                  (num_vars, patches)))(example_ids)
+    noise = example_noise(rng, example_ids, (num_vars, patches))
     series = _normalised_series(batch["series"], model)
     loss, _, _ = model.apply({"params": params}, series, noise=noise.reshape(-1, patches),
                              train=True)
@@ -113,8 +112,7 @@ def _reconstruction_eval(config: ml_collections.ConfigDict, model: MAE,
 
   def sums(params, model_state, batch):
     index = batch["index"]
-    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(jax.random.key(0), i),
-                                                  (num_vars, patches)))(index)
+    noise = example_noise(jax.random.key(0), index, (num_vars, patches))
     x = _normalised_series(batch["series"], model)
     _, pred, mask = model.apply({"params": params}, x, noise=noise.reshape(-1, patches),
                                 train=False)

@@ -28,6 +28,7 @@ import numpy as np
 from mae_jax import config_lib, registry
 from mae_jax.data import tables as tables_lib
 from mae_jax.errors import ConfigError
+from mae_jax.masking import example_noise
 from mae_jax.models import MAE, decode_variant
 from mae_jax.tasks import table_baselines
 from mae_jax.tasks.base import (Batch, Evaluation, Task, TrainData, export_encoder, mae_tx,
@@ -66,8 +67,7 @@ def impute_task(config: ml_collections.ConfigDict, table: tables_lib.Table | Non
 
   def loss_fn(params, model_state, batch, rng, example_ids):
     # One key per row: its re-masking is the same whatever the devices and micro-batches.
-    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (columns,)))(
-        example_ids)
+    noise = example_noise(rng, example_ids, (columns,))
     loss, _, _ = model.apply({"params": params}, batch["rows"], noise=noise,
                              observed=batch["observed"], train=True)
     return loss, (model_state, {"loss": loss})

@@ -29,7 +29,7 @@ import numpy as np
 from mae_jax import config_lib, confusion, losses, registry, sliding_window, visualize
 from mae_jax.data import volumes
 from mae_jax.errors import ConfigError
-from mae_jax.masking import patch_grid, patchify, unpatchify
+from mae_jax.masking import example_noise, patch_grid, patchify, unpatchify
 from mae_jax.models import MAE, UNETR, decode_variant, from_variant
 from mae_jax.tasks.base import (Batch, Evaluation, Task, TrainData, encoder_init, export_encoder,
                                 finetune_tx, mae_tx, ordered_rows, per_shard, pretrain_model,
@@ -166,8 +166,7 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
   channels = source.in_channels if source is not None else 1
 
   def loss_fn(params, model_state, batch, rng, example_ids):
-    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(rng, i), (tokens,)))(
-        example_ids)
+    noise = example_noise(rng, example_ids, (tokens,))
     loss, _, _ = model.apply({"params": params}, batch["image"], noise=noise, train=True)
     return loss, (model_state, {"loss": loss})
 
@@ -200,8 +199,7 @@ def _fixed_crops(config: ml_collections.ConfigDict, source: Any) -> np.ndarray:
 
 def _noise(count: int, tokens: int) -> jax.Array:
   """Fixed masks for evaluation and pictures: row v's noise from key (0, v)."""
-  return jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(jax.random.key(0), i),
-                                               (tokens,)))(jnp.arange(count))
+  return example_noise(jax.random.key(0), jnp.arange(count), (tokens,))
 
 
 def _reconstruction_eval(config: ml_collections.ConfigDict, model: MAE, crops: np.ndarray,
@@ -209,8 +207,7 @@ def _reconstruction_eval(config: ml_collections.ConfigDict, model: MAE, crops: n
   """The masked-patch loss on the fixed validation crops."""
 
   def sums(params, model_state, batch):
-    noise = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(jax.random.key(0), i),
-                                                  (tokens,)))(batch["index"])
+    noise = example_noise(jax.random.key(0), batch["index"], (tokens,))
     _, pred, mask = model.apply({"params": params}, batch["image"], noise=noise, train=False)
     per_example = jax.vmap(lambda t, p, m: losses.mae_loss(t[None], p[None], m[None],
                                                            model.norm_pix_loss))(
