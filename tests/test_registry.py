@@ -104,3 +104,15 @@ def test_a_modality_from_outside_the_package_runs_end_to_end_through_mae_jax(tmp
   model = json.load(open(os.path.join(workdir, "pretrain", "export", "model.json")))
   assert model["length"] == 32
   assert "dataset toy_sines: {'train': 128, 'test': 64} waves, 4 frequencies" in out.stdout
+
+
+def test_loading_every_modality_and_checking_a_series_config_imports_no_tensorflow():
+  code = ("import sys\n"
+          "from mae_jax import experiment, registry\n"
+          "from tests.helpers import load_config\n"
+          "registry.modalities()\n"
+          "experiment.validate(load_config('temps.py', 'smoke'))\n"
+          "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]

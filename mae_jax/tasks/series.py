@@ -352,10 +352,6 @@ def patchtst_runs(config: ml_collections.ConfigDict) -> list[registry.Run]:
                                             "forecast.init_from": registry.PRODUCED_BY + pretrain})]
 
 
-def series_smoke(c: ml_collections.ConfigDict, image_size: int) -> None:
-  del c, image_size   # the configs shrink their windows themselves
-
-
 registry.register(registry.Modality(
     name="series",
     serves=lambda config: (config.data.dataset in DATASETS or config.data.dataset.startswith(
