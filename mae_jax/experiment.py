@@ -158,7 +158,7 @@ def _check_init_from(config: ml_collections.ConfigDict, stage: str, init_from: s
 
 
 def _stage_seed(seed: int, name: str) -> int:
-  # Distinct, fixed streams per run name (Run.seed_key).
+  # Fixed streams per stage (Run.seed_key): distinct between stages, shared by a stage's twins.
   return seed * 1000 + sum(map(ord, name))
 
 

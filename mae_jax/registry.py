@@ -78,7 +78,8 @@ class Baseline:
   """What a stage is compared with: training runs, or a result computed without training.
 
   `twin` declares the baseline to be stage `twin` itself from another init (the encoder's,
-  "random" unless `overrides` say otherwise): `runs` is then that one run.
+  "random" unless `overrides` say otherwise): `runs` is then that one run, paired with the
+  stage (the same seeds for data order, augmentation and head init; only the init differs).
   """
   name: str
   twin: str = ""
@@ -92,7 +93,9 @@ class Baseline:
   def training_runs(self, config: ConfigDict) -> list[Run]:
     folder = os.path.join("baselines", self.name)
     if self.twin:
-      return [Run(folder, self.twin, {f"{self.twin}.init_from": "random", **self.overrides})]
+      # Paired with the stage: its seeds for data order, augmentation and head init.
+      return [Run(folder, self.twin, {f"{self.twin}.init_from": "random", **self.overrides},
+                  seed_name=self.twin)]
     return self.runs(config) if self.runs is not None else []
 
 

@@ -15,8 +15,8 @@ PACKAGE = "mae_jax.data"
 
 # What the series, table and volume stages (and the model) import: none of it needs TF.
 TF_FREE = ("mae_jax", "mae_jax.errors", "mae_jax.data", "mae_jax.data.base",
-           "mae_jax.data.csvfile", "mae_jax.data.schedule", "mae_jax.data.series",
-           "mae_jax.data.tables", "mae_jax.data.volumes")
+           "mae_jax.data.csvfile", "mae_jax.data.idx", "mae_jax.data.schedule",
+           "mae_jax.data.series", "mae_jax.data.tables", "mae_jax.data.volumes")
 # Names older callers read off the package (mae_jax.data.<name>).
 PACKAGE_NAMES = ("Augment", "DatasetUnavailableError", "Source", "crop_and_flip_draws",
                  "epoch_permutation", "eval_batches", "get_source", "num_train_steps_per_epoch",

@@ -48,7 +48,7 @@ def test_a_twin_baseline_is_its_stage_from_random_init():
   m = registry.for_config(config)
   (run,) = m.baseline("finetune_random_init").training_runs(config)
   assert run == registry.Run(os.path.join("baselines", "finetune_random_init"), "finetune",
-                             {"finetune.init_from": "random"})
+                             {"finetune.init_from": "random"}, seed_name="finetune")
   assert m.baseline("raw_pixels").training_runs(config) == []
 
 
@@ -116,3 +116,41 @@ def test_loading_every_modality_and_checking_a_series_config_imports_no_tensorfl
   proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                         timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_a_stage_and_its_twin_see_the_same_batches_and_head_init(tmp_path, monkeypatch):
+  """Paired arms: the twin baseline trains on the very batches the stage trains on (hashed),
+  from the same head init; only the encoder's init differs."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  config = load_config("digits.py", "smoke")
+  m = registry.for_config(config)
+  source = m.load_source(config)
+  seen = {}
+
+  def fake_train_stage(task, cfg, stage_dir, seed, parallel):
+    del cfg, parallel
+    batches = task.data.batches(seed, 0, 1, 0)
+    digest = hashlib.sha256()
+    for _ in range(3):
+      for key, value in sorted(next(batches).items()):
+        digest.update(key.encode() + np.ascontiguousarray(value).tobytes())
+    x = jax.numpy.zeros((1, *task.input_shape))
+    head = dataclasses.replace(task, init_from="random").init(
+        jax.random.fold_in(jax.random.PRNGKey(seed), 0), x)["params"]["head"]
+    seen[os.path.relpath(stage_dir, str(tmp_path))] = (task.init_from, digest.hexdigest(),
+                                                       jax.tree.map(np.asarray, head))
+    return {}
+
+  monkeypatch.setattr(experiment.train, "train_stage", fake_train_stage)
+  for stage in ("linprobe", "finetune"):
+    experiment.run_stage(config, registry.Run(stage, stage), str(tmp_path), source)
+    (twin,) = m.baseline(f"{stage}_random_init").training_runs(config)
+    experiment.run_stage(config, twin, str(tmp_path), source)
+    ours, theirs = seen[stage], seen[twin.folder]
+    assert ours[0].endswith(os.path.join("pretrain", "export")) and theirs[0] == "random"
+    assert ours[1] == theirs[1], f"{stage}: the twin trains on other batches"
+    jax.tree.map(np.testing.assert_array_equal, ours[2], theirs[2])
+  assert seen["linprobe"][1] != seen["finetune"][1]   # distinct streams between stages

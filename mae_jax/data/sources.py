@@ -2,6 +2,9 @@
 
 `get_source(dataset)` (config.data.dataset) takes one of
   * "digits": scikit-learn's handwritten digits (offline);
+  * "fashion_mnist": TFDS's copy where it is prepared, else Debian's `dataset-fashion-mnist`
+    files (offline), else TFDS (downloads it); "fashion_mnist:/path" or "idx:/path": the four
+    IDX files of MNIST, Fashion-MNIST, KMNIST... in a folder (idx.py);
   * "imagefolder:/path/to/root": your own images, root/<split>/<class>/<image> (imagefolder.py);
   * "images:/path/to/root": unlabeled images at any depth, for pretraining (images.py);
   * "tfds:NAME" or plain "NAME": any TFDS image-classification dataset, e.g. "oxford_iiit_pet",
@@ -23,6 +26,7 @@ import tensorflow_datasets as tfds
 from mae_jax import prepare
 from mae_jax.data import decoding
 from mae_jax.data import digits
+from mae_jax.data import idx
 from mae_jax.data import imagefolder
 from mae_jax.data import images
 from mae_jax.data import seg_datasets
@@ -33,11 +37,15 @@ from mae_jax.data.tfds_prep import prepare_tfds
 from mae_jax.data.tfsetup import tf
 from mae_jax.errors import ConfigError, DatasetUnavailableError
 
-_KNOWN_NAMES = ("'digits', 'imagefolder:/path/to/root', 'images:/path/to/root' (unlabeled), "
+_KNOWN_NAMES = ("'digits', 'fashion_mnist', 'idx:/path' (MNIST-style files), "
+                "'imagefolder:/path/to/root', 'images:/path/to/root' (unlabeled), "
                 "'oxford_iiit_pet', 'tiny_imagenet', or "
                 "any TFDS image-classification dataset name as 'tfds:NAME' or 'NAME' (e.g. "
                 "'cifar10', 'oxford_flowers102', 'imagenet_resized/32x32')")
 _TFDS_PREFIX = "tfds:"
+_FASHION_MNIST = "fashion_mnist"
+_IDX_PREFIXES = ("fashion_mnist:", "idx:")
+_FASHION_MNIST_CLASSES = 10
 _READ_CHUNK = 64   # examples read from a random-access store at once, in order
 
 
@@ -115,6 +123,11 @@ def get_source(dataset: str, data_dir: str | None = None, *, holdout: float = 0.
     return Source(name="digits", num_classes=digits.num_classes(),
                   split_sizes={s: len(arrays[s][1]) for s in digits.SPLITS},
                   train_split="train", eval_split="test", loader=digits.digits_dataset)
+  if dataset == _FASHION_MNIST:
+    return _fashion_mnist_source(data_dir, file_format)
+  if dataset.startswith(_IDX_PREFIXES):
+    prefix, _, folder = dataset.partition(":")
+    return _idx_source(dataset, folder, _FASHION_MNIST_CLASSES if prefix == _FASHION_MNIST else 0)
   if dataset.startswith(imagefolder.PREFIX):
     return _imagefolder_source(dataset[len(imagefolder.PREFIX):])
   if dataset.startswith(images.PREFIX):
@@ -128,6 +141,36 @@ def source_for(d: Any) -> Source:
   """The Source that config.data `d` names (dataset, data_dir, holdout, holdout_max)."""
   return get_source(d.dataset, d.data_dir or None, holdout=d.holdout, holdout_max=d.holdout_max,
                     file_format=d.tfds_file_format, num_classes=d.num_classes)
+
+
+def _fashion_mnist_source(data_dir: str | None, file_format: str) -> Source:
+  """TFDS's fashion_mnist where it is prepared; else Debian's files, so that an offline machine
+  with them never waits on a download attempt; else TFDS (downloads, or says what to fetch)."""
+  if (not tfds.builder(_FASHION_MNIST, data_dir=data_dir).is_prepared()
+      and idx.has_files(idx.FASHION_MNIST_DIR)):
+    return _idx_source(f"{_FASHION_MNIST}:{idx.FASHION_MNIST_DIR}", idx.FASHION_MNIST_DIR,
+                       _FASHION_MNIST_CLASSES)
+  return _tfds_source(_FASHION_MNIST, data_dir, file_format)
+
+
+def _idx_source(name: str, folder: str, num_classes: int) -> Source:
+  """The IDX files in `folder` (idx.py) held in memory: grey images served as uint8 RGB.
+  num_classes 0: one more than the largest label."""
+  if not os.path.isdir(folder):
+    raise DatasetUnavailableError(f"IDX dataset folder {folder!r} does not exist")
+  arrays = idx.read_folder(folder, num_classes)
+
+  def loader(split: str) -> tf.data.Dataset:
+    images, labels = arrays[split]
+    # Grey stays grey (a third of the memory) until each example is served.
+    ds = tf.data.Dataset.from_tensor_slices({"image": images[..., None], "label": labels})
+    return ds.map(lambda ex: {"image": tf.image.grayscale_to_rgb(ex["image"]),
+                              "label": ex["label"]},
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+  return Source(name=name, num_classes=num_classes or idx.num_classes(arrays),
+                split_sizes={split: len(arrays[split][1]) for split in idx.SPLITS},
+                train_split="train", eval_split="test", loader=loader)
 
 
 def _segmentation_images(seg: "seg_sources.SegSource") -> Source:

@@ -346,10 +346,12 @@ def patchtst_runs(config: ml_collections.ConfigDict) -> list[registry.Run]:
   del config
   folder = os.path.join("baselines", "patchtst")
   pretrain = os.path.join(folder, "pretrain")
+  # Each run paired with its stage: only the masking differs.
   return [registry.Run(pretrain, "pretrain", {"model.encoder_mask_tokens": True,
-                                              "model.mask_value": "zero"}),
+                                              "model.mask_value": "zero"}, seed_name="pretrain"),
           registry.Run(folder, "forecast", {"forecast.model": "transformer",
-                                            "forecast.init_from": registry.PRODUCED_BY + pretrain})]
+                                            "forecast.init_from": registry.PRODUCED_BY + pretrain},
+                       seed_name="forecast")]
 
 
 registry.register(registry.Modality(
