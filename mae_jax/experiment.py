@@ -208,7 +208,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   if is_main():
     epath.Path(workdir, SUMMARY_JSON).write_text(json.dumps(summary, indent=2))
     from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
-    report.write_report(workdir, summary, source.name, config.model.variant)
+    report.write_report(workdir, summary, source.name, config.model.variant, m.titles(),
+                        m.twins())
     if m.summarize is not None:
       m.summarize(config, workdir, summary, source)
   echo(json.dumps(summary, indent=2))

@@ -56,6 +56,7 @@ class Stage:
   else); None for a stage without one (visualize reads config.visualize).
   """
   name: str
+  title: str = ""      # its row in results.md and its plot's title; "" = the name
   # (config, source, workdir) -> the Task train.train_stage runs.
   task: Callable[[ConfigDict, Any, str], Any] | None = None
   # (config, source, workdir) -> the stage's result, for a stage the loop does not train.
@@ -82,6 +83,7 @@ class Baseline:
   stage (the same seeds for data order, augmentation and head init; only the init differs).
   """
   name: str
+  title: str = ""      # its row in results.md; "" = the name
   twin: str = ""
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   # config -> the baseline's training runs in order; its result is the last one's.
@@ -126,6 +128,14 @@ class Modality:
   summarize: Callable[[ConfigDict, str, dict[str, Any], Any], None] | None = None
   # Serves any dataset no other modality serves (images: TFDS names).
   fallback: bool = False
+
+  def titles(self) -> dict[str, str]:
+    """Stage and baseline names -> their titles (for the report)."""
+    return {x.name: x.title or x.name for x in (*self.stages, *self.baselines)}
+
+  def twins(self) -> dict[str, str]:
+    """Twin baseline -> its stage, for the baselines that differ from it in the init alone."""
+    return {b.name: b.twin for b in self.baselines if b.twin and not b.overrides}
 
   def stage(self, name: str) -> Stage:
     for s in self.stages:

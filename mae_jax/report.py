@@ -19,21 +19,6 @@ REFERENCES: dict[str, tuple[str, str, dict[str, float]]] = {
     "imagenet2012": ("official MAE (He et al. 2022)", "ViT-B/16",
                      {"finetune": 83.6, "linprobe": 68.0}),
 }
-_ROW_NAMES = {"pretrain": "pretrain (MAE loss)", "linprobe": "linear probe",
-              "segment": "segmentation", "segment_random_init": "segmentation, random init",
-              "finetune": "fine-tune", "linprobe_random_init": "linear probe, random init",
-              "finetune_random_init": "fine-tune, random init",
-              "raw_pixels": "logistic regression on raw pixels",
-              "forecast": "forecast (pretrained transformer)",
-              "forecast_random_init": "forecast, transformer from random init",
-              "persistence": "persistence (last value)", "linear": "linear on the look-back",
-              "rnn": "RNN", "lstm": "LSTM", "gru": "GRU",
-              "patchtst": "forecast, PatchTST-style masked pretraining",
-              "impute": "impute (masked autoencoder)", "mean": "column mean",
-              "mlp": "2-layer MLP per column", "knn": "kNN (5 neighbours)",
-              "mice": "MICE (IterativeImputer)", "missforest": "MissForest-style (extra trees)"}
-
-
 def read_metrics(path: str) -> list[dict[str, Any]]:
   """The records of a metrics.jsonl; [] when there is none."""
   p = epath.Path(path)
@@ -59,23 +44,34 @@ def _series(records: list[dict[str, Any]], split: str, key: str) -> tuple[list[i
   return [r["step"] for r in rows], [r[key] for r in rows]
 
 
-def plot_curves(runs: dict[str, list[dict[str, Any]]], key: str, ylabel: str, path: str) -> bool:
-  """One panel per run with its train and eval `key` against step; False if no run has `key`."""
+def plot_curves(runs: dict[str, list[dict[str, Any]]], key: str, ylabel: str, path: str,
+                titles: dict[str, str] | None = None, twins: dict[str, str] | None = None
+                ) -> bool:
+  """One panel per run with its train and eval `key` against step; a twin baseline (`twins`:
+  baseline -> stage) drawn on its stage's panel, so the gap is seen at a glance. False if no
+  run has `key`."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")           # files only, no display
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  shown = {n: r for n, r in runs.items()
-           if _series(r, "train", key)[0] or _series(r, "eval", key)[0]}
+  titles, twins = titles or {}, twins or {}
+  def has(n: str) -> bool:
+    return bool(_series(runs[n], "train", key)[0] or _series(runs[n], "eval", key)[0])
+
+  shown = [n for n in runs if has(n) and not (n in twins and twins[n] in runs and has(twins[n]))]
   if not shown:
     return False
   fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 3.5), squeeze=False)
-  for ax, (name, records) in zip(axes[0], shown.items()):
-    for split, style in (("train", "-"), ("eval", "o-")):
-      steps, values = _series(records, split, key)
-      if steps:
-        ax.plot(steps, values, style, label=split, markersize=4)
-    ax.set_title(_ROW_NAMES.get(name, name))
+  for ax, name in zip(axes[0], shown):
+    pair = [(name, "C0", "")] + [(b, "C1", "random init ") for b, s in twins.items()
+                                 if s == name and b in runs and has(b)]
+    for run, colour, prefix in pair:
+      for split, style in (("train", "-"), ("eval", "o-")):
+        steps, values = _series(runs[run], split, key)
+        if steps:
+          ax.plot(steps, values, style, color=colour, label=prefix + split, markersize=4,
+                  alpha=0.6 if split == "train" else 1.0)
+    ax.set_title(titles.get(name, name) + (" vs random init" if len(pair) > 1 else ""))
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -92,8 +88,11 @@ def _base_name(dataset: str) -> str:
   return dataset.removeprefix("tfds:").split(":")[0].split("/")[0]
 
 
-def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
-  """Markdown: one row per stage and baseline; a published column where `dataset` has one."""
+def results_table(summary: dict[str, Any], dataset: str, variant: str,
+                  titles: dict[str, str] | None = None) -> str:
+  """Markdown: one row per stage and baseline (`titles`: name -> row); a published column where
+  `dataset` has one."""
+  titles = titles or {}
   ref = REFERENCES.get(_base_name(dataset))
   head = ["run", f"ours ({variant}) top-1 %", "top-5 %"]
   results = [*summary.values(), *summary.get("baselines", {}).values()]
@@ -124,7 +123,7 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
       cells = [f"loss {result['loss']:.4f}", ""]
     else:
       continue
-    row = [_ROW_NAMES.get(name, name), *cells]
+    row = [titles.get(name, name), *cells]
     if ref:
       published = ref[2].get(name)
       row.append(f"{published:.2f}" if published is not None else "")
@@ -132,15 +131,44 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write_report(workdir: str, summary: dict[str, Any], dataset: str, variant: str
+# The score a paired difference is taken on, in order of preference, and whether higher is better.
+_SCORES = (("top1", True), ("miou", True), ("dice", True), ("mse", False), ("rmse", False))
+
+
+def paired_differences(summary: dict[str, Any], titles: dict[str, str] | None,
+                       twins: dict[str, str]) -> str:
+  """Markdown: each stage minus its random-init twin (the same seeds, only the encoder's init
+  differs) on the stage's score; "" without a pair."""
+  titles, lines = titles or {}, []
+  for baseline, stage in twins.items():
+    ours, theirs = summary.get(stage), summary.get("baselines", {}).get(baseline)
+    if not ours or not theirs:
+      continue
+    for key, higher in _SCORES:
+      if key in ours and key in theirs:
+        better = "higher" if higher else "lower"
+        lines.append(f"| {titles.get(stage, stage)} | {key} | {ours[key]:.4g} | "
+                     f"{theirs[key]:.4g} | {ours[key] - theirs[key]:+.4g} ({better} is better) |")
+        break
+  if not lines:
+    return ""
+  return ("\n## Pretrained vs random init (paired: the same seeds)\n\n"
+          "| stage | score | pretrained | random init | difference |\n|---|---|---|---|---|\n"
+          + "\n".join(lines) + "\n")
+
+
+def write_report(workdir: str, summary: dict[str, Any], dataset: str, variant: str,
+                 titles: dict[str, str] | None = None, twins: dict[str, str] | None = None
                  ) -> list[str]:
-  """Writes the plots and results.md into `workdir`; returns the files written."""
+  """Writes the plots and results.md into `workdir`; returns the files written. `titles`: run
+  name -> its name in the report; `twins`: random-init baseline -> the stage it pairs with."""
   runs = run_metrics(workdir, summary)
   written = []
   for key, label, name in (("loss", "loss", LOSS_PNG), ("top1", "top-1 %", ACCURACY_PNG)):
-    if plot_curves(runs, key, label, os.path.join(workdir, name)):
+    if plot_curves(runs, key, label, os.path.join(workdir, name), titles, twins):
       written.append(name)
-  md = [f"# Results: {dataset}, {variant}\n", results_table(summary, dataset, variant)]
+  md = [f"# Results: {dataset}, {variant}\n", results_table(summary, dataset, variant, titles),
+        paired_differences(summary, titles, twins or {})]
   ref = REFERENCES.get(_base_name(dataset))
   if ref:
     md.append(f"\nPublished figures: {ref[0]}, {ref[1]}; "

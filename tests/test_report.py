@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from mae_jax import report
+from mae_jax import registry, report
 
 
 def _fake_run(workdir):
@@ -28,21 +28,28 @@ def _fake_run(workdir):
 
 def test_report_plots_and_table(tmp_path):
   summary = _fake_run(str(tmp_path))
-  written = report.write_report(str(tmp_path), summary, "oxford_iiit_pet", "B/16")
+  images = registry.get("images")
+  written = report.write_report(str(tmp_path), summary, "oxford_iiit_pet", "B/16",
+                                images.titles(), images.twins())
   assert written == [report.LOSS_PNG, report.ACCURACY_PNG, report.RESULTS_MD]
   from PIL import Image  # pylint: disable=g-import-not-at-top
   loss = np.asarray(Image.open(tmp_path / report.LOSS_PNG).convert("RGB"))
   acc = np.asarray(Image.open(tmp_path / report.ACCURACY_PNG).convert("RGB"))
-  # Three runs with a loss, side by side; two with accuracy (pretrain has none).
+  # Two panels with a loss, side by side (the random-init twin drawn on the linear probe's);
+  # one with accuracy (pretrain has none).
   assert loss.shape[1] > acc.shape[1] > loss.shape[0]
+  assert abs(loss.shape[1] - 2 * acc.shape[1]) < 20
   assert (loss < 250).any() and (acc < 250).any()           # something is drawn
   md = (tmp_path / report.RESULTS_MD).read_text()
+  table, paired = md.split("## Pretrained vs random init")
   rows = {line.split(" | ")[0].strip("| "): line
-          for line in md.splitlines() if line.startswith("|")}
+          for line in table.splitlines() if line.startswith("|")}
   assert "| 71.25 | 90.50 | 75.63 |" in rows["linear probe"]
   assert "loss 0.3333" in rows["pretrain (MAE loss)"]
   assert rows["logistic regression on raw pixels"].endswith("| 30.00 | 70.00 |  |")
   assert "study" in md and "![loss.png](loss.png)" in md
+  # The stage minus its twin, on the same seeds.
+  assert "| linear probe | top1 | 71.25 | 12 | +59.25 (higher is better) |" in paired
 
 
 def test_table_has_official_numbers_for_imagenet_only():

@@ -493,7 +493,8 @@ def image_smoke(c: ml_collections.ConfigDict, image_size: int) -> None:
   c.visualize.every_steps = 0     # tests/test_visualize.py covers it; every smoke run need not
 
 
-PRETRAIN = registry.Stage("pretrain", task=lambda c, source, workdir: pretrain_task(c, source),
+PRETRAIN = registry.Stage("pretrain", title="pretrain (MAE loss)",
+                          task=lambda c, source, workdir: pretrain_task(c, source),
                           section=pretrain_section, needs_labels=False)
 VISUALIZE = registry.Stage("visualize", run=run_visualize, needs_labels=False)
 
@@ -503,16 +504,18 @@ registry.register(registry.Modality(
     fallback=True,
     load_source=image_source,
     stages=(PRETRAIN,
-            registry.Stage("linprobe", section=linprobe_section,
+            registry.Stage("linprobe", title="linear probe", section=linprobe_section,
                            task=lambda c, source, workdir: classifier_task(
                                c, "linprobe", source.num_classes, workdir, source)),
-            registry.Stage("finetune", section=finetune_section,
+            registry.Stage("finetune", title="fine-tune", section=finetune_section,
                            task=lambda c, source, workdir: classifier_task(
                                c, "finetune", source.num_classes, workdir, source)),
             VISUALIZE),
-    baselines=(registry.Baseline("linprobe_random_init", twin="linprobe"),
-               registry.Baseline("finetune_random_init", twin="finetune"),
-               registry.Baseline("raw_pixels",
+    baselines=(registry.Baseline("linprobe_random_init", "linear probe, random init",
+                                 twin="linprobe"),
+               registry.Baseline("finetune_random_init", "fine-tune, random init",
+                                 twin="finetune"),
+               registry.Baseline("raw_pixels", "logistic regression on raw pixels",
                                  compute=lambda c, source, workdir: raw_pixels(c, source))),
     model_size=lambda config: {"image_size": config.data.image_size},
     data_fields=data_fields,

@@ -77,7 +77,8 @@ def segment_task(config: ml_collections.ConfigDict, workdir: str, with_data: boo
     return loss, (dict(new_state), {"loss": loss, "decode_loss": main})
 
   task = Task(stage, model, loss_fn, finetune_tx(config, s),
-              input_shape=(s.crop_size, s.crop_size, 3), init_from=encoder_init(s.init_from, workdir))
+              input_shape=(s.crop_size, s.crop_size, 3),
+              init_from=encoder_init(s.init_from, workdir))
   if not with_data:
     return task
   return dataclasses.replace(task, data=_train_data(config, source),
@@ -99,7 +100,8 @@ def _train_data(config: ml_collections.ConfigDict, source: Any) -> TrainData:
 
   def batches(seed: int, start_step: int, num_shards: int, shard_index: int) -> Iterator[Batch]:
     return seg_pipeline.train_batches(
-        source, source.train_split, batch_size=per_shard(s.batch_size, num_shards), crop=s.crop_size,
+        source, source.train_split, batch_size=per_shard(s.batch_size, num_shards),
+        crop=s.crop_size,
         scale=tuple(s.scale), ratio_range=tuple(s.ratio_range), cat_max_ratio=s.cat_max_ratio,
         hflip=s.hflip, distort=s.photometric, seed=seed, start_step=start_step,
         num_shards=num_shards, shard_index=shard_index)
@@ -266,10 +268,12 @@ registry.register(registry.Modality(
     # The dataset's images, for pretrain and visualize; the segment stage reads its label maps.
     load_source=images.image_source,
     stages=(images.PRETRAIN,
-            registry.Stage("segment", section=segment_section, validate=validate_segment,
+            registry.Stage("segment", title="segmentation", section=segment_section,
+                           validate=validate_segment,
                            task=lambda c, source, workdir: segment_task(c, workdir)),
             images.VISUALIZE),
-    baselines=(registry.Baseline("segment_random_init", twin="segment"),),
+    baselines=(registry.Baseline("segment_random_init", "segmentation, random init",
+                                 twin="segment"),),
     model_size=lambda config: {"image_size": config.data.image_size},
     data_fields=images.data_fields,
     sections={"visualize": images.visualize_section},

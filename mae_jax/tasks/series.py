@@ -277,7 +277,8 @@ def persistence(config: ml_collections.ConfigDict, source: series_lib.Series
 DATASETS = ("vega_temps",)
 PREFIXES = ("ett:", "csv:")
 # Forecasters of other kinds (config.forecast.model), each a baseline from random init.
-FORECASTER_BASELINES = ("linear", "rnn", "lstm", "gru")
+FORECASTER_BASELINES = {"linear": "linear on the look-back", "rnn": "RNN", "lstm": "LSTM",
+                        "gru": "GRU"}
 
 
 def data_fields() -> dict[str, Any]:
@@ -359,17 +360,21 @@ registry.register(registry.Modality(
     serves=lambda config: (config.data.dataset in DATASETS or config.data.dataset.startswith(
         PREFIXES)) and "impute" not in registry.names(config.stages),
     load_source=series_source,
-    stages=(registry.Stage("pretrain", section=pretrain_section, needs_labels=False,
+    stages=(registry.Stage("pretrain", title="pretrain (MAE loss)", section=pretrain_section,
+                           needs_labels=False,
                            task=lambda c, source, workdir: pretrain_task(c, source)),
-            registry.Stage("forecast", section=forecast_section,
+            registry.Stage("forecast", title="forecast (pretrained transformer)",
+                           section=forecast_section,
                            loads_encoder=lambda c: c.forecast.model == "transformer",
                            task=lambda c, source, workdir: forecast_task(c, workdir, source))),
-    baselines=(registry.Baseline("forecast_random_init", twin="forecast"),
-               registry.Baseline("persistence",
+    baselines=(registry.Baseline("forecast_random_init", "forecast, transformer from random init",
+                                 twin="forecast"),
+               registry.Baseline("persistence", "persistence (last value)",
                                  compute=lambda c, source, workdir: persistence(c, source)),
-               *(registry.Baseline(k, twin="forecast", overrides={"forecast.model": k})
-                 for k in FORECASTER_BASELINES),
-               registry.Baseline("patchtst", runs=patchtst_runs)),
+               *(registry.Baseline(k, title, twin="forecast", overrides={"forecast.model": k})
+                 for k, title in FORECASTER_BASELINES.items()),
+               registry.Baseline("patchtst", "forecast, PatchTST-style masked pretraining",
+                                 runs=patchtst_runs)),
     model_size=lambda config: {"lookback": config.data.lookback},
     data_fields=data_fields,
     validate=validate_series,

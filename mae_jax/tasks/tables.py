@@ -190,8 +190,13 @@ def validate_rows(config: ml_collections.ConfigDict, table: tables_lib.Table,
                         f"the {rows} training rows of {table.name}")
 
 
+IMPUTER_TITLES = {"mean": "column mean", "mlp": "2-layer MLP per column",
+                  "knn": "kNN (5 neighbours)", "mice": "MICE (IterativeImputer)",
+                  "missforest": "MissForest-style (extra trees)"}
+
+
 def _imputer(name: str) -> registry.Baseline:
-  return registry.Baseline(name, needs_labels=False,
+  return registry.Baseline(name, IMPUTER_TITLES[name], needs_labels=False,
                            compute=lambda c, table, workdir: baseline(c, table, name, workdir))
 
 
@@ -199,7 +204,8 @@ registry.register(registry.Modality(
     name="tables",
     serves=lambda config: "impute" in registry.names(config.stages),
     load_source=table_source,
-    stages=(registry.Stage("impute", section=impute_section, needs_labels=False,
+    stages=(registry.Stage("impute", title="impute (masked autoencoder)",
+                           section=impute_section, needs_labels=False,
                            task=lambda c, table, workdir: impute_task(c, table)),),
     baselines=tuple(_imputer(name) for name in table_baselines.BASELINE_IMPUTERS),
     data_fields=data_fields,
