@@ -31,17 +31,22 @@ def get_config(arg: str | None = None):
     c[stage].checkpoint_every_steps = 200
     c[stage].log_every_steps = 50
 
-  # Steps, not epochs: one epoch of 60,000 images is 234 steps at batch 256, and the whole run
-  # (stages and baselines) is sized for a couple of CPU cores.
-  c.pretrain.update(batch_size=256, num_steps=1000, base_lr=1.5e-3, warmup_epochs=1,
+  # Steps, not epochs: an epoch of 60,000 images is 234 steps at batch 256, and the whole run
+  # (stages and baselines) is sized for a couple of CPU cores. Warmup counts whole epochs, so
+  # pretraining warms up for its first 234 steps and the short probe and fine-tune not at all.
+  c.pretrain.update(batch_size=256, num_steps=350, base_lr=1.5e-3, warmup_epochs=1,
                     crop_scale=(0.5, 1.0))
-  # LARS: see configs/digits.py for why the trust coefficient is larger than the official one.
-  c.linprobe.update(batch_size=256, num_steps=400, base_lr=1.0, trust_coefficient=0.05,
-                    warmup_epochs=0, crop_scale=(0.8, 1.0), eval_every_epochs=10)
-  c.finetune.update(batch_size=256, num_steps=500, base_lr=2e-3, warmup_epochs=0,
-                    layer_decay=0.75, drop_path=0.1, crop_scale=(0.7, 1.0), eval_every_epochs=10,
+  # LARS: configs/digits.py says why the trust coefficient is 50x the official one.
+  c.linprobe.update(batch_size=256, num_steps=120, base_lr=1.0, trust_coefficient=0.05,
+                    warmup_epochs=0, crop_scale=(0.8, 1.0))
+  # Crop and flip only: RandAugment, erasing and mixing would need far more than these steps.
+  c.finetune.update(batch_size=128, num_steps=150, base_lr=2e-3, warmup_epochs=0,
+                    layer_decay=0.75, drop_path=0.1, crop_scale=(0.7, 1.0),
                     rand_augment_layers=0, color_jitter=0.0, random_erase_prob=0.0,
                     mixup_alpha=0.0, cutmix_alpha=0.0)
+  # L-BFGS on 60,000 x 2,352 pixels takes ~7 minutes to its default 1,000 iterations on 2
+  # cores; 100 get within a point of it (83.6% top-1 at 1,000).
+  c.raw_pixels.max_iter = 100
   if arg.smoke:
     config_lib.smoke(c, image_size=28, patch_size=4)
   return c

@@ -159,9 +159,18 @@ def adamw_tx(s: ml_collections.ConfigDict, *, layer_decay: float = 1.0, depth: i
   over a `depth`-block encoder, gradient clipping, and parameters outside `trainable` frozen."""
 
   def make_tx(schedule: optax.Schedule, params: Params) -> optax.GradientTransformation:
-    tx = optim.adamw(schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay,
-                     layer_decay=layer_decay, depth=depth, grad_clip_norm=grad_clip_norm)
-    return tx if trainable is None else optim.freeze(tx, params, trainable=trainable)
+    if trainable is None:
+      return optim.adamw(schedule, params, b1=s.b1, b2=s.b2, weight_decay=s.weight_decay,
+                         layer_decay=layer_decay, depth=depth, grad_clip_norm=grad_clip_norm)
+    # The layer-wise scales are a tree of every parameter, which the frozen part's transform
+    # never sees: applied after it (a per-leaf scale commutes with the lr's).
+    tx = optim.freeze(optim.adamw(schedule, params, b1=s.b1, b2=s.b2,
+                                  weight_decay=s.weight_decay, grad_clip_norm=grad_clip_norm),
+                      params, trainable=trainable)
+    if layer_decay == 1.0:
+      return tx
+    return optax.chain(tx, optim.scale_by_tree(optim.layerwise_lr_scales(params, depth,
+                                                                         layer_decay)))
 
   return make_tx
 
@@ -172,12 +181,15 @@ def mae_tx(s: ml_collections.ConfigDict
   return adamw_tx(s)
 
 
-def finetune_tx(config: ml_collections.ConfigDict, s: ml_collections.ConfigDict
+def finetune_tx(config: ml_collections.ConfigDict, s: ml_collections.ConfigDict,
+                freeze_encoder: bool = False
                 ) -> Callable[[optax.Schedule, Params], optax.GradientTransformation]:
   """A stage that fine-tunes the config's encoder under a head: AdamW with s.layer_decay over
-  the encoder's blocks and s.grad_clip_norm."""
+  the encoder's blocks and s.grad_clip_norm; with `freeze_encoder` the head alone moves (what
+  the encoder's features are worth, without the fine-tune's confound)."""
   return adamw_tx(s, layer_decay=s.layer_decay, depth=decode_variant(config.model.variant).depth,
-                  grad_clip_norm=s.grad_clip_norm)
+                  grad_clip_norm=s.grad_clip_norm,
+                  trainable=(lambda names: names[0] != "encoder") if freeze_encoder else None)
 
 
 def export_encoder(config: ml_collections.ConfigDict, variables: dict[str, Any],

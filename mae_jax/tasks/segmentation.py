@@ -54,7 +54,7 @@ def segment_model(config: ml_collections.ConfigDict, num_classes: int) -> Segmen
                       feature_blocks=tuple(s.feature_blocks), neck=s.neck,
                       neck_channels=s.neck_channels, channels=s.channels, dropout=s.dropout,
                       aux_channels=s.aux_channels if s.aux_weight > 0 else 0,
-                      drop_path=s.drop_path, bn_axis_name=DATA_AXIS,
+                      drop_path=0.0 if s.probe else s.drop_path, bn_axis_name=DATA_AXIS,
                       dtype=jnp.dtype(config.model.dtype), attention=config.model.attention)
 
 
@@ -76,7 +76,7 @@ def segment_task(config: ml_collections.ConfigDict, workdir: str, with_data: boo
                    else 0.0)
     return loss, (dict(new_state), {"loss": loss, "decode_loss": main})
 
-  task = Task(stage, model, loss_fn, finetune_tx(config, s),
+  task = Task(stage, model, loss_fn, finetune_tx(config, s, freeze_encoder=s.probe),
               input_shape=(s.crop_size, s.crop_size, 3),
               init_from=encoder_init(s.init_from, workdir))
   if not with_data:
@@ -220,6 +220,7 @@ def segment_section() -> ml_collections.ConfigDict:
       batch_size=16, num_epochs=0, num_steps=160000, base_lr=1.6e-3,
       warmup_epochs=1500 / 1263, lr_schedule="poly", b1=0.9, b2=0.999,
       weight_decay=0.05, layer_decay=0.65, drop_path=0.1, grad_clip_norm=0.0,
+      probe=False,                    # True: frozen encoder, the neck and heads alone train
       feature_blocks=(3, 6, 9, 12),   # the study's; mmsegmentation's: 4, 6, 8, 12
       neck="feature2pyramid",         # or "simple" (ViTDet, from the last block)
       neck_channels=256, channels=512, dropout=0.1,

@@ -267,7 +267,8 @@ def segment3d_model(config: ml_collections.ConfigDict, num_classes: int) -> UNET
   s = config.segment3d
   return from_variant(UNETR, config.model.variant, num_classes=num_classes,
                       feature_size=s.feature_size, feature_blocks=tuple(s.feature_blocks),
-                      drop_path=s.drop_path, dtype=jnp.dtype(config.model.dtype),
+                      drop_path=0.0 if s.probe else s.drop_path,
+                      dtype=jnp.dtype(config.model.dtype),
                       attention=config.model.attention, conv=s.conv)
 
 
@@ -287,7 +288,7 @@ def segment3d_task(config: ml_collections.ConfigDict, workdir: str, source: Any 
     loss = losses.dice_ce_loss(logits, batch["label"], num_classes)
     return loss, (model_state, {"loss": loss})
 
-  task = Task("segment3d", model, loss_fn, finetune_tx(config, s),
+  task = Task("segment3d", model, loss_fn, finetune_tx(config, s, freeze_encoder=s.probe),
               input_shape=(*roi(config), in_channels),
               init_from=encoder_init(s.init_from, workdir))
   if source is None:
@@ -445,6 +446,7 @@ def segment3d_section() -> ml_collections.ConfigDict:
   return config_lib.loop_section(
       batch_size=4, num_epochs=0, num_steps=25000, base_lr=6.4e-3, warmup_epochs=0, b1=0.9,
       b2=0.999, weight_decay=1e-5, layer_decay=1.0, grad_clip_norm=0.0, drop_path=0.0,
+      probe=False,    # True: frozen encoder, the UNETR's decoder alone trains
       feature_size=16,
       # The ViT blocks the skips come from, the last the bottleneck (the UNETR paper's z3, z6,
       # z9, z12; MONAI's code taps 4, 7, 10, 12).
