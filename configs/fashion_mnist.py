@@ -8,8 +8,11 @@ Reads TFDS's fashion_mnist where it is prepared, else Debian's files in
 IDX files from a folder (docs/datasets.md). Train 60,000 / test 10,000, grey served as RGB at
 its native 28 px: a 4-block, 128-wide ViT with 4x4 patches (49 tokens, 12 visible at mask
 0.75). Pretrain -> linear probe -> fine-tune, plus three baselines: the same probe and the
-same fine-tune from random init, and raw-pixel logistic regression.
-`:smoke` runs every stage for a few steps on whatever `data.dataset` names.
+same fine-tune from random init, and raw-pixel logistic regression. The whole run took 16
+minutes on 2 CPU cores (seed 0, Debian's files): linear probe 67.4% top-1 (random init 62.1%),
+fine-tune 68.6% (random init 56.5%), raw pixels 84.3%. At a budget this small pretraining
+beats random init but not logistic regression on the pixels; longer runs: raise num_steps.
+`:smoke` runs every stage for a few steps (~1.5 minutes; tests give it a generated IDX folder).
 """
 
 from mae_jax import config_lib
@@ -23,7 +26,7 @@ def get_config(arg: str | None = None):
   c.model.decoder_width, c.model.decoder_depth, c.model.decoder_heads = 128, 2, 4
   c.data.dataset = "fashion_mnist"
   c.data.image_size = 28
-  # Per-pixel mean and std of the 60,000 training images (one grey value in all three channels).
+  # Mean and std over every pixel of the 60,000 training images (grey: the same in each channel).
   c.data.mean, c.data.std = (0.2860,) * 3, (0.3530,) * 3
   c.data.eval_crop_ratio = 1.0      # the garment fills the frame; cropping would cut it
   for stage in config_lib.stage_sections(c):
@@ -34,18 +37,18 @@ def get_config(arg: str | None = None):
   # Steps, not epochs: an epoch of 60,000 images is 234 steps at batch 256, and the whole run
   # (stages and baselines) is sized for a couple of CPU cores. Warmup counts whole epochs, so
   # pretraining warms up for its first 234 steps and the short probe and fine-tune not at all.
-  c.pretrain.update(batch_size=256, num_steps=350, base_lr=1.5e-3, warmup_epochs=1,
+  c.pretrain.update(batch_size=256, num_steps=280, base_lr=1.5e-3, warmup_epochs=1,
                     crop_scale=(0.5, 1.0))
   # LARS: configs/digits.py says why the trust coefficient is 50x the official one.
-  c.linprobe.update(batch_size=256, num_steps=120, base_lr=1.0, trust_coefficient=0.05,
+  c.linprobe.update(batch_size=256, num_steps=100, base_lr=1.0, trust_coefficient=0.05,
                     warmup_epochs=0, crop_scale=(0.8, 1.0))
   # Crop and flip only: RandAugment, erasing and mixing would need far more than these steps.
-  c.finetune.update(batch_size=128, num_steps=150, base_lr=2e-3, warmup_epochs=0,
+  c.finetune.update(batch_size=128, num_steps=120, base_lr=2e-3, warmup_epochs=0,
                     layer_decay=0.75, drop_path=0.1, crop_scale=(0.7, 1.0),
                     rand_augment_layers=0, color_jitter=0.0, random_erase_prob=0.0,
                     mixup_alpha=0.0, cutmix_alpha=0.0)
-  # L-BFGS on 60,000 x 2,352 pixels takes ~7 minutes to its default 1,000 iterations on 2
-  # cores; 100 get within a point of it (83.6% top-1 at 1,000).
+  # L-BFGS on 60,000 x 2,352 pixels took 7.5 minutes for its default 1,000 iterations on 2
+  # cores (83.6% top-1); 100 took under one and score 84.3%.
   c.raw_pixels.max_iter = 100
   if arg.smoke:
     config_lib.smoke(c, image_size=28, patch_size=4)

@@ -37,11 +37,11 @@ from mae_jax.data.tfds_prep import prepare_tfds
 from mae_jax.data.tfsetup import tf
 from mae_jax.errors import ConfigError, DatasetUnavailableError
 
-_KNOWN_NAMES = ("'digits', 'fashion_mnist', 'idx:/path' (MNIST-style files), "
-                "'imagefolder:/path/to/root', 'images:/path/to/root' (unlabeled), "
+_KNOWN_NAMES = ("'digits', 'imagefolder:/path/to/root', 'images:/path/to/root' (unlabeled), "
                 "'oxford_iiit_pet', 'tiny_imagenet', or "
                 "any TFDS image-classification dataset name as 'tfds:NAME' or 'NAME' (e.g. "
-                "'cifar10', 'oxford_flowers102', 'imagenet_resized/32x32')")
+                "'cifar10', 'oxford_flowers102', 'imagenet_resized/32x32'); MNIST-style IDX "
+                "files: 'fashion_mnist', 'fashion_mnist:/path', 'idx:/path'")
 _TFDS_PREFIX = "tfds:"
 _FASHION_MNIST = "fashion_mnist"
 _IDX_PREFIXES = ("fashion_mnist:", "idx:")
