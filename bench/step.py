@@ -84,7 +84,7 @@ def bench_train_step(target: str, *, variant: str, image_size: int, batch_size: 
     depth = decode_variant(variant).depth
     # Four taps spread over the encoder, ending at its last block (B: 3, 6, 9, 12).
     config.segment.feature_blocks = tuple(max(1, depth * k // 4) for k in range(1, 5))
-    task = segmentation.segment_task(config, "", with_data=False)
+    task = segmentation.segment_task(config, "")
   else:
     config.finetune.init_from = "random"
     task = images.classifier_task(config, "finetune", num_classes, workdir="")

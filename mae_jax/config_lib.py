@@ -84,6 +84,11 @@ def loop_section(**fields) -> ml_collections.ConfigDict:
       eval_every_epochs=10,       # always evaluated at the end too
       checkpoint_every_steps=500,
       keep_checkpoints=2,
+      # Choose base_lr per run from this grid (selection.py): one trial each on the training
+      # examples less an lr_holdout slice, scored on that slice; () = train at base_lr.
+      lr_grid=(),
+      lr_holdout=0.1,
+      lr_search_steps=0,          # a trial's length; 0 = the stage's own
   )
   common.update(fields)
   return ml_collections.ConfigDict(common)
@@ -126,6 +131,9 @@ def base_config(modality: str) -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       dataset="",                # which values each modality serves: its module's docstring
       eval_batch_size=256,
+      # The training labels the labelled stages and baselines keep (selection.py): a fraction
+      # in (0, 1] or a count > 1; the same examples for every arm; pretraining reads all.
+      labels=1.0,
       **m.data_fields()))
   for stage in m.stages:
     if stage.section is not None:

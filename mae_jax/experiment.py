@@ -7,15 +7,16 @@ Each stage works in WORKDIR/<stage>; a stage whose result.json exists is done an
 skipped, one with checkpoints resumes, so rerunning the same command continues a run.
 """
 
+import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
 from etils import epath   # the workdir may be on GCS (gs://), where open() cannot go
 
-from mae_jax import config_lib, registry, train, weights
+from mae_jax import config_lib, registry, selection, train, weights
 from mae_jax.checkpoint import MODEL_JSON
 from mae_jax.distributed import echo, is_main, main_first
 from mae_jax.errors import ConfigError
@@ -70,6 +71,10 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
     if stage not in config:
       raise ConfigError(f"config.{stage}: the stage's section is missing; build the config with "
                         f"config_lib.base_config({m.name!r})")
+  spec = config.data.labels
+  if spec <= 0 or (spec > 1 and spec != int(spec)):
+    raise ConfigError(f"config.data.labels={spec} must be a fraction in (0, 1] or a whole "
+                      f"count > 1 of labelled training examples")
   if not 0.0 < config.model.mask_ratio < 1.0:
     raise ConfigError(f"config.model.mask_ratio must be in (0, 1), got {config.model.mask_ratio}")
   if config.model.mask_value not in ("learned", "zero"):
@@ -80,6 +85,7 @@ def validate(config: ml_collections.ConfigDict, workdir: str = "") -> None:
   for stage in sorted({r.stage for r in runs}):
     if m.stage(stage).validate is not None:
       m.stage(stage).validate(config)
+    selection.validate(config, m.stage(stage))
     if config[stage].lr_schedule not in ("cosine", "poly"):
       raise ConfigError(f"config.{stage}.lr_schedule must be 'cosine' or 'poly', got "
                         f"{config[stage].lr_schedule!r}")
@@ -164,7 +170,22 @@ def _stage_seed(seed: int, name: str) -> int:
 
 def run_stage(config: ml_collections.ConfigDict, run: Run, workdir: str, source: Any
               ) -> dict[str, Any]:
-  """Trains `run` in WORKDIR/<run.folder>, or returns its result if it finished."""
+  """Trains `run` in WORKDIR/<run.folder>, or returns its result if it finished; first, with
+  config.<stage>.lr_grid, chooses its base_lr on a held-out slice (selection.py)."""
+  stage = registry.for_config(config).stage(run.stage)
+  extra: dict[str, Any] = {}
+  if config[run.stage].lr_grid:
+    best, scores = selection.choose_lr(
+        config, run, stage, source, lambda trial, src: _train(config, trial, workdir, src))
+    run = dataclasses.replace(run, overrides={**run.overrides, f"{run.stage}.base_lr": best})
+    extra = {"base_lr": best, "lr_search": {f"{lr:g}": v for lr, v in scores.items()}}
+  result = _train(config, run, workdir, source)
+  examples = selection.train_examples(source)
+  return {**result, **extra, **({"train_examples": examples} if examples is not None else {})}
+
+
+def _train(config: ml_collections.ConfigDict, run: Run, workdir: str, source: Any
+           ) -> dict[str, Any]:
   stage_dir = os.path.join(workdir, run.folder)
   done = os.path.join(stage_dir, train.RESULT_JSON)
   if epath.Path(done).exists():
@@ -174,6 +195,21 @@ def run_stage(config: ml_collections.ConfigDict, run: Run, workdir: str, source:
   task = registry.for_config(config).stage(run.stage).task(config, source, workdir)
   return train.train_stage(task, config[run.stage], stage_dir,
                            seed=_stage_seed(config.seed, run.seed_key), parallel=config.parallel)
+
+
+def _labelled(config: ml_collections.ConfigDict, m: registry.Modality, source: Any
+              ) -> Callable[[], Any]:
+  """() -> what the stages that need labels read: the modality's labelled source, cut to
+  config.data.labels; built on first use, once."""
+  made: list[Any] = []
+
+  def get() -> Any:
+    if not made:
+      data = source if m.labelled_source is None else m.labelled_source(config, source)
+      made.append(selection.labelled_source(config, data))
+    return made[0]
+
+  return get
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -187,21 +223,27 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   validate_data(config, source)
   echo(f"dataset {source.name}: {source.describe()}; {jax.device_count()} devices in "
        f"{jax.process_count()} process(es): {jax.devices()}")
+  labelled = _labelled(config, m, source)
   summary: dict[str, Any] = {}
   for name in names(config.stages):
     stage = m.stage(name)
+    data = labelled() if stage.needs_labels else source
     if stage.trains:
-      summary[name] = run_stage(config, Run(name, name), workdir, source)
+      summary[name] = run_stage(config, Run(name, name), workdir, data)
     else:
-      summary[name] = stage.run(config, source, workdir)
+      summary[name] = stage.run(config, data, workdir)
   baselines = {}
   for b in names(config.baselines):
     baseline = m.baseline(b)
     if baseline.compute is not None:
-      baselines[b] = baseline.compute(config, source, workdir)
+      data = labelled() if baseline.needs_labels else source
+      baselines[b] = baseline.compute(config, data, workdir)
+      if (examples := selection.train_examples(data)) is not None:
+        baselines[b] = {**baselines[b], "train_examples": examples}
     else:
       for r in baseline.training_runs(config):
-        baselines[b] = run_stage(config, r, workdir, source)
+        data = labelled() if m.stage(r.stage).needs_labels else source
+        baselines[b] = run_stage(config, r, workdir, data)
     echo(f"[baseline {b}] {baselines[b]}")
   if baselines:
     summary["baselines"] = baselines

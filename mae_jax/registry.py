@@ -68,6 +68,10 @@ class Stage:
   # config -> whether the stage loads config.<name>.init_from (None: whenever its section has
   # the field; a forecaster other than the transformer has no encoder to load).
   loads_encoder: Callable[[ConfigDict], bool] | None = None
+  # The result entry its learning rate is chosen by (config.<name>.lr_grid; selection.py):
+  # "" = none, and whether higher is better.
+  score: str = ""
+  maximize: bool = True
 
   @property
   def trains(self) -> bool:
@@ -126,6 +130,9 @@ class Modality:
   smoke: Callable[[ConfigDict, int], None] | None = None
   # (config, workdir, summary, source) -> None: after every stage and baseline (plots).
   summarize: Callable[[ConfigDict, str, dict[str, Any], Any], None] | None = None
+  # (config, source) -> what the stages and baselines that need labels read, when it is not
+  # `source` itself (label maps beside the images pretraining reads).
+  labelled_source: Callable[[ConfigDict, Any], Any] | None = None
   # Serves any dataset no other modality serves (images: TFDS names).
   fallback: bool = False
 

@@ -1,7 +1,7 @@
 """End-of-run report in the workdir: loss.png, accuracy.png and results.md.
 
-Curves come from each stage's metrics.jsonl; the table from summary.json, with published
-figures beside ours where they were measured on the same dataset.
+Curves come from each stage's metrics.jsonl; the table from summary.json, with the figures
+published for the run's dataset (references.py) beside ours.
 """
 
 import json
@@ -10,15 +10,17 @@ from typing import Any
 
 from etils import epath   # the workdir may be on GCS (gs://)
 
-LOSS_PNG, ACCURACY_PNG, RESULTS_MD = "loss.png", "accuracy.png", "results.md"
+from mae_jax import references
 
-# Published top-1 (%) by dataset: (who measured it, model, {stage: top-1}).
-REFERENCES: dict[str, tuple[str, str, dict[str, float]]] = {
-    "oxford_iiit_pet": ("study (MAE on Oxford-IIIT Pets)", "ViT-B/16",
-                        {"finetune": 84.86, "linprobe": 75.63}),
-    "imagenet2012": ("official MAE (He et al. 2022)", "ViT-B/16",
-                     {"finetune": 83.6, "linprobe": 68.0}),
-}
+LOSS_PNG, ACCURACY_PNG, RESULTS_MD = "loss.png", "accuracy.png", "results.md"
+KNN_PNG = "knn.png"   # pretraining's k-NN accuracy on frozen features (monitor.py)
+
+# How results.md names summary.json's metric keys (references.py uses the same keys).
+METRIC_LABELS = {"top1": "top-1 %", "top5": "top-5 %", "miou": "mIoU %",
+                 "pixel_acc": "pixel acc %", "dice": "mean Dice", "mse": "MSE", "mae": "MAE",
+                 "rmse": "RMSE", "wd": "Wasserstein"}
+
+
 def read_metrics(path: str) -> list[dict[str, Any]]:
   """The records of a metrics.jsonl; [] when there is none."""
   p = epath.Path(path)
@@ -83,9 +85,21 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], key: str, ylabel: str, pa
   return True
 
 
-def _base_name(dataset: str) -> str:
-  """'tfds:imagenet2012/subset:5.1.0' -> 'imagenet2012'."""
-  return dataset.removeprefix("tfds:").split(":")[0].split("/")[0]
+def _runs(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+  """{run name: result} of every stage and baseline in `summary`."""
+  runs = {k: v for k, v in summary.items() if k not in ("baselines", "visualize")}
+  return {**runs, **summary.get("baselines", {})}
+
+
+def _top1_column(summary: dict[str, Any], dataset: str, variant: str
+                 ) -> references.FigureSet | None:
+  """The published set whose top-1 fills the table's last column: one with a top-1 for a run
+  of `summary`, the one of this run's model where there is such."""
+  runs = _runs(summary)
+  sets = [s for s in references.figure_sets(dataset)
+          if any("top1" in m for r, m in s.rows.items() if r in runs)]
+  same = [s for s in sets if s.model.removeprefix("ViT-") == variant]
+  return (same or sets or [None])[0]
 
 
 def results_table(summary: dict[str, Any], dataset: str, variant: str,
@@ -93,7 +107,7 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str,
   """Markdown: one row per stage and baseline (`titles`: name -> row); a published column where
   `dataset` has one."""
   titles = titles or {}
-  ref = REFERENCES.get(_base_name(dataset))
+  ref = _top1_column(summary, dataset, variant)
   head = ["run", f"ours ({variant}) top-1 %", "top-5 %"]
   results = [*summary.values(), *summary.get("baselines", {}).values()]
   if any("mse" in r for r in results):
@@ -102,8 +116,14 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str,
     head = ["run", f"ours ({variant}) RMSE", "Wasserstein (sum over columns)"]
   if any("dice" in r for r in results):
     head = ["run", f"ours ({variant}) mean Dice", "per class"]
+  examples = any("train_examples" in r for r in results)
+  searched = any("lr_search" in r for r in results)
+  if examples:
+    head.append("training examples")
+  if searched:
+    head.append("base_lr (chosen on a held-out slice of training)")
   if ref:
-    head.append(f"{ref[0]}, {ref[1]} top-1 %")
+    head.append(f"{ref.source}, {ref.model} top-1 %")
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   rows = [(k, v) for k, v in summary.items() if k not in ("baselines", "visualize")]
   rows += list(summary.get("baselines", {}).items())
@@ -124,11 +144,22 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str,
     else:
       continue
     row = [titles.get(name, name), *cells]
+    if examples:
+      row.append(str(result.get("train_examples", "")))
+    if searched:
+      row.append(_chosen_lr(result))
     if ref:
-      published = ref[2].get(name)
+      published = ref.rows.get(name, {}).get("top1")
       row.append(f"{published:.2f}" if published is not None else "")
     lines.append("| " + " | ".join(row) + " |")
   return "\n".join(lines) + "\n"
+
+
+def _chosen_lr(result: dict[str, Any]) -> str:
+  """"3e-3 of 1e-3 / 3e-3 / 1e-2" for a run whose lr was searched, else ""."""
+  if "lr_search" not in result:
+    return ""
+  return f"{result['base_lr']:g} of {' / '.join(result['lr_search'])}"
 
 
 # The score a paired difference is taken on, in order of preference, and whether higher is better.
@@ -157,6 +188,46 @@ def paired_differences(summary: dict[str, Any], titles: dict[str, str] | None,
           + "\n".join(lines) + "\n")
 
 
+def _published_table(figures: references.FigureSet, runs: dict[str, dict[str, Any]],
+                     titles: dict[str, str]) -> str:
+  """Markdown: one set's rows, each figure with this run's own beside it where a run of the
+  row's name has that metric."""
+  keys = list(dict.fromkeys(k for metrics in figures.rows.values() for k in metrics))
+  head = ["run or model", *(METRIC_LABELS.get(k, k) for k in keys)]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for name, metrics in figures.rows.items():
+    ours = runs.get(name, {})
+    cells = []
+    for k in keys:
+      cell = f"{metrics[k]:g}" if k in metrics else ""
+      if k in metrics and isinstance(ours.get(k), (int, float)):
+        cell += f" (this run: {ours[k]:.4g})"
+      cells.append(cell)
+    lines.append("| " + " | ".join([titles.get(name, name), *cells]) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def published_figures(summary: dict[str, Any], dataset: str,
+                      titles: dict[str, str] | None = None) -> str:
+  """Markdown: every set published for `dataset` (references.py), each under its source with
+  this run's figures beside; "" where none is."""
+  sets = references.figure_sets(dataset)
+  if not sets:
+    return ""
+  runs, titles = _runs(summary), titles or {}
+  md = ["\n## Published figures\n\n"
+        "Figures others published for this dataset, each set under its source. Where a row "
+        "names one of this run's stages or baselines, this run's figure stands beside "
+        "(\"this run\"). Ours come from this run's config, which may differ from the "
+        "source's in model size, schedule, data and protocol; each set's note says how.\n"]
+  for s in sets:
+    md.append(f"\n### {s.source}: {s.model}\n\n")
+    if s.note:
+      md.append(f"Note: {s.note}\n\n")
+    md.append(_published_table(s, runs, titles))
+  return "".join(md)
+
+
 def write_report(workdir: str, summary: dict[str, Any], dataset: str, variant: str,
                  titles: dict[str, str] | None = None, twins: dict[str, str] | None = None
                  ) -> list[str]:
@@ -164,15 +235,13 @@ def write_report(workdir: str, summary: dict[str, Any], dataset: str, variant: s
   name -> its name in the report; `twins`: random-init baseline -> the stage it pairs with."""
   runs = run_metrics(workdir, summary)
   written = []
-  for key, label, name in (("loss", "loss", LOSS_PNG), ("top1", "top-1 %", ACCURACY_PNG)):
+  for key, label, name in (("loss", "loss", LOSS_PNG), ("top1", "top-1 %", ACCURACY_PNG),
+                           ("knn_top1", "k-NN top-1 % (frozen features)", KNN_PNG)):
     if plot_curves(runs, key, label, os.path.join(workdir, name), titles, twins):
       written.append(name)
   md = [f"# Results: {dataset}, {variant}\n", results_table(summary, dataset, variant, titles),
         paired_differences(summary, titles, twins or {})]
-  ref = REFERENCES.get(_base_name(dataset))
-  if ref:
-    md.append(f"\nPublished figures: {ref[0]}, {ref[1]}; "
-              "ours come from this run's config, which may differ in model size and schedule.\n")
+  md.append(published_figures(summary, dataset, titles))
   md += [f"\n![{n}]({n})\n" for n in written]
   epath.Path(workdir, RESULTS_MD).write_text("".join(md))
   return written + [RESULTS_MD]

@@ -19,16 +19,32 @@ from mae_jax.sweep_lib import Axis
 SWEEP_MD, SWEEP_CSV, SWEEP_PNG = "sweep.md", "sweep.csv", "sweep.png"
 # (column, table heading, format): what a point is scored by.
 METRICS = (("linprobe_top1", "linear probe top-1 %", "{:.2f}"),
+           ("linprobe_random_init_top1", "linear probe, random init", "{:.2f}"),
+           ("linprobe_gain", "linear probe: pretrained - random (paired)", "{:+.2f}"),
            ("finetune_top1", "fine-tune top-1 %", "{:.2f}"),
+           ("finetune_random_init_top1", "fine-tune, random init", "{:.2f}"),
+           ("finetune_gain", "fine-tune: pretrained - random (paired)", "{:+.2f}"),
+           ("segment_miou", "segmentation mIoU %", "{:.2f}"),
+           ("segment_random_init_miou", "segmentation, random init", "{:.2f}"),
+           ("segment_gain", "segmentation: pretrained - random (paired)", "{:+.2f}"),
+           ("train_examples", "labelled examples", "{:.0f}"),
            ("forecast_mse", "forecast MSE", "{:.4f}"),
            ("forecast_mae", "forecast MAE", "{:.4f}"),
            ("pretrain_loss", "pretrain loss", "{:.4f}"),
+           ("pretrain_knn_top1", "pretrain k-NN top-1 %", "{:.2f}"),
            ("pretrain_minutes", "pretrain min", "{:.1f}"),
            ("images_per_sec", "pretrain images/s", "{:.0f}"))
 
+# Stages scored against their random-init twin (<stage>_random_init), and by what.
+_PAIRED = (("linprobe", "top1"), ("finetune", "top1"), ("segment", "miou"))
 
 # What sweep.png draws against each axis: accuracies, or a series' forecast MSE.
-_PLOTTED = (("linprobe_top1", "o", "linear probe"), ("finetune_top1", "s", "fine-tune"),
+_PLOTTED = (("linprobe_top1", "o", "linear probe"),
+            ("linprobe_random_init_top1", "o", "linear probe, random init"),
+            ("finetune_top1", "s", "fine-tune"),
+            ("finetune_random_init_top1", "s", "fine-tune, random init"),
+            ("segment_miou", "D", "segmentation mIoU"),
+            ("segment_random_init_miou", "D", "segmentation mIoU, random init"),
             ("forecast_mse", "^", "forecast MSE"))
 
 
@@ -36,15 +52,27 @@ def run_metrics(run_dir: str) -> dict[str, float]:
   """The figures of one finished run (its summary.json and pretrain/metrics.jsonl)."""
   summary = json.loads(epath.Path(run_dir, "summary.json").read_text())
   out = {}
-  for stage in ("linprobe", "finetune"):
-    if "top1" in summary.get(stage, {}):
-      out[f"{stage}_top1"] = float(summary[stage]["top1"])
+  baselines = summary.get("baselines", {})
+  for stage, key in _PAIRED:
+    if key in summary.get(stage, {}):
+      out[f"{stage}_{key}"] = float(summary[stage][key])
+      out.setdefault("train_examples", summary[stage].get("train_examples"))
+    twin = f"{stage}_random_init"
+    if key in baselines.get(twin, {}):
+      out[f"{twin}_{key}"] = float(baselines[twin][key])
+      if f"{stage}_{key}" in out:
+        # The same seed's pair: both arms saw the same examples in the same order.
+        out[f"{stage}_gain"] = out[f"{stage}_{key}"] - out[f"{twin}_{key}"]
+  if out.get("train_examples") is None:
+    out.pop("train_examples", None)
   for key in ("mse", "mae"):
     if key in summary.get("forecast", {}):
       out[f"forecast_{key}"] = float(summary["forecast"][key])
   pretrain = summary.get("pretrain", {})
   if "loss" in pretrain:
     out["pretrain_loss"] = float(pretrain["loss"])
+  if "knn_top1" in pretrain:
+    out["pretrain_knn_top1"] = float(pretrain["knn_top1"])
   if "train_seconds" in pretrain:
     out["pretrain_minutes"] = float(pretrain["train_seconds"]) / 60
   # Throughput of the logged windows after the first (which holds the compilation).
@@ -71,7 +99,7 @@ def _cell(stat: tuple[float, float | None, int] | None, fmt: str) -> str:
   if stat is None:
     return ""
   mean, std, _ = stat
-  return fmt.format(mean) + (f" ± {fmt.format(std)}" if std is not None else "")
+  return fmt.format(mean) + (f" ± {fmt.replace('+', '').format(std)}" if std is not None else "")
 
 
 def write(workdir: str, axes: list[Axis], names: dict[tuple[str, str], str],
@@ -170,7 +198,8 @@ def _plot(path: str, axes: list[Axis], names: dict[tuple[str, str], str],
     if not numeric:
       panel.set_xticks(range(len(labels)), labels, rotation=20)
     panel.set_title(ax.name)
-    panel.set_ylabel("MSE" if plotted[0][0] == "forecast_mse" else "top-1 %")
+    panel.set_ylabel({"forecast_mse": "MSE", "segment_miou": "mIoU %"}.get(plotted[0][0],
+                                                                        "top-1 %"))
     panel.grid(alpha=0.3)
     panel.legend(fontsize=7)
   fig.tight_layout()

@@ -134,6 +134,12 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, workdir: str, seed: 
   # Only the writing process draws: from this process's copy of the replicated params, with a
   # local jit, so without a collective.
   draw = task.snapshot.prepare() if task.snapshot is not None and writer.active else None
+  watch = task.monitor.prepare() if task.monitor is not None and writer.active else None
+
+  def scores(state: TrainState) -> tuple[dict[str, Any], dict[str, float]]:
+    """(the evaluation's metrics, the monitor's): {} for what the task lacks."""
+    return (evaluate(state) if evaluate is not None else {},
+            watch(_host_params(par, state)) if watch is not None else {})
   echo(f"[{task.name}] {total} steps ({spe}/epoch, {total / spe:.1f} epochs), global batch "
        f"{batch}, {par.num_devices} {jax.devices()[0].platform} device(s) in {procs} "
        f"process(es) via {par.kind}, peak lr {schedule(warmup):.3e}")
@@ -141,6 +147,9 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, workdir: str, seed: 
                   first_step=start, lr=schedule,
                   fetch=lambda ms: jax.device_get(par.unreplicate(ms)),
                   last_good=lambda: _last_good(ckpts))
+  if watch is not None and start == 0:
+    # The features before any training: what the stage's training adds is measured from here.
+    writer.write(0, watch(_host_params(par, state)), prefix="eval")
   preemption.install()
   try:
     for step in range(start, total):
@@ -160,9 +169,10 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, workdir: str, seed: 
         ckpts.maybe_save(done, par.unreplicate(state), force=True)   # closed below
         raise Preempted(f"[{task.name}] stopped by SIGTERM at step {done}/{total}: checkpoint "
                         f"saved in {ckpts.manager.directory}; run the same command to continue")
-      if (evaluate is not None and done < total and every(done, spe)
+      if ((evaluate is not None or watch is not None) and done < total and every(done, spe)
           and every(done // spe, cfg.eval_every_epochs)):
-        writer.write(done, evaluate(state), prefix="eval")
+        measured, watched = scores(state)
+        writer.write(done, {**measured, **watched}, prefix="eval")
       ckpts.maybe_save(done, par.unreplicate(state))
   except BaseException:
     # Orbax's async threads must stop before the interpreter does, or exiting prints their
@@ -179,10 +189,12 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, workdir: str, seed: 
                             "train_seconds": steps.seconds()}
   if (loss := steps.final_epoch_loss()) is not None:
     result["loss"] = loss   # mean train loss over the final epoch
-  if evaluate is not None:
-    final_metrics = evaluate(state)
-    writer.write(total, final_metrics, prefix="eval")
-    result.update(task.evaluation.result(final_metrics))
+  if evaluate is not None or watch is not None:
+    final_metrics, watched = scores(state)
+    writer.write(total, {**final_metrics, **watched}, prefix="eval")
+    if evaluate is not None:
+      result.update(task.evaluation.result(final_metrics))
+    result.update(watched)
   if task.finish is not None:
     final = jax.device_get(par.unreplicate(state))
     images = task.finish({"params": final.params, **final.model_state}, workdir) or {}

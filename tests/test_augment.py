@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageEnhance, ImageOps
 
-from mae_jax import data
 from mae_jax.data import augment
+from mae_jax.data import pipeline
 from mae_jax.data import randaugment
+from mae_jax.data import sources
 
 FILL = (124, 116, 104)
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -193,14 +194,14 @@ def test_finetune_options_through_train_batches_are_deterministic_and_soft():
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (32, 20, 24, 3), dtype=np.uint8)
   labels = np.arange(32, dtype=np.int32) % 5
-  source = data.Source(
+  source = sources.Source(
       name="toy", num_classes=5, split_sizes={"train": 32}, train_split="train",
       eval_split="train",
       loader=lambda split: tf.data.Dataset.from_tensor_slices({"image": images, "label": labels}))
   options = augment.Augment(rand_augment_layers=2, random_erase_prob=0.25, mixup_alpha=0.8,
                             cutmix_alpha=1.0)
   take = lambda it, n: list(itertools.islice(it, n))  # noqa: E731
-  stream = lambda **kw: data.train_batches(  # noqa: E731
+  stream = lambda **kw: pipeline.train_batches(  # noqa: E731
       source, "train", batch_size=8, image_size=16, crop_scale=(0.08, 1.0), hflip=True,
       mean=MEAN, std=STD, seed=3, options=options, **kw)
   fresh = take(stream(), 6)

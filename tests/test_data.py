@@ -2,7 +2,6 @@
 augmentation and the padded evaluation pass. Offline: digits, toy sources and TFDS mock data."""
 
 import itertools
-import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -10,30 +9,35 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mae_jax import data, pixels
+from mae_jax import pixels
+from mae_jax.data import augment
 from mae_jax.data import base
 from mae_jax.data import crops
 from mae_jax.data import digits
+from mae_jax.data import pipeline
 from mae_jax.data import resize
+from mae_jax.data import schedule
 from mae_jax.data import seg_sources
 from mae_jax.data import series
+from mae_jax.data import sources
 from mae_jax.data import tables
 from mae_jax.data import tfds_prep
+from mae_jax.errors import DatasetUnavailableError
 from tests.helpers import as_pil_stores_it, mock_tfds
 
 HALF = (0.5, 0.5, 0.5)          # mean and std, for random erasing's noise
 
 
-def _source(images: np.ndarray, labels: np.ndarray, name: str = "toy") -> data.Source:
+def _source(images: np.ndarray, labels: np.ndarray, name: str = "toy") -> sources.Source:
   """A single-split ("train") Source over in-memory uint8 (N, H, W, 3) images."""
   labels = np.asarray(labels, np.int32)
-  return data.Source(
+  return sources.Source(
       name=name, num_classes=int(labels.max()) + 1, split_sizes={"train": len(labels)},
       train_split="train", eval_split="train",
       loader=lambda split: tf.data.Dataset.from_tensor_slices({"image": images, "label": labels}))
 
 
-def _index_source(n: int = 50, height: int = 6, width: int = 4) -> data.Source:
+def _index_source(n: int = 50, height: int = 6, width: int = 4) -> sources.Source:
   """Example i is a constant image of value i with label i: any crop or resize still says i."""
   images = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None],
                            (n, height, width, 3)).copy()
@@ -46,12 +50,12 @@ def _take(iterator, count: int) -> list[dict[str, np.ndarray]]:
 
 def _digits_train(source, **kwargs):
   args = dict(batch_size=128, image_size=16, crop_scale=(0.2, 1.0), hflip=True, seed=0)
-  return data.train_batches(source, "train", **{**args, **kwargs})
+  return pipeline.train_batches(source, "train", **{**args, **kwargs})
 
 
 @pytest.fixture(scope="module")
-def digits_source() -> data.Source:
-  return data.get_source("digits")
+def digits_source() -> sources.Source:
+  return sources.get_source("digits")
 
 
 # ---- datasets ----------------------------------------------------------------------------------
@@ -118,7 +122,7 @@ def test_unknown_dataset_name_raises_a_clear_value_error():
                        "'imagefolder:/path/to/root', 'images:/path/to/root' \\(unlabeled\\), "
                        "'oxford_iiit_pet', 'tiny_imagenet', or any "
                        "TFDS image-classification dataset name as 'tfds:NAME'"):
-      data.get_source(name)
+      sources.get_source(name)
 
 
 def test_download_failure_without_network_raises_runtime_error(tmp_path, monkeypatch):
@@ -130,7 +134,7 @@ def test_download_failure_without_network_raises_runtime_error(tmp_path, monkeyp
   monkeypatch.setattr(tfds_prep.requests, "head", lambda *args, **kwargs: None)  # host answers
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download_and_prepare)
   with pytest.raises(RuntimeError, match="'mnist'.*--config.data.data_dir.*TFDS_DATA_DIR") as err:
-    data.get_source("mnist", data_dir=str(tmp_path))
+    sources.get_source("mnist", data_dir=str(tmp_path))
   assert err.value.__cause__ is offline
 
 
@@ -139,8 +143,8 @@ def test_offline_pets_names_the_archives_and_the_manual_dir(tmp_path, monkeypatc
     raise tfds_prep.requests.ConnectionError("Name or service not known")
 
   monkeypatch.setattr(tfds_prep.requests, "head", refuse)
-  with pytest.raises(data.DatasetUnavailableError) as err:
-    data.get_source("tfds:oxford_iiit_pet", data_dir=str(tmp_path))
+  with pytest.raises(DatasetUnavailableError) as err:
+    sources.get_source("tfds:oxford_iiit_pet", data_dir=str(tmp_path))
   message = str(err.value)
   for part in ("'oxford_iiit_pet'", f"{tmp_path}/downloads/manual/images.tar.gz",
                f"{tmp_path}/downloads/manual/annotations.tar.gz", "oxford_iiit_pet/<version>/",
@@ -156,7 +160,7 @@ def mock_pets(tmp_path):
 
 
 def test_oxford_iiit_pet_through_mock_data(mock_pets):
-  source = data.get_source("oxford_iiit_pet", data_dir=mock_pets)
+  source = sources.get_source("oxford_iiit_pet", data_dir=mock_pets)
   assert (source.num_classes, source.split_sizes) == (37, {"train": 10, "test": 10})
   assert (source.train_split, source.eval_split) == ("train", "test")
   examples = list(source.load("train").as_numpy_iterator())
@@ -164,12 +168,12 @@ def test_oxford_iiit_pet_through_mock_data(mock_pets):
   assert all(ex["image"].dtype == np.uint8 and ex["image"].shape[2] == 3 for ex in examples)
   assert len({ex["image"].shape for ex in examples}) > 1        # images of varying size
 
-  train = _take(data.train_batches(source, "train", batch_size=4, image_size=32,
-                                   crop_scale=(0.2, 1.0), hflip=True, seed=0), 3)                  # 2 steps per epoch: crosses one
+  train = _take(pipeline.train_batches(source, "train", batch_size=4, image_size=32,
+                                       crop_scale=(0.2, 1.0), hflip=True, seed=0), 3)                  # 2 steps per epoch: crosses one
   for batch in train:
     assert batch["image"].shape == (4, 32, 32, 3) and batch["image"].dtype == np.uint8
     assert np.all((0 <= batch["label"]) & (batch["label"] < 37))
-  evals = list(data.eval_batches(source, "test", batch_size=4, image_size=32))
+  evals = list(pipeline.eval_batches(source, "test", batch_size=4, image_size=32))
   assert len(evals) == 3 and sum(b["mask"].sum() for b in evals) == 10
   labels = np.concatenate([b["label"] for b in evals])[:10]
   assert np.array_equal(labels, [ex["label"] for ex in source.load("test").as_numpy_iterator()])
@@ -183,7 +187,7 @@ def test_train_batches_shapes_and_dtypes(digits_source):
   assert batch["label"].shape == (128,) and batch["label"].dtype == np.int32
   assert batch["image"].min() < 10 and batch["image"].max() > 245   # background and ink
   assert set(np.unique(batch["label"])) <= set(range(10))
-  assert data.num_train_steps_per_epoch(digits_source, "train", 128) == 11
+  assert pipeline.num_train_steps_per_epoch(digits_source, "train", 128) == 11
 
 
 def test_normalize_is_per_channel_for_uint8_and_float_pixels():
@@ -202,9 +206,9 @@ def test_normalize_is_per_channel_for_uint8_and_float_pixels():
 def test_wch_layout_holds_the_same_pixels_in_every_pipeline(digits_source):
   """layout "WCH" (config.data.batch_layout's default) is the "HWC" batch, transposed."""
   to_wch = lambda x: np.transpose(x, (0, 2, 3, 1))               # noqa: E731
-  mixing = data.Augment(rand_augment_layers=2, random_erase_prob=0.5, mixup_alpha=0.8,
-                        cutmix_alpha=1.0)
-  for options in (data.Augment(), mixing):                       # uint8, and float32 fine-tune
+  mixing = augment.Augment(rand_augment_layers=2, random_erase_prob=0.5, mixup_alpha=0.8,
+                           cutmix_alpha=1.0)
+  for options in (augment.Augment(), mixing):                       # uint8, and float32 fine-tune
     hwc, wch = (_take(_digits_train(digits_source, seed=5, options=options, layout=layout,
                                     mean=HALF, std=HALF), 2) for layout in ("HWC", "WCH"))
     for a, b in zip(hwc, wch):
@@ -212,8 +216,9 @@ def test_wch_layout_holds_the_same_pixels_in_every_pipeline(digits_source):
       np.testing.assert_array_equal(b["image"], to_wch(a["image"]))
       np.testing.assert_array_equal(b["label"], a["label"])
   # Evaluation, padding included (360 test digits in batches of 100).
-  hwc, wch = (list(data.eval_batches(digits_source, "test", batch_size=100, image_size=16,
-                                     crop_ratio=0.7, layout=layout)) for layout in ("HWC", "WCH"))
+  hwc, wch = (list(pipeline.eval_batches(digits_source, "test", batch_size=100, image_size=16,
+                                         crop_ratio=0.7, layout=layout))
+              for layout in ("HWC", "WCH"))
   assert len(wch) == 4 and not wch[-1]["image"][60:].any()
   for a, b in zip(hwc, wch):
     np.testing.assert_array_equal(b["image"], to_wch(a["image"]))
@@ -252,12 +257,12 @@ def test_start_step_resumes_the_stream_across_an_epoch_boundary(digits_source):
 def test_each_epoch_visits_the_seeded_permutation_once():
   source = _index_source(50)
   # 6 steps of 8 per epoch (2 examples dropped); augmentation on: constant images survive it.
-  batches = _take(data.train_batches(source, "train", batch_size=8, image_size=5,
-                                     crop_scale=(0.1, 1.0), hflip=True, seed=7), 12)
+  batches = _take(pipeline.train_batches(source, "train", batch_size=8, image_size=5,
+                                         crop_scale=(0.1, 1.0), hflip=True, seed=7), 12)
   for epoch in range(2):
     labels = np.concatenate([b["label"] for b in batches[6 * epoch:6 * epoch + 6]])
     assert len(set(labels)) == 48
-    np.testing.assert_array_equal(labels, data.epoch_permutation(7, epoch, 50)[:48])
+    np.testing.assert_array_equal(labels, schedule.epoch_permutation(7, epoch, 50)[:48])
   for batch in batches:
     np.testing.assert_array_equal(batch["image"], np.broadcast_to(
         batch["label"][:, None, None, None], batch["image"].shape))
@@ -267,11 +272,11 @@ def test_far_start_step_is_computed_not_replayed():
   """start_step=10**9 returns at once with the scheduled examples: nothing is skipped through."""
   source = _index_source(50)
   step = 10**9
-  batch = next(data.train_batches(source, "train", batch_size=8, image_size=4,
-                                  crop_scale=(1.0, 1.0), hflip=False, seed=1,
-                                  start_step=step))
+  batch = next(pipeline.train_batches(source, "train", batch_size=8, image_size=4,
+                                      crop_scale=(1.0, 1.0), hflip=False, seed=1,
+                                      start_step=step))
   epoch, i = divmod(step, 6)
-  expected = data.epoch_permutation(1, epoch, 50)[8 * i:8 * i + 8]
+  expected = schedule.epoch_permutation(1, epoch, 50)[8 * i:8 * i + 8]
   np.testing.assert_array_equal(batch["label"], expected)
 
 
@@ -285,11 +290,11 @@ def test_shards_concatenate_to_the_unsharded_global_batch(digits_source):
 
 
 def test_train_schedule_shards_partition_each_global_batch():
-  parts = [next(data.train_schedule(30, seed=5, batch_size=2, num_shards=3, shard_index=k,
-                                    start_step=1)) for k in range(3)]
+  parts = [next(schedule.train_schedule(30, seed=5, batch_size=2, num_shards=3, shard_index=k,
+                                        start_step=1)) for k in range(3)]
   # 30 // 6 = 5 steps per epoch; from step 1 on, 4 steps remain in epoch 0.
   indices = np.stack([p[0].reshape(4, 2) for p in parts], axis=1).reshape(4, 6)
-  np.testing.assert_array_equal(indices, data.epoch_permutation(5, 0, 30)[6:].reshape(4, 6))
+  np.testing.assert_array_equal(indices, schedule.epoch_permutation(5, 0, 30)[6:].reshape(4, 6))
   positions = np.stack([p[1].reshape(4, 2) for p in parts], axis=1).reshape(-1)
   np.testing.assert_array_equal(positions, np.arange(6, 30))
 
@@ -301,26 +306,26 @@ def test_steps_per_epoch_counts_whole_batches_and_at_least_one(digits_source):
   with pytest.raises(ValueError, match="batch_size must be positive"):
     base.steps_per_epoch(10, 0)
   for batch in (1, 7, 128, 1437):
-    assert data.num_train_steps_per_epoch(digits_source, "train", batch) == 1437 // batch
+    assert pipeline.num_train_steps_per_epoch(digits_source, "train", batch) == 1437 // batch
 
 
 def test_fewer_examples_than_a_global_batch_is_a_clear_error():
   source = _index_source(10)
   with pytest.raises(ValueError, match="toy/train has 10 examples, fewer than one global batch "
                      "of 4 x 3 shards"):
-    data.train_batches(source, "train", batch_size=4, num_shards=3, image_size=4,
-                       crop_scale=(1.0, 1.0), hflip=False, seed=0)
+    pipeline.train_batches(source, "train", batch_size=4, num_shards=3, image_size=4,
+                           crop_scale=(1.0, 1.0), hflip=False, seed=0)
   with pytest.raises(ValueError, match="10 examples are fewer than one global batch of 4 x 3"):
-    next(data.train_schedule(10, seed=0, batch_size=4, num_shards=3))
+    next(schedule.train_schedule(10, seed=0, batch_size=4, num_shards=3))
 
 
 def test_bad_crop_geometry_is_a_clear_error():
   source = _index_source(10)
   args = dict(batch_size=2, image_size=4, hflip=False, seed=0)
   with pytest.raises(ValueError, match="crop_scale must satisfy 0 < min <= max"):
-    data.train_batches(source, "train", crop_scale=(0.5, 0.2), **args)
+    pipeline.train_batches(source, "train", crop_scale=(0.5, 0.2), **args)
   with pytest.raises(ValueError, match="crop_ratio must satisfy 0 < min <= max"):
-    data.train_batches(source, "train", crop_scale=(0.2, 0.5), crop_ratio=(0.0, 1.0), **args)
+    pipeline.train_batches(source, "train", crop_scale=(0.2, 0.5), crop_ratio=(0.0, 1.0), **args)
 
 
 def test_crop_flip_windows_are_random_resized_crop_windows():
@@ -328,8 +333,9 @@ def test_crop_flip_windows_are_random_resized_crop_windows():
   sizes = rng.integers(1, 300, (64, 2))
   uniforms = rng.random((64, 4, 10))
   geometry = crops.CropFlip(32, (0.08, 1.0), (0.5, 2.0))
-  np.testing.assert_array_equal(geometry.windows(sizes, uniforms), data.random_resized_crop_windows(
-      sizes, uniforms, scale=(0.08, 1.0), ratio=(0.5, 2.0)))
+  np.testing.assert_array_equal(
+      geometry.windows(sizes, uniforms),
+      crops.random_resized_crop_windows(sizes, uniforms, scale=(0.08, 1.0), ratio=(0.5, 2.0)))
 
 
 # ---- augmentation ------------------------------------------------------------------------------
@@ -350,8 +356,8 @@ def _plain_resize(image: np.ndarray, size: int) -> np.ndarray:
 def test_full_crop_is_a_plain_resize_and_hflip_mirrors_it(hflip):
   image = _asymmetric_image()
   source = _source(np.stack([image] * 16), np.zeros(16))
-  batch = next(data.train_batches(source, "train", batch_size=16, image_size=12,
-                                  crop_scale=(1.0, 1.0), hflip=hflip, seed=0))
+  batch = next(pipeline.train_batches(source, "train", batch_size=16, image_size=12,
+                                      crop_scale=(1.0, 1.0), hflip=hflip, seed=0))
   expected = _plain_resize(image, 12)
   same = [np.array_equal(out, expected) for out in batch["image"]]
   mirrored = [np.array_equal(out, expected[:, ::-1]) for out in batch["image"]]
@@ -365,8 +371,8 @@ def test_full_crop_is_a_plain_resize_and_hflip_mirrors_it(hflip):
 def test_random_resized_crop_windows_stay_in_bounds_and_in_range():
   sizes = np.array([[30, 50], [50, 30], [7, 9]] * 100)
   uniforms = np.random.default_rng(0).random((300, 4, 10))
-  windows = data.random_resized_crop_windows(sizes, uniforms, scale=(0.2, 0.6),
-                                             ratio=(3 / 4, 4 / 3))
+  windows = crops.random_resized_crop_windows(sizes, uniforms, scale=(0.2, 0.6),
+                                              ratio=(3 / 4, 4 / 3))
   assert windows.dtype == np.int32 and windows.shape == (300, 4)
   top, left, h, w = windows.T
   assert (top >= 0).all() and (left >= 0).all()
@@ -404,8 +410,8 @@ def test_random_resized_crop_windows_follow_torchvision_on_the_same_draws():
   sizes = np.stack([rng.integers(1, 120, 2000), rng.integers(1, 120, 2000)], axis=1)
   uniforms = rng.random((2000, 4, 10))
   for scale in [(0.08, 1.0), (0.9, 1.0)]:   # (0.9, 1): long thin images take the fallback
-    windows = data.random_resized_crop_windows(sizes, uniforms, scale=scale,
-                                               ratio=(3 / 4, 4 / 3))
+    windows = crops.random_resized_crop_windows(sizes, uniforms, scale=scale,
+                                                ratio=(3 / 4, 4 / 3))
     expected = [pil_loader.random_resized_crop_params(int(w), int(h), scale, (3 / 4, 4 / 3),
                                                       _Replay(u))
                 for (h, w), u in zip(sizes, uniforms)]
@@ -415,7 +421,7 @@ def test_random_resized_crop_windows_follow_torchvision_on_the_same_draws():
 def test_random_resized_crop_falls_back_to_a_central_crop():
   # No window of >= 90% of a 10x100 image has aspect <= 4/3: torchvision's fallback is the
   # full height with the widest allowed aspect, centred.
-  window = data.random_resized_crop_windows(
+  window = crops.random_resized_crop_windows(
       np.array([[10, 100]]), np.random.default_rng(0).random((1, 4, 10)), scale=(0.9, 1.0),
       ratio=(3 / 4, 4 / 3))
   assert window.tolist() == [[0, 43, 10, 13]]
@@ -424,7 +430,7 @@ def test_random_resized_crop_falls_back_to_a_central_crop():
 def test_crop_and_flip_draws_are_per_example_stateless_draws():
   """Drawn for many positions at once, each is what its own (seed, position) gives alone."""
   positions = np.array([0, 1, 7, 40, 2**40])
-  uniforms, flips = data.crop_and_flip_draws(3, positions)
+  uniforms, flips = crops.crop_and_flip_draws(3, positions)
   assert uniforms.shape == (5, 4, 10) and flips.shape == (5,)
   for i, p in enumerate(positions):
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(
@@ -432,7 +438,7 @@ def test_crop_and_flip_draws_are_per_example_stateless_draws():
     np.testing.assert_array_equal(
         uniforms[i], tf.random.stateless_uniform([4, 10], crop_seed, dtype=tf.float64))
     assert flips[i] == tf.random.stateless_uniform([], flip_seed)
-  other, _ = data.crop_and_flip_draws(4, positions)
+  other, _ = crops.crop_and_flip_draws(4, positions)
   assert not np.allclose(other, uniforms)
 
 
@@ -441,8 +447,8 @@ def test_crop_and_flip_draws_are_per_example_stateless_draws():
 def test_eval_resizes_the_shorter_side_and_crops_the_centre():
   rng = np.random.default_rng(1)
   image = rng.integers(0, 256, (10, 20, 3), dtype=np.uint8)
-  batch = next(data.eval_batches(_source(image[None], [0]), "train", batch_size=1, image_size=8,
-                                 crop_ratio=0.5))
+  batch = next(pipeline.eval_batches(_source(image[None], [0]), "train", batch_size=1, image_size=8,
+                                     crop_ratio=0.5))
   # Shorter side 10 -> int(8 / 0.5) = 16, so 10x20 -> 16x32; the central 8x8 starts at (4, 12).
   resized = tf.image.resize(image, [16, 32], method="bicubic", antialias=True)
   np.testing.assert_array_equal(batch["image"][0], as_pil_stores_it(resized.numpy())[4:12, 12:20])
@@ -451,7 +457,7 @@ def test_eval_resizes_the_shorter_side_and_crops_the_centre():
 def test_eval_counts_every_example_once_with_padding():
   source = _index_source(50)
   args = dict(image_size=4)
-  whole = list(data.eval_batches(source, "train", batch_size=12, **args))
+  whole = list(pipeline.eval_batches(source, "train", batch_size=12, **args))
   assert len(whole) == 5                                         # ceil(50 / 12)
   mask = np.concatenate([b["mask"] for b in whole])
   labels = np.concatenate([b["label"] for b in whole])
@@ -462,8 +468,8 @@ def test_eval_counts_every_example_once_with_padding():
       np.arange(50, dtype=np.uint8)[:, None, None, None], images[:50].shape))
   assert not labels[50:].any() and not images[50:].any()
 
-  shards = [list(data.eval_batches(source, "train", batch_size=4, num_shards=3, shard_index=k,
-                                   **args)) for k in range(3)]
+  shards = [list(pipeline.eval_batches(source, "train", batch_size=4, num_shards=3, shard_index=k,
+                                       **args)) for k in range(3)]
   assert [len(s) for s in shards] == [5, 5, 5]                   # equal length for every shard
   for step, batch in enumerate(whole):
     for key in ("image", "label", "mask"):
@@ -516,7 +522,7 @@ def test_every_kind_of_source_is_a_data_source_and_describes_itself(digits_sourc
     assert all(isinstance(n, int) and n > 0 for n in source.split_sizes.values()), kind
     assert source.describe() == _described_as_before(source), kind
   assert kinds["image"].describe() == "{'train': 1437, 'test': 360}, 10 classes"
-  assert kinds["segmentation"].describe() == "{'train': 1000, 'test': 300}, 11 classes"
+  assert kinds["segmentation"].describe() == "{'train': 5000, 'test': 300}, 11 classes"
   assert kinds["series"].split_sizes == {"train": 7, "val": 5, "test": 5}   # windows
   assert kinds["series"].describe() == "2 variables, windows {'train': 7, 'val': 5, 'test': 5}"
   assert kinds["table"].split_sizes == {"train": 142, "test": 36}            # rows

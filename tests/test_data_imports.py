@@ -1,6 +1,6 @@
 """How mae_jax.data's modules import: no TensorFlow where none is needed, TF only through
 tfsetup (which hides the accelerators from it), mae_jax's TFDS builders registered wherever a
-TFDS dataset can be loaded, no import cycles, and the package's older names still reachable."""
+TFDS dataset can be loaded, and no import cycles."""
 
 import ast
 import os
@@ -17,11 +17,6 @@ PACKAGE = "mae_jax.data"
 TF_FREE = ("mae_jax", "mae_jax.errors", "mae_jax.data", "mae_jax.data.base",
            "mae_jax.data.csvfile", "mae_jax.data.idx", "mae_jax.data.schedule",
            "mae_jax.data.series", "mae_jax.data.tables", "mae_jax.data.volumes")
-# Names older callers read off the package (mae_jax.data.<name>).
-PACKAGE_NAMES = ("Augment", "DatasetUnavailableError", "Source", "crop_and_flip_draws",
-                 "epoch_permutation", "eval_batches", "get_source", "num_train_steps_per_epoch",
-                 "random_resized_crop_windows", "source_for", "streams", "train_batches",
-                 "train_schedule")
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
@@ -50,8 +45,7 @@ def test_importing_a_tf_module_hides_the_accelerators_from_tf_first():
 
 
 @pytest.mark.parametrize("first", ["import mae_jax.data.sources",
-                                   "import mae_jax.data.tfds_prep",
-                                   "from mae_jax import data; data.get_source"])
+                                   "import mae_jax.data.tfds_prep"])
 def test_tiny_imagenet_builder_is_registered_where_tfds_datasets_load(first, tmp_path):
   proc = _python(f"{first}\n"
                  "import tensorflow_datasets as tfds\n"
@@ -71,8 +65,8 @@ def _modules() -> dict[str, str]:
 
 
 def _imports(path: str, modules: dict[str, str]) -> set[str]:
-  """The mae_jax.data modules that `path` imports, at the top or inside functions; the
-  package's lazy names count as imports of the modules they come from."""
+  """The mae_jax.data modules that `path` imports, at the top or inside functions, or names
+  in a string (as for importlib.import_module)."""
   found = set()
   for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
     if isinstance(node, ast.Import):
@@ -120,16 +114,8 @@ def test_only_tfsetup_imports_tensorflow():
       assert not direct or name == f"{PACKAGE}.tfsetup", (name, direct)
 
 
-def test_old_package_names_are_still_reachable():
-  from mae_jax import data  # pylint: disable=g-import-not-at-top
+def test_sources_raises_the_errors_modules_dataset_unavailable_error():
   from mae_jax import errors  # pylint: disable=g-import-not-at-top
-  from mae_jax.data import pipeline, sources  # pylint: disable=g-import-not-at-top
-  for name in PACKAGE_NAMES:
-    assert getattr(data, name) is not None, name
-  assert data.train_batches is pipeline.train_batches
-  assert data.Source is sources.Source
-  assert data.DatasetUnavailableError is sources.DatasetUnavailableError
-  assert data.DatasetUnavailableError is errors.DatasetUnavailableError
-  assert issubclass(data.DatasetUnavailableError, (errors.UserError, RuntimeError))
-  with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
-    data.no_such_name  # pylint: disable=pointless-statement
+  from mae_jax.data import sources  # pylint: disable=g-import-not-at-top
+  assert sources.DatasetUnavailableError is errors.DatasetUnavailableError
+  assert issubclass(errors.DatasetUnavailableError, (errors.UserError, RuntimeError))

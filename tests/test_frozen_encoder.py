@@ -14,7 +14,7 @@ from tests.helpers import load_config
 def _segment_task(probe: bool):
   config = load_config("digits_seg.py", "smoke")
   config.segment.update(probe=probe, init_from="random")
-  return segmentation.segment_task(config, "unused", with_data=False)
+  return segmentation.segment_task(config, "unused")
 
 
 def _segment3d_task(probe: bool):

@@ -10,8 +10,10 @@ import tensorflow as tf
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
-from mae_jax import data
 from mae_jax.data import decoding
+from mae_jax.data import pipeline
+from mae_jax.data import sources
+from mae_jax.errors import DatasetUnavailableError
 
 CLASSES = ("cat", "dog", "eel")
 HALF = (0.5, 0.5, 0.5)
@@ -52,7 +54,7 @@ def folder(tmp_path_factory) -> str:
 
 
 def test_splits_classes_and_labels(folder):
-  source = data.get_source(f"imagefolder:{folder}")
+  source = sources.get_source(f"imagefolder:{folder}")
   assert source.num_classes == 3
   assert source.split_sizes == {"train": 12, "val": 6}
   assert (source.train_split, source.eval_split) == ("train", "val")
@@ -101,9 +103,9 @@ def test_jpeg_decoding_matches_pil():
 
 def test_training_batches_from_encoded_files_match_decoded_pixels(folder):
   """The same crops and flips whether the split is cached encoded (files) or decoded."""
-  files = data.get_source(f"imagefolder:{folder}")
+  files = sources.get_source(f"imagefolder:{folder}")
   pixels = list(files.load("train").as_numpy_iterator())
-  decoded = data.Source(
+  decoded = sources.Source(
       name="decoded", num_classes=3, split_sizes={"train": 12}, train_split="train",
       eval_split="train",
       loader=lambda split: tf.data.Dataset.from_generator(
@@ -112,20 +114,20 @@ def test_training_batches_from_encoded_files_match_decoded_pixels(folder):
               "label": tf.TensorSpec([], tf.int32)}))
   args = dict(batch_size=6, image_size=16, crop_scale=(0.2, 1.0), hflip=True, mean=HALF,
               std=HALF, seed=4)
-  for a, b, _ in zip(data.train_batches(files, "train", **args),
-                     data.train_batches(decoded, "train", **args), range(3)):
+  for a, b, _ in zip(pipeline.train_batches(files, "train", **args),
+                     pipeline.train_batches(decoded, "train", **args), range(3)):
     np.testing.assert_array_equal(a["label"], b["label"])
     diff = np.abs(a["image"].astype(np.int32) - b["image"].astype(np.int32))
     assert a["image"].dtype == np.uint8 and diff.max() <= 6, diff.max()
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
-  with pytest.raises(data.DatasetUnavailableError, match="does not exist.*expected .*/train/"
+  with pytest.raises(DatasetUnavailableError, match="does not exist.*expected .*/train/"
                      "<class>/<image>.*val/<class>/<image>"):
-    data.get_source(f"imagefolder:{tmp_path}/nowhere")
+    sources.get_source(f"imagefolder:{tmp_path}/nowhere")
   os.makedirs(tmp_path / "only" / "val" / "cat")
-  with pytest.raises(data.DatasetUnavailableError, match="has no 'train' split"):
-    data.get_source(f"imagefolder:{tmp_path}/only")
+  with pytest.raises(DatasetUnavailableError, match="has no 'train' split"):
+    sources.get_source(f"imagefolder:{tmp_path}/only")
 
 
 def test_unknown_class_in_an_eval_split_is_refused(tmp_path):
@@ -133,4 +135,4 @@ def test_unknown_class_in_an_eval_split_is_refused(tmp_path):
   _write(f"{root}/train/cat/0.jpg", np.zeros((8, 8, 3), np.uint8))
   _write(f"{root}/val/cow/0.jpg", np.zeros((8, 8, 3), np.uint8))
   with pytest.raises(ValueError, match="val/cow is a class that .*train does not have"):
-    data.get_source(f"imagefolder:{root}")
+    sources.get_source(f"imagefolder:{root}")

@@ -7,9 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from mae_jax import data, experiment
+from mae_jax import experiment
 from mae_jax.data import images
-from mae_jax.errors import ConfigError
+from mae_jax.data import pipeline
+from mae_jax.data import sources
+from mae_jax.data.augment import Augment
+from mae_jax.errors import ConfigError, DatasetUnavailableError
 from tests.helpers import load_config
 from tests.test_imagefolder import _write
 
@@ -46,12 +49,12 @@ def test_every_image_at_any_depth_in_sorted_order(tmp_path):
 
 
 def test_missing_and_empty_folders_are_clear_errors(tmp_path):
-  with pytest.raises(data.DatasetUnavailableError, match="does not exist"):
-    data.get_source(f"images:{tmp_path}/nowhere")
+  with pytest.raises(DatasetUnavailableError, match="does not exist"):
+    sources.get_source(f"images:{tmp_path}/nowhere")
   (tmp_path / "empty" / "sub").mkdir(parents=True)
   (tmp_path / "empty" / "sub" / "readme.txt").write_text("no images here")
-  with pytest.raises(data.DatasetUnavailableError, match="holds no images"):
-    data.get_source(f"images:{tmp_path}/empty")
+  with pytest.raises(DatasetUnavailableError, match="holds no images"):
+    sources.get_source(f"images:{tmp_path}/empty")
 
 
 def test_holdout_is_a_bounded_evenly_spread_slice():
@@ -65,7 +68,7 @@ def test_holdout_is_a_bounded_evenly_spread_slice():
 
 def test_source_splits_files_and_labels(tmp_path):
   good = make_tree(str(tmp_path), count=40)
-  source = data.get_source(f"images:{tmp_path}", holdout=0.1, holdout_max=3)
+  source = sources.get_source(f"images:{tmp_path}", holdout=0.1, holdout_max=3)
   assert source.num_classes == 0
   assert source.split_sizes == {"train": 37, "holdout": 3}
   assert (source.train_split, source.eval_split) == ("train", "holdout")
@@ -123,15 +126,15 @@ def _photo_folder(root: str, count: int = 12) -> None:
 @pytest.mark.parametrize("augment", [False, True])
 def test_streamed_batches_equal_the_cached_ones_and_resume(tmp_path, augment):
   _photo_folder(str(tmp_path))
-  source = data.get_source(f"images:{tmp_path}", holdout=0.0)
-  options = data.Augment(rand_augment_layers=2 if augment else 0)
+  source = sources.get_source(f"images:{tmp_path}", holdout=0.0)
+  options = Augment(rand_augment_layers=2 if augment else 0)
   args = dict(batch_size=4, image_size=16, crop_scale=(0.2, 1.0), hflip=True, seed=3,
               options=options, layout="WCH")
-  cached = data.train_batches(source, "train", **args)
-  streamed = data.train_batches(source, "train", stream=True, **args)
+  cached = pipeline.train_batches(source, "train", **args)
+  streamed = pipeline.train_batches(source, "train", stream=True, **args)
   for _, a, b in zip(range(7), cached, streamed):     # past the end of the first epoch
     np.testing.assert_array_equal(a["image"], b["image"])
-  resumed = next(data.train_batches(source, "train", stream=True, start_step=7, **args))
+  resumed = next(pipeline.train_batches(source, "train", stream=True, start_step=7, **args))
   np.testing.assert_array_equal(resumed["image"], next(cached)["image"])
 
 
@@ -139,7 +142,7 @@ _STREAM_PROGRAM = """
 import os, sys
 import numpy as np
 import tensorflow as tf
-from mae_jax import data
+from mae_jax.data import pipeline, reading, sources
 
 def peak_rss_mb():
   with open("/proc/self/status") as f:
@@ -151,11 +154,11 @@ tf.io.write_file(f"{root}/0/photo.jpg", tf.io.encode_jpeg(noise, quality=95))
 for i in range(1, links):   # one file's bytes under many names: gigabytes of split, no disk
   os.makedirs(f"{root}/{i // 1000}", exist_ok=True)
   os.link(f"{root}/0/photo.jpg", f"{root}/{i // 1000}/photo{i}.jpg")
-source = data.get_source(f"images:{root}", holdout=0.0)
+source = sources.get_source(f"images:{root}", holdout=0.0)
 size_gb = source.random_access("train").num_bytes() / 2**30
-assert data.streams(source, "train", "auto", cache_max_gb=1.0)
-batches = data.train_batches(source, "train", batch_size=32, image_size=16,
-                             crop_scale=(0.05, 0.1), hflip=True, seed=0, stream=True)
+assert reading.streams(source, "train", "auto", cache_max_gb=1.0)
+batches = pipeline.train_batches(source, "train", batch_size=32, image_size=16,
+                                 crop_scale=(0.05, 0.1), hflip=True, seed=0, stream=True)
 next(batches)
 start = peak_rss_mb()
 steps = source.split_sizes["train"] // 32
@@ -192,16 +195,16 @@ def test_prepared_shards_give_the_folders_examples_and_batches(tmp_path):
   manifest = prepare.prepare(root, out, shard_size=8, workers=2, log=lines.append)
   assert manifest["num_images"] == 30 and len(manifest["shards"]) == 4
   assert any(line.startswith("[4/4] ") for line in lines)
-  folder = data.get_source(f"images:{root}", holdout=0.1)
-  packed = data.get_source(f"images:{out}", holdout=0.1)
+  folder = sources.get_source(f"images:{root}", holdout=0.1)
+  packed = sources.get_source(f"images:{out}", holdout=0.1)
   assert packed.split_sizes == folder.split_sizes == {"train": 27, "holdout": 3}
   for split in ("train", "holdout"):
     for a, b in zip(folder.load(split).as_numpy_iterator(), packed.load(split).as_numpy_iterator()):
       np.testing.assert_array_equal(a["image"], b["image"])
   args = dict(batch_size=4, image_size=16, crop_scale=(0.2, 1.0), hflip=True, seed=1,
               stream=True)
-  for _, a, b in zip(range(3), data.train_batches(folder, "train", **args),
-                     data.train_batches(packed, "train", **args)):
+  for _, a, b in zip(range(3), pipeline.train_batches(folder, "train", **args),
+                     pipeline.train_batches(packed, "train", **args)):
     np.testing.assert_array_equal(a["image"], b["image"])
 
   # A rerun after a crash writes only the missing shards; a complete one writes nothing.

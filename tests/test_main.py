@@ -71,7 +71,7 @@ def test_config_loads_validates_and_builds(name, arg):
     assert jax.eval_shape(lambda x: clf.apply(clf.init(rngs, x), x), x).shape == (2, 10)
   else:
     assert modality == "segmentation", modality
-    seg = segmentation.segment_task(config, "unused", with_data=False).model
+    seg = segmentation.segment_task(config, "unused").model
     crop = config.segment.crop_size
     x = jax.ShapeDtypeStruct((2, crop, crop, 3), jnp.float32)
     logits, _ = jax.eval_shape(lambda x: seg.apply(seg.init(rngs, x), x), x)

@@ -48,6 +48,11 @@ def test_report_plots_and_table(tmp_path):
   assert "loss 0.3333" in rows["pretrain (MAE loss)"]
   assert rows["logistic regression on raw pixels"].endswith("| 30.00 | 70.00 |  |")
   assert "study" in md and "![loss.png](loss.png)" in md
+  # Every published set for the dataset, under its source, this run's figure beside.
+  published = md.split("## Published figures")[1]
+  assert "### the Oxford-IIIT Pets MAE study: ViT-B/16" in published
+  assert "| linear probe | 75.63 (this run: 71.25) |" in published
+  assert "| fine-tune | 84.86 |" in published
   # The stage minus its twin, on the same seeds.
   assert "| linear probe | top1 | 71.25 | 12 | +59.25 (higher is better) |" in paired
 
@@ -58,3 +63,34 @@ def test_table_has_official_numbers_for_imagenet_only():
                                                              "B/16")
   digits = report.results_table(summary, "digits", "mini/4")
   assert digits.splitlines()[0].count("|") == 4 and "83.6" not in digits
+  # The column follows the run's model where a set has it.
+  assert "| 80.00 | 95.00 | 85.90 |" in report.results_table(summary, "imagenet2012", "L/16")
+
+
+def test_published_figures_for_every_modality(tmp_path):
+  # A segmentation run on ADE20K: every set, each metric with ours beside.
+  summary = {"segment": {"miou": 25.0, "pixel_acc": 55.0},
+             "baselines": {"segment_random_init": {"miou": 20.0, "pixel_acc": 50.0}}}
+  written = report.write_report(str(tmp_path), summary, "ade20k:/data/ADE", "B/16",
+                                {"segment": "segmentation"})
+  assert written == [report.RESULTS_MD]
+  md = (tmp_path / report.RESULTS_MD).read_text()
+  published = md.split("## Published figures")[1]
+  assert "### the TinyImageNet MAE study, segmentation extension" in published
+  assert "| segmentation | 28.88 (this run: 25) | 59.86 (this run: 55) |" in published
+  assert "| segment_random_init | 28.03 (this run: 20) | 58.08 (this run: 50) |" in published
+  assert "| segmentation | 48.1 (this run: 25) |" in published
+  assert "256x256" in published          # the note: the protocol differs
+
+  # Tables: the study's MSE beside our RMSE run, shown under the keys the row has.
+  tables = report.published_figures({"impute": {"rmse": 0.1, "wd": 0.2}}, "csv:/d/housing.csv")
+  assert "| run or model | MSE | Wasserstein |" in tables
+  assert "| impute | 0.517 | 0.31 (this run: 0.2) |" in tables
+  assert "cannot arise" in tables
+
+  # Fashion-MNIST: other models' figures, by label; none is one of our runs.
+  fashion = report.published_figures({"finetune": {"top1": 90.0}},
+                                     "fashion_mnist:/usr/share/datasets/fashion-mnist")
+  assert "not verified by the dataset's authors" in fashion
+  assert "| HOG+SVM | 92.6 |" in fashion and "this run:" not in fashion
+  assert report.published_figures(summary, "digits") == ""

@@ -251,6 +251,20 @@ def test_bad_cell_outside_the_chosen_columns_is_not_read(tmp_path):
   assert s.variables == ("OT",)
 
 
+@pytest.mark.parametrize("dropped", ["OT", "HULL"])
+def test_ett_file_lacking_an_ett_column(tmp_path, dropped):
+  # Setting M would otherwise train on the remaining columns and exit 0.
+  path = tmp_path / "ETTh1.csv"
+  write_series(path, 200, columns=tuple(c for c in ETT_COLUMNS if c != dropped))
+  message = one_line_error(ConfigError, f"lacks {dropped}; to forecast other columns",
+                           dataset=f"ett:{path}", lookback=8, horizon=4, protocol="fractions")
+  assert message.startswith(f"{path}: an ett: file") and f"'csv:{path}'" in message
+  assert "config.data.columns / config.data.target" in message
+  # The same file as csv: loads unchanged.
+  s = series.load_series(f"csv:{path}", lookback=8, horizon=4)
+  assert s.variables == tuple(c for c in ETT_COLUMNS if c != dropped)
+
+
 def test_missing_file_and_columns(tmp_path, etth1):
   one_line_error(UserError, r"nope.csv: no such file \(config.data.dataset\)",
                  dataset=f"csv:{tmp_path}/nope.csv", lookback=8, horizon=4)

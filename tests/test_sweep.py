@@ -108,7 +108,7 @@ def test_bad_sweeps_are_one_line_errors(tmp_path):
   proc = _sweep_command(["--config=digits", "--sweep=nonesuch", f"--workdir={tmp_path}"],
                         check=False)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  assert "sweep file" in proc.stderr and "shipped sweeps: ablations, series_masking, smoke" in \
+  assert "sweep file" in proc.stderr and "shipped sweeps: ablations, labels, seg_labels, series_masking" in \
       proc.stderr
 
 
@@ -186,3 +186,29 @@ def test_smoke_sweep_writes_table_csv_plot_and_resumes(tmp_path):
   assert (grid / "finetune" / "result.json").exists() and (grid / "summary.json").exists()
   run_log = (grid / "log.txt").read_text()
   assert "[pretrain] already finished" in run_log and "[linprobe] already finished" in run_log
+
+
+def test_label_sweeps_report_both_arms_and_their_paired_difference(tmp_path):
+  cfg = load_config("fashion_mnist.py", "study")
+  spec = sweep.load_sweep(os.path.join(SWEEPS, "labels.py"), cfg)
+  axes, names, runs = sweep.plan(cfg, spec, [], "labels.py")
+  assert [dict(runs[names[("labels", p.label)]]) for p in axes[0].points] == [
+      {"data.labels": 0.01}, {"data.labels": 0.1}, {}]
+  results = {}
+  for i, name in enumerate(runs):
+    per_seed = []
+    for seed in range(3):
+      run_dir = tmp_path / f"{name}_{seed}"
+      run_dir.mkdir()
+      ours, theirs = 70.0 + i + seed, 60.0 + i
+      (run_dir / "summary.json").write_text(json.dumps({
+          "finetune": {"top1": ours, "train_examples": 600 * 10**i},
+          "baselines": {"finetune_random_init": {"top1": theirs, "train_examples": 600}}}))
+      per_seed.append(sweep_report.run_metrics(str(run_dir)))
+    results[name] = {"overrides": list(runs[name]), "seeds": per_seed, "failed": {},
+                     "missing": []}
+  assert per_seed[2]["finetune_gain"] == 12.0 and per_seed[2]["train_examples"] == 60000
+  sweep_report.write(str(tmp_path), axes, names, results, "# header\n")
+  table = (tmp_path / "sweep.md").read_text()
+  # Seeds 0, 1, 2: gains 10, 11, 12 at the first point -> +11.00 ± 1.00.
+  assert "fine-tune: pretrained - random (paired)" in table and "+11.00 ± 1.00" in table

@@ -16,7 +16,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mae_jax import data
+from mae_jax.data import pipeline
+from mae_jax.data import reading
+from mae_jax.data import sources
 from mae_jax.data import tiny_imagenet
 
 WNIDS = [f"n{10_000_000 + 7 * i:08d}" for i in range(200)]    # already sorted: class i
@@ -127,7 +129,7 @@ def test_get_source_prepares_from_the_default_manual_dir_in_a_fixed_order(prepar
   manual_dir = tmp_path / "downloads" / "manual"
   os.makedirs(manual_dir)
   _write_archive(str(manual_dir / tiny_imagenet.ARCHIVE), reverse=True)
-  source = data.get_source("tiny_imagenet", data_dir=str(tmp_path))
+  source = sources.get_source("tiny_imagenet", data_dir=str(tmp_path))
   assert source.num_classes == 200
   assert source.split_sizes == {"train": 200 * TRAIN_PER_CLASS, "validation": len(VAL_CLASSES)}
   assert (source.train_split, source.eval_split) == ("train", "validation")
@@ -141,12 +143,12 @@ def test_get_source_prepares_from_the_default_manual_dir_in_a_fixed_order(prepar
   assert [int(ex["label"]) for ex in loaded] == [
       int(ex["label"]) for ex in _examples(prepared, "validation")]
 
-  batch = next(data.train_batches(source, "train", batch_size=8, image_size=32,
-                                  crop_scale=(0.2, 1.0), hflip=True, mean=HALF, std=HALF,
-                                  seed=0))
+  batch = next(pipeline.train_batches(source, "train", batch_size=8, image_size=32,
+                                      crop_scale=(0.2, 1.0), hflip=True, mean=HALF, std=HALF,
+                                      seed=0))
   assert batch["image"].shape == (8, 32, 32, 3) and batch["image"].dtype == np.uint8
   assert np.all((0 <= batch["label"]) & (batch["label"] < 200))
-  evals = list(data.eval_batches(source, "validation", batch_size=4, image_size=64))
+  evals = list(pipeline.eval_batches(source, "validation", batch_size=4, image_size=64))
   assert len(evals) == 3 and sum(b["mask"].sum() for b in evals) == len(VAL_CLASSES)
   np.testing.assert_array_equal(np.concatenate([b["label"] for b in evals])[:10],
                                 [ex["label"] for ex in loaded])
@@ -161,7 +163,7 @@ def test_offline_without_archive_is_one_quick_clear_error(tmp_path, monkeypatch)
   monkeypatch.setattr(socket, "getaddrinfo", _refuse_dns)
   start = time.monotonic()
   with pytest.raises(RuntimeError) as err:
-    data.get_source("tiny_imagenet", data_dir=str(tmp_path))
+    sources.get_source("tiny_imagenet", data_dir=str(tmp_path))
   assert time.monotonic() - start < 10                           # no minutes of retries
   message = str(err.value)
   for part in ("'tiny_imagenet'", "tiny-imagenet-200.zip", tiny_imagenet.URL,
@@ -179,7 +181,7 @@ def test_failed_download_is_the_same_clear_error(tmp_path, monkeypatch):
 
   monkeypatch.setattr(tfds.download.DownloadManager, "download", download)
   with pytest.raises(RuntimeError, match="'tiny_imagenet'.*tiny-imagenet-200.zip") as err:
-    data.get_source("tiny_imagenet", data_dir=str(tmp_path))
+    sources.get_source("tiny_imagenet", data_dir=str(tmp_path))
   assert err.value.__cause__ is failure
 
 
@@ -194,7 +196,7 @@ def test_mock_data_works(tmp_path):
   builder.info.write_to_directory(builder.data_dir)
   with tfds.testing.mock_data(num_examples=num_examples, data_dir=str(tmp_path),
                               policy=tfds.testing.MockPolicy.USE_FILES):
-    source = data.get_source("tiny_imagenet", data_dir=str(tmp_path))
+    source = sources.get_source("tiny_imagenet", data_dir=str(tmp_path))
     assert (source.num_classes, source.split_sizes) == (
         200, {"train": num_examples, "validation": num_examples})
     assert source.eval_split == "validation"
@@ -202,9 +204,9 @@ def test_mock_data_works(tmp_path):
     assert len(examples) == num_examples
     assert all(ex["image"].shape == (64, 64, 3) and ex["image"].dtype == np.uint8
                for ex in examples)
-    batch = next(data.train_batches(source, "train", batch_size=2, image_size=16,
-                                    crop_scale=(0.2, 1.0), hflip=True, mean=HALF, std=HALF,
-                                    seed=0))
+    batch = next(pipeline.train_batches(source, "train", batch_size=2, image_size=16,
+                                        crop_scale=(0.2, 1.0), hflip=True, mean=HALF, std=HALF,
+                                        seed=0))
     assert batch["image"].shape == (2, 16, 16, 3)
 
 
@@ -213,17 +215,17 @@ def test_array_record_preparation_streams_the_same_batches(prepared, tmp_path):
   manual_dir = tmp_path / "downloads" / "manual"
   os.makedirs(manual_dir)
   _write_archive(str(manual_dir / tiny_imagenet.ARCHIVE))
-  source = data.get_source("tiny_imagenet", data_dir=str(tmp_path), file_format="array_record")
+  source = sources.get_source("tiny_imagenet", data_dir=str(tmp_path), file_format="array_record")
   assert source.random_access is not None
-  assert data.streams(source, "train", "stream", cache_max_gb=4.0)
+  assert reading.streams(source, "train", "stream", cache_max_gb=4.0)
   args = dict(batch_size=8, image_size=32, crop_scale=(0.2, 1.0), hflip=True, seed=5,
               start_step=3)
-  cached = data.train_batches(source, "train", **args)
-  streamed = data.train_batches(source, "train", stream=True, **args)
+  cached = pipeline.train_batches(source, "train", **args)
+  streamed = pipeline.train_batches(source, "train", stream=True, **args)
   for _, a, b in zip(range(3), cached, streamed):
     np.testing.assert_array_equal(a["image"], b["image"])
     np.testing.assert_array_equal(a["label"], b["label"])
   # Prepared as TFDS's default tfrecord, a split has no random access: it is read into memory.
-  tfrecord = data.get_source("tiny_imagenet", data_dir=prepared.data_dir_root)
+  tfrecord = sources.get_source("tiny_imagenet", data_dir=prepared.data_dir_root)
   assert tfrecord.random_access is None
-  assert not data.streams(tfrecord, "train", "auto", cache_max_gb=0.0)
+  assert not reading.streams(tfrecord, "train", "auto", cache_max_gb=0.0)

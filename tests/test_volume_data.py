@@ -127,9 +127,24 @@ def test_btcv_resampled_to_a_spacing_keeps_world_positions(tmp_path):
 
 
 def test_max_cases_and_num_classes_given(tmp_path):
-  source = _load(_btcv(str(tmp_path)), max_cases=1, num_classes=5)
+  source = _load(_btcv(str(tmp_path)), max_cases=1, num_classes=3)
   assert (len(source.train), len(source.val)) == (1, 1)
-  assert source.class_names == ("background", "spleen", "liver", "class_3", "class_4")
+  assert source.class_names == ("background", "spleen", "liver")
+
+
+def test_num_classes_must_match_the_json_labels(tmp_path):
+  # configs/btcv.py fixes 14 classes; a 4-class folder in BTCV's layout must not take them.
+  four = {**LABELS, "3": "kidney"}
+  dataset = _btcv(str(tmp_path), edit=lambda m: m.update(labels=four))
+  json_path = os.path.join(str(tmp_path), "dataset_0.json")
+  with pytest.raises(ConfigError) as err:
+    _load(dataset, num_classes=14)
+  message = str(err.value)
+  assert message.startswith(f"{json_path} lists 4 \"labels\" but config.data.num_classes=14")
+  assert "set config.data.num_classes to 4, or to 0" in message and "\n" not in message
+  for num_classes in (0, 4):
+    source = _load(dataset, num_classes=num_classes, max_cases=1)
+    assert source.num_classes == 4 and source.class_names[3] == "kidney"
 
 
 # ---- MSD ----------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ This module imports no TensorFlow.
 
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 
 @runtime_checkable
 class DataSource(Protocol):
@@ -31,6 +33,38 @@ class DataSource(Protocol):
   def split_sizes(self) -> dict[str, int]: ...
 
   def describe(self) -> str: ...
+
+
+@runtime_checkable
+class Selectable(Protocol):
+  """A source whose training examples can be cut to a subset (config.data.labels) and split
+  into training and a held-out slice (config.<stage>.lr_grid).
+
+  train_split: the split stages train on.
+  train_classes(): int (N,) the class of each training example, to stratify by; None when an
+    example has no one class.
+  view(train, heldout=None): the same source with its train split cut to the sorted indices
+    `train` (into the train split); with `heldout`, those training examples as its eval split.
+  """
+
+  @property
+  def train_split(self) -> str: ...
+
+  def train_classes(self) -> np.ndarray | None: ...
+
+  def num_examples(self, split: str) -> int: ...
+
+  def view(self, train: np.ndarray, heldout: np.ndarray | None = None) -> "Selectable": ...
+
+
+def view_split(split: str, indices: np.ndarray, total: int) -> str:
+  """The name of a view's training split: e.g. "train[600 of 60000]"."""
+  return f"{split}[{len(indices)} of {total}]"
+
+
+def heldout_split(split: str, indices: np.ndarray) -> str:
+  """The name of a view's held-out slice of its training split: e.g. "train[540 held out]"."""
+  return f"{split}[{len(indices)} held out]"
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from mae_jax.data import decoding, digits
+from mae_jax.data import base
 from mae_jax.data.base import split_size
 from mae_jax.data.seg_datasets import ADE20K, DIGITS_SEG, PETS_MASKS, SEGFOLDER
 from mae_jax.data.tfsetup import tf
@@ -68,6 +69,30 @@ class SegSource:
     """The examples of `split` in their fixed order."""
     return tf.data.Dataset.range(self.num_examples(split)).map(
         self.reader(split), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+  def train_classes(self) -> None:
+    """None: an image holds many classes, so subsets are drawn without strata."""
+    return None
+
+  def view(self, train: np.ndarray, heldout: np.ndarray | None = None) -> "SegSource":
+    """This source with its train split cut to the images `train` (sorted indices into it)
+    and, with `heldout`, those training images as its eval split (base.Selectable)."""
+    parts = {base.view_split(self.train_split, train, self.num_examples(self.train_split)):
+             np.asarray(train, np.int64)}
+    if heldout is not None:
+      parts[base.heldout_split(self.train_split, heldout)] = np.asarray(heldout, np.int64)
+    names = list(parts)
+
+    def reader(split: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+      if split not in parts:
+        return self.reader(split)
+      read, table = self.reader(self.train_split), tf.constant(parts[split])
+      return lambda i: read(tf.gather(table, i))
+
+    return dataclasses.replace(
+        self, split_sizes={**self.split_sizes, **{k: len(v) for k, v in parts.items()}},
+        train_split=names[0], eval_split=names[1] if heldout is not None else self.eval_split,
+        reader=reader)
 
 
 def seg_source(dataset: str, num_classes: int = 0, data_dir: str | None = None) -> SegSource:
@@ -195,7 +220,7 @@ def read_pair(image_path: tf.Tensor, label_path: tf.Tensor, num_classes: int
 DIGITS_SEG_CLASSES = 11        # background + the ten digits
 DIGITS_SEG_SIZE = 64           # canvas side
 _DIGITS_PER_CANVAS = 3
-_CANVASES = {"train": 1000, "test": 300}
+_CANVASES = {"train": 5000, "test": 300}
 _INK_THRESHOLD = 96            # a pixel at least this bright (of 255) is stroke, not background
 
 

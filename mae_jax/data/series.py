@@ -34,6 +34,7 @@ from mae_jax.data import csvfile
 from mae_jax.errors import ConfigError, UserError
 
 ETT, CSV = "ett:", "csv:"
+ETT_COLUMNS = ("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT")
 VEGA_TEMPS = "vega_temps"
 SETTINGS = ("M", "S")
 PROTOCOLS = ("informer", "fractions", "study")
@@ -127,6 +128,8 @@ def load_series(dataset: str, *, lookback: int, horizon: int, setting: str = "M"
     where = os.path.expanduser(dataset[len(ETT):])
     name = os.path.splitext(os.path.basename(where))[0]
     available = _header(where, date_column)
+    if dataset.startswith(ETT):
+      _check_ett_columns(where, available)
     default_target = "OT" if dataset.startswith(ETT) else (tuple(columns) or available)[-1]
   else:
     raise ConfigError(f"config.data.dataset: {dataset!r} is not a series dataset; one of "
@@ -183,6 +186,16 @@ def _variables(where: str, available: tuple[str, ...], columns: tuple[str, ...],
     raise UserError(f"{where}: no column {target!r} (config.data.target); its columns are "
                     f"{list(available)}")
   return (target,)
+
+
+def _check_ett_columns(where: str, available: tuple[str, ...]) -> None:
+  # Setting M takes every column, so a missing one would silently train on the rest.
+  missing = [c for c in ETT_COLUMNS if c not in available]
+  if missing:
+    raise ConfigError(f"{where}: an ett: file holds ETT's columns {','.join(ETT_COLUMNS)}, but "
+                      f"this one lacks {','.join(missing)}; to forecast other columns set "
+                      f"config.data.dataset = 'csv:{where}' with config.data.columns / "
+                      "config.data.target")
 
 
 def _informer_borders(where: str, dates: np.ndarray, lookback: int

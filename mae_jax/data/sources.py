@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from mae_jax import prepare
+from mae_jax.data import base
 from mae_jax.data import decoding
 from mae_jax.data import digits
 from mae_jax.data import idx
@@ -104,6 +105,68 @@ class Source:
     """`load(split)` with encoded image bytes, or None if this source holds decoded pixels."""
     self.num_examples(split)
     return None if self.encoded_loader is None else self.encoded_loader(split)
+
+  def train_classes(self) -> np.ndarray:
+    """int32 (N,): the class of every training example, in order (base.Selectable); read from
+    the encoded bytes where the source has them, so nothing is decoded."""
+    ds = self.load_encoded(self.train_split) or self.load(self.train_split)
+    return np.concatenate([np.zeros(0, np.int32)] + [
+        b.numpy() for b in ds.map(lambda ex: ex["label"]).batch(8192)]).astype(np.int32)
+
+  def view(self, train: np.ndarray, heldout: np.ndarray | None = None) -> "Source":
+    """This source with its train split cut to the examples `train` (sorted indices into it)
+    and, with `heldout` (the same kind), those training examples as its eval split: the
+    labelled subset and the held-out slice of base.Selectable. A source read by index reads
+    only the chosen examples; another reads its split up to the last chosen one."""
+    parts = {base.view_split(self.train_split, train, self.num_examples(self.train_split)):
+             np.asarray(train, np.int64)}
+    if heldout is not None:
+      parts[base.heldout_split(self.train_split, heldout)] = np.asarray(heldout, np.int64)
+    names = list(parts)
+
+    def pick(split: str, fn: Callable[[str], tf.data.Dataset]) -> tf.data.Dataset:
+      if split not in parts:
+        return fn(split)
+      keep = np.zeros(self.num_examples(self.train_split), bool)
+      keep[parts[split]] = True
+      keep_t = tf.constant(keep)
+      # Read no further than the last chosen example: a prefix costs only itself.
+      return (fn(self.train_split).take(int(parts[split].max()) + 1).enumerate()
+              .filter(lambda i, ex: keep_t[i]).map(lambda i, ex: ex))
+
+    def by_index(split: str) -> tf.data.Dataset:
+      # Only the chosen examples are read, from the random-access store.
+      return _in_order(random_access(split), len(parts[split]))
+
+    def random_access(split: str) -> RandomAccess:
+      if split not in parts:
+        return self.random_access(split)
+      store, table = self.random_access(self.train_split), tf.constant(parts[split])
+      share = len(parts[split]) / self.num_examples(self.train_split)
+      return RandomAccess(read=lambda indices: store.read(tf.gather(table, indices)),
+                          num_bytes=lambda: int(store.num_bytes() * share))
+
+    def encoded(split: str) -> tf.data.Dataset:
+      if split not in parts:
+        return self.encoded_loader(split)
+      return by_index(split) if self.random_access is not None else pick(
+          split, self.encoded_loader)
+
+    def files(split: str) -> list[str]:
+      if split not in parts:
+        return self.files(split)
+      every = self.files(self.train_split)
+      return [every[i] for i in parts[split]]
+
+    return dataclasses.replace(
+        self, split_sizes={**self.split_sizes, **{k: len(v) for k, v in parts.items()}},
+        train_split=names[0], eval_split=names[1] if heldout is not None else self.eval_split,
+        loader=lambda split: (self.loader(split) if split not in parts
+                              else _decoded(encoded(split)) if self.encoded_loader is not None
+                              else pick(split, self.loader)),
+        encoded_loader=None if self.encoded_loader is None else encoded,
+        files=None if self.files is None else files,
+        random_access=None if self.random_access is None else random_access)
 
 
 def get_source(dataset: str, data_dir: str | None = None, *, holdout: float = 0.01,

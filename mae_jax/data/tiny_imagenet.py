@@ -1,5 +1,5 @@
 """TinyImageNet as a TFDS dataset: `tfds.builder("tiny_imagenet")` once this module is imported
-(tfds_prep.py imports it: every TFDS source and any use of `mae_jax.data.get_source`).
+(tfds_prep.py imports it: every TFDS source and any use of `sources.get_source`).
 
 Stanford CS231n's 64x64 subset of ImageNet: 200 classes with 500 training and 50 validation
 images each, all in one archive, `tiny-imagenet-200.zip` (~250 MB, `URL` below).

@@ -23,6 +23,7 @@ import os
 import numpy as np
 from scipy import ndimage
 
+from mae_jax.data.base import split_size
 from mae_jax.distributed import echo
 from mae_jax.errors import ConfigError
 
@@ -81,6 +82,25 @@ class VolumeSource:
     """split -> its number of volumes (base.DataSource)."""
     return {"train": len(self.train), "val": len(self.val)}
 
+  @property
+  def train_split(self) -> str:
+    return "train"
+
+  def num_examples(self, split: str) -> int:
+    """Volumes in `split`; ValueError naming the splits if there is none."""
+    return split_size(self.name, self.split_sizes, split)
+
+  def train_classes(self) -> None:
+    """None: a volume holds many classes, so subsets are drawn without strata."""
+    return None
+
+  def view(self, train: np.ndarray, heldout: np.ndarray | None = None) -> "VolumeSource":
+    """These training volumes (sorted indices) and, with `heldout`, those training volumes
+    as the validation split (base.Selectable)."""
+    return dataclasses.replace(
+        self, train=[self.train[i] for i in train],
+        val=self.val if heldout is None else [self.train[i] for i in heldout])
+
   def describe(self) -> str:
     """Volumes, classes and channels, for the log (base.DataSource)."""
     return (f"{len(self.train)} training / {len(self.val)} validation volumes, "
@@ -103,7 +123,8 @@ def load_volumes(dataset: str, *, spacing: tuple[float, float, float], intensity
                  seed: int, max_cases: int = 0) -> VolumeSource:
   """The preprocessed cases of config.data.dataset (see the module docstring).
 
-  num_classes 0 takes the JSON's "labels"; max_cases > 0 keeps the first max_cases of each split.
+  num_classes 0 takes the JSON's "labels", any other count must equal theirs; max_cases > 0 keeps
+  the first max_cases of each split.
   """
   if intensity not in INTENSITY_MODES:
     raise ConfigError(f"config.data.intensity: {intensity!r} is not one of {INTENSITY_MODES}")
@@ -128,6 +149,11 @@ def load_volumes(dataset: str, *, spacing: tuple[float, float, float], intensity
       raise ConfigError(f"config.data.num_classes: 0 and {json_path} has no \"labels\" to count "
                         "the classes from: set config.data.num_classes")
     num_classes = len(names)
+  elif names and num_classes != len(names):
+    # A fixed count from a config written for another dataset would predict ids the JSON lacks.
+    raise ConfigError(f"{json_path} lists {len(names)} \"labels\" but config.data.num_classes="
+                      f"{num_classes}: set config.data.num_classes to {len(names)}, or to 0 to "
+                      "take the JSON's")
   class_names = tuple(str(names.get(k, f"class_{k}")) for k in range(num_classes))
   train = _entries(meta, "training", root, json_path)
   if kind == BTCV:

@@ -96,6 +96,15 @@ class Snapshot:
 
 
 @dataclasses.dataclass(frozen=True)
+class Monitor:
+  """Metrics of the model beside each evaluation and at the end (e.g. a k-NN classifier on its
+  frozen features), computed on the host by the process that writes: logged with the eval
+  metrics, and in result.json."""
+  # Loads what it measures on (once) -> measure(host params) -> {metric: value}.
+  prepare: Callable[[], Callable[[Params], dict[str, float]]]
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
   """Everything `train.train_stage` needs to know about a stage; the loop knows no stage.
 
@@ -113,6 +122,7 @@ class Task:
   # {tag: uint8 (H, W, C) image} for TensorBoard at the final step.
   finish: Callable[[dict[str, Any], str], dict[str, np.ndarray] | None] | None = None
   snapshot: Snapshot | None = None
+  monitor: Monitor | None = None
 
   def init(self, rng: jax.Array, sample: jax.Array) -> dict[str, Any]:
     """Random variables for inputs shaped like `sample`, then `init_from` applied."""

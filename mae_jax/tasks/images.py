@@ -17,14 +17,15 @@ import ml_collections
 import numpy as np
 import optax
 
-from mae_jax import config_lib, losses, masking, optim, pixels, registry, visualize, weights
+from mae_jax import (config_lib, losses, masking, monitor, optim, pixels, registry, visualize,
+                     weights)
 from mae_jax.errors import ConfigError
 from mae_jax.masking import mask_noise, patchify
 from mae_jax.models import Classifier, decode_variant, from_variant
 from mae_jax.parallel import DATA_AXIS, device_index
-from mae_jax.tasks.base import (PRETRAIN_CHECKPOINTS, Batch, Evaluation, Params, Snapshot, Task,
-                                TrainData, encoder_init, export_encoder, finetune_tx, mae_tx,
-                                per_shard, pretrain_model)
+from mae_jax.tasks.base import (PRETRAIN_CHECKPOINTS, Batch, Evaluation, Monitor, Params,
+                                Snapshot, Task, TrainData, encoder_init, export_encoder,
+                                finetune_tx, mae_tx, per_shard, pretrain_model)
 
 UNLABELED_PREFIX = "images:"   # data/images.py: pretrain and visualize only
 CACHE_MODES = ("auto", "memory", "stream")
@@ -119,10 +120,60 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
   snapshot = (Snapshot(vis.every_steps, "reconstructions", prepare_snapshot)
               if vis.every_steps > 0 else None)
   return dataclasses.replace(task, data=image_train_data(config, "pretrain", source),
+                             monitor=feature_monitor(config, model, source),
                              evaluation=reconstruction_eval(config, model, source),
                              finish=lambda variables, stage_dir: export_encoder(
                                  config, variables, stage_dir),
                              snapshot=snapshot)
+
+
+def feature_monitor(config: ml_collections.ConfigDict, model: nn.Module, source: Any
+                    ) -> Monitor | None:
+  """The k-NN / few-shot / collapse monitor of MAE pretraining (monitor.py) on `source`'s
+  training examples: a seeded bank and disjoint queries; None without labels or knn_bank 0."""
+  s = config.pretrain
+  if s.knn_bank <= 0 or source.num_classes <= 0:
+    return None
+  inputs = model_inputs(config)
+
+  @jax.jit
+  def pooled(params, batch):
+    tokens, _, _ = model.apply({"params": params}, inputs(batch),
+                               method=lambda m, x: m.encoder(x, mask_ratio=0.0))
+    return tokens[:, 1:].mean(axis=1)          # (N, D): the mean of the patch tokens
+
+  def prepare() -> Callable[[Params], dict[str, float]]:
+    from mae_jax.data import labels, pipeline  # pylint: disable=g-import-not-at-top  (TF)
+    n = source.num_examples(source.train_split)
+    bank_n = min(s.knn_bank, n - 1)
+    queries_n = max(1, min(s.knn_queries, n - bank_n))
+    if source.random_access is None and source.encoded_loader is not None:
+      # A store read in order only (TFDS tfrecord): its first examples, which costs their
+      # reading alone (TFDS shuffles a split when it writes it), not a pass over the split.
+      chosen = np.arange(bank_n + queries_n)
+    else:
+      chosen = labels.subset(n, bank_n + queries_n, config.seed)
+    bank, queries = labels.holdout(chosen, queries_n / (bank_n + queries_n), config.seed)
+    view = source.view(bank, queries)
+    sets = []
+    for split in (view.train_split, view.eval_split):
+      batches = list(pipeline.eval_batches(view, split, batch_size=config.data.eval_batch_size,
+                                           image_size=config.data.image_size,
+                                           crop_ratio=config.data.eval_crop_ratio,
+                                           layout=config.data.batch_layout))
+      sets.append((batches, np.concatenate([b["label"][b["mask"] > 0] for b in batches])))
+    measure = monitor.FeatureMonitor(k=s.knn_k, shots=s.fewshot_shots)
+
+    def features(params, batches) -> np.ndarray:
+      return np.concatenate([np.asarray(pooled(params, b))[b["mask"] > 0] for b in batches])
+
+    def run(params: Params) -> dict[str, float]:
+      (bank_b, bank_y), (query_b, query_y) = sets
+      return measure(features(params, bank_b), bank_y, features(params, query_b), query_y)
+
+    return run
+
+  return Monitor(prepare)
 
 
 def reconstruction_eval(config: ml_collections.ConfigDict, model: nn.Module, source: Any
@@ -338,7 +389,13 @@ def augment_section(**fields) -> ml_collections.ConfigDict:
 def pretrain_section() -> ml_collections.ConfigDict:
   # main_pretrain.py: blr 1.5e-4, wd 0.05, betas (0.9, 0.95), 40 warmup epochs, crop 0.2-1.
   return augment_section(batch_size=4096, num_epochs=800, base_lr=1.5e-4, warmup_epochs=40,
-                         crop_scale=(0.2, 1.0), b1=0.9, b2=0.95)
+                         crop_scale=(0.2, 1.0), b1=0.9, b2=0.95,
+                         # With each evaluation, on a labelled source: a k-NN classifier (knn_k
+                         # neighbours, cosine) and a fewshot_shots-per-class ridge probe on the
+                         # frozen pooled features of knn_bank training examples, scored on
+                         # knn_queries others, plus feature std and effective rank (monitor.py).
+                         # knn_bank 0: off.
+                         knn_bank=1000, knn_queries=500, knn_k=20, fewshot_shots=10)
 
 
 def linprobe_section() -> ml_collections.ConfigDict:
@@ -505,9 +562,11 @@ registry.register(registry.Modality(
     load_source=image_source,
     stages=(PRETRAIN,
             registry.Stage("linprobe", title="linear probe", section=linprobe_section,
+                           score="top1",
                            task=lambda c, source, workdir: classifier_task(
                                c, "linprobe", source.num_classes, workdir, source)),
             registry.Stage("finetune", title="fine-tune", section=finetune_section,
+                           score="top1",
                            task=lambda c, source, workdir: classifier_task(
                                c, "finetune", source.num_classes, workdir, source)),
             VISUALIZE),

@@ -58,11 +58,12 @@ def segment_model(config: ml_collections.ConfigDict, num_classes: int) -> Segmen
                       dtype=jnp.dtype(config.model.dtype), attention=config.model.attention)
 
 
-def segment_task(config: ml_collections.ConfigDict, workdir: str, with_data: bool = True,
+def segment_task(config: ml_collections.ConfigDict, workdir: str, source: Any = None,
                  stage: str = "segment") -> Task:
-  """The segment stage's Task; without data, its model, loss and optimizer only."""
+  """The segment stage's Task on `source` (a SegSource: images and label maps); without one,
+  its model, loss and optimizer only."""
   s, d = config.segment, config.data
-  source = seg_source(d.dataset, d.num_classes, d.data_dir) if with_data else None
+  with_data = source is not None
   model = segment_model(config, source.num_classes if with_data else max(d.num_classes, 2))
   inputs = seg_inputs(config)
 
@@ -268,10 +269,12 @@ registry.register(registry.Modality(
     serves=lambda config: seg_datasets.is_segmentation(config.data.dataset),
     # The dataset's images, for pretrain and visualize; the segment stage reads its label maps.
     load_source=images.image_source,
+    labelled_source=lambda c, images_source: seg_source(c.data.dataset, c.data.num_classes,
+                                                        c.data.data_dir),
     stages=(images.PRETRAIN,
             registry.Stage("segment", title="segmentation", section=segment_section,
-                           validate=validate_segment,
-                           task=lambda c, source, workdir: segment_task(c, workdir)),
+                           validate=validate_segment, score="miou",
+                           task=lambda c, source, workdir: segment_task(c, workdir, source)),
             images.VISUALIZE),
     baselines=(registry.Baseline("segment_random_init", "segmentation, random init",
                                  twin="segment"),),

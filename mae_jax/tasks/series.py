@@ -364,7 +364,7 @@ registry.register(registry.Modality(
                            needs_labels=False,
                            task=lambda c, source, workdir: pretrain_task(c, source)),
             registry.Stage("forecast", title="forecast (pretrained transformer)",
-                           section=forecast_section,
+                           section=forecast_section, score="mse", maximize=False,
                            loads_encoder=lambda c: c.forecast.model == "transformer",
                            task=lambda c, source, workdir: forecast_task(c, workdir, source))),
     baselines=(registry.Baseline("forecast_random_init", "forecast, transformer from random init",

@@ -522,6 +522,7 @@ registry.register(registry.Modality(
                            task=lambda c, source, workdir: pretrain_task(c, source)),
             registry.Stage("segment3d", title="3-D segmentation (UNETR)",
                            section=segment3d_section, validate=validate_segment3d,
+                           score="dice",
                            task=lambda c, source, workdir: segment3d_task(c, workdir, source))),
     baselines=(registry.Baseline("segment3d_random_init", "3-D segmentation, random init",
                                  twin="segment3d"),),
