@@ -173,6 +173,9 @@ def run_stage(config: ml_collections.ConfigDict, run: Run, workdir: str, source:
   """Trains `run` in WORKDIR/<run.folder>, or returns its result if it finished; first, with
   config.<stage>.lr_grid, chooses its base_lr on a held-out slice (selection.py)."""
   stage = registry.for_config(config).stage(run.stage)
+  if (examples := selection.train_examples(source)) is not None:
+    selection.check_batch(with_overrides(config, run.overrides, workdir), run.stage, source,
+                          examples)
   extra: dict[str, Any] = {}
   if config[run.stage].lr_grid:
     best, scores = selection.choose_lr(

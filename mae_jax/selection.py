@@ -57,6 +57,16 @@ def labelled_source(config: ml_collections.ConfigDict, source: Any) -> Any:
   return source.view(picked)
 
 
+def check_batch(config: ml_collections.ConfigDict, stage: str, source: Any, examples: int,
+                what: str = "labelled training examples") -> None:
+  """A stage's global batch must fit in the `examples` it trains on (one line if not)."""
+  batch = config[stage].batch_size
+  if isinstance(source, Selectable) and source.examples_for_batch(batch) > examples:
+    raise ConfigError(f"config.{stage}.batch_size={batch} exceeds the {examples} {what} "
+                      f"(config.data.labels={config.data.labels:g}): lower the batch or keep "
+                      f"more labels")
+
+
 def validate(config: ml_collections.ConfigDict, stage: registry.Stage) -> None:
   """config.<stage>'s lr_grid, lr_holdout and lr_search_steps."""
   s = config[stage.name]
@@ -93,6 +103,8 @@ def choose_lr(config: ml_collections.ConfigDict, run: registry.Run, stage: regis
     rest, held = labels.holdout(np.arange(n), s.lr_holdout, config.seed, source.train_classes())
   except ValueError as err:
     raise ConfigError(f"config.{stage.name}.lr_grid: {err}") from None
+  check_batch(config, stage.name, source, len(rest), "training examples left beside the held-out "
+              "slice of config.{stage.name}.lr_holdout".replace("{stage.name}", stage.name))
   searched = source.view(rest, held)
   overrides = {**run.overrides, f"{stage.name}.eval_every_epochs": _NO_PERIODIC_EVAL}
   if s.lr_search_steps:

@@ -122,6 +122,9 @@ class _FakeSource:
   def train_classes(self):
     return np.arange(self.n) % 2
 
+  def examples_for_batch(self, batch_size):
+    return batch_size
+
   def view(self, train, heldout=None):
     parts = (("rest", tuple(train)),) + ((("held", tuple(heldout)),) if heldout is not None
                                          else ())
@@ -198,3 +201,18 @@ def test_a_label_scarce_run_with_lr_search_end_to_end(tmp_path):
   with open(os.path.join(tmp_path, "results.md")) as f:
     md = f.read()
   assert "training examples" in md and "of 0.1 / 1" in md
+
+
+def test_fewer_labelled_examples_than_a_batch_is_one_line(tmp_path):
+  config = load_config("digits.py", "smoke")
+  config.stages, config.baselines = "linprobe", ""
+  config.linprobe.init_from = "random"
+  config.data.labels = 10                     # the smoke batch is 16
+  with pytest.raises(ConfigError, match=r"config\.linprobe\.batch_size=16 exceeds the 10 "
+                                        r"labelled training examples"):
+    experiment.run(config, str(tmp_path))
+  config.data.labels = 17                     # 16 left after a held-out slice of 1: fits ...
+  config.linprobe.update(lr_grid=(0.1,), lr_holdout=0.2)   # ... but not beside 3 held out
+  with pytest.raises(ConfigError, match=r"exceeds the 14 training examples left beside the "
+                                        r"held-out slice of config\.linprobe\.lr_holdout"):
+    experiment.run(config, str(tmp_path))

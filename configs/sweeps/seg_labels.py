@@ -1,4 +1,4 @@
-"""Label efficiency of segmentation: the segment stage and its random-init twin with 25, 100
+"""Label efficiency of segmentation: the segment stage and its random-init twin with 50, 200
 and 1,000 labelled images (config.data.labels), pretraining on every training image.
 
   mae-jax --config=digits_seg:study --config.stages=pretrain --config.baselines= --workdir=DIR/mae
@@ -16,5 +16,5 @@ from mae_jax import sweep_lib
 def get_sweep(config):
   del config
   return sweep_lib.Sweep(axes=[
-      sweep_lib.axis("labels", "data.labels", [25, 100, 1000]),
+      sweep_lib.axis("labels", "data.labels", [50, 200, 1000]),
   ])

@@ -43,6 +43,8 @@ class Selectable(Protocol):
   train_split: the split stages train on.
   train_classes(): int (N,) the class of each training example, to stratify by; None when an
     example has no one class.
+  examples_for_batch(batch_size): the fewest training examples a batch of batch_size needs
+    (a batch of crops can come from one volume).
   view(train, heldout=None): the same source with its train split cut to the sorted indices
     `train` (into the train split); with `heldout`, those training examples as its eval split.
   """
@@ -53,6 +55,8 @@ class Selectable(Protocol):
   def train_classes(self) -> np.ndarray | None: ...
 
   def num_examples(self, split: str) -> int: ...
+
+  def examples_for_batch(self, batch_size: int) -> int: ...
 
   def view(self, train: np.ndarray, heldout: np.ndarray | None = None) -> "Selectable": ...
 

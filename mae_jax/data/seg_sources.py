@@ -74,6 +74,10 @@ class SegSource:
     """None: an image holds many classes, so subsets are drawn without strata."""
     return None
 
+  def examples_for_batch(self, batch_size: int) -> int:
+    """The fewest training examples a batch needs (one per row; base.Selectable)."""
+    return batch_size
+
   def view(self, train: np.ndarray, heldout: np.ndarray | None = None) -> "SegSource":
     """This source with its train split cut to the images `train` (sorted indices into it)
     and, with `heldout`, those training images as its eval split (base.Selectable)."""

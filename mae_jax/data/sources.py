@@ -113,6 +113,10 @@ class Source:
     return np.concatenate([np.zeros(0, np.int32)] + [
         b.numpy() for b in ds.map(lambda ex: ex["label"]).batch(8192)]).astype(np.int32)
 
+  def examples_for_batch(self, batch_size: int) -> int:
+    """The fewest training examples a batch needs (one per row; base.Selectable)."""
+    return batch_size
+
   def view(self, train: np.ndarray, heldout: np.ndarray | None = None) -> "Source":
     """This source with its train split cut to the examples `train` (sorted indices into it)
     and, with `heldout` (the same kind), those training examples as its eval split: the

@@ -94,6 +94,11 @@ class VolumeSource:
     """None: a volume holds many classes, so subsets are drawn without strata."""
     return None
 
+  def examples_for_batch(self, batch_size: int) -> int:
+    """The fewest training examples a batch needs: crops of one volume fill it
+    (base.Selectable)."""
+    return 1
+
   def view(self, train: np.ndarray, heldout: np.ndarray | None = None) -> "VolumeSource":
     """These training volumes (sorted indices) and, with `heldout`, those training volumes
     as the validation split (base.Selectable)."""
