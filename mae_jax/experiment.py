@@ -16,7 +16,7 @@ import jax
 import ml_collections
 from etils import epath   # the workdir may be on GCS (gs://), where open() cannot go
 
-from mae_jax import config_lib, registry, selection, train, weights
+from mae_jax import config_lib, per_class, registry, selection, train, weights
 from mae_jax.checkpoint import MODEL_JSON
 from mae_jax.distributed import echo, is_main, main_first
 from mae_jax.errors import ConfigError
@@ -173,7 +173,9 @@ def run_stage(config: ml_collections.ConfigDict, run: Run, workdir: str, source:
   """Trains `run` in WORKDIR/<run.folder>, or returns its result if it finished; first, with
   config.<stage>.lr_grid, chooses its base_lr on a held-out slice (selection.py)."""
   stage = registry.for_config(config).stage(run.stage)
-  if (examples := selection.train_examples(source)) is not None:
+  examples = selection.train_examples(source)
+  if examples is not None:
+    # The run's own batch size: a sweep or a baseline may override it.
     selection.check_batch(with_overrides(config, run.overrides, workdir), run.stage, source,
                           examples)
   extra: dict[str, Any] = {}
@@ -183,7 +185,6 @@ def run_stage(config: ml_collections.ConfigDict, run: Run, workdir: str, source:
     run = dataclasses.replace(run, overrides={**run.overrides, f"{run.stage}.base_lr": best})
     extra = {"base_lr": best, "lr_search": {f"{lr:g}": v for lr, v in scores.items()}}
   result = _train(config, run, workdir, source)
-  examples = selection.train_examples(source)
   return {**result, **extra, **({"train_examples": examples} if examples is not None else {})}
 
 
@@ -247,7 +248,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       for r in baseline.training_runs(config):
         data = labelled() if m.stage(r.stage).needs_labels else source
         baselines[b] = run_stage(config, r, workdir, data)
-    echo(f"[baseline {b}] {baselines[b]}")
+    echo(f"[baseline {b}] {per_class.brief(baselines[b])}")
   if baselines:
     summary["baselines"] = baselines
   if is_main():
@@ -257,5 +258,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         m.twins())
     if m.summarize is not None:
       m.summarize(config, workdir, summary, source)
-  echo(json.dumps(summary, indent=2))
+  # Per-class entries stay in summary.json and results.md: thousands of lines at 1000 classes.
+  echo(json.dumps(per_class.brief(summary), indent=2))
   return summary

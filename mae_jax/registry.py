@@ -65,8 +65,9 @@ class Stage:
   # config -> None, raising ConfigError: checks of config.<name>, when the stage runs.
   validate: Callable[[ConfigDict], None] | None = None
   needs_labels: bool = True
-  # config -> whether the stage loads config.<name>.init_from (None: whenever its section has
-  # the field; a forecaster other than the transformer has no encoder to load).
+  # config -> whether the stage loads config.<name>.init_from as an encoder export, which
+  # experiment.validate checks against config.model (None: whenever its section has the field;
+  # a forecaster other than the transformer has no encoder to load).
   loads_encoder: Callable[[ConfigDict], bool] | None = None
   # The result entry its learning rate is chosen by (config.<name>.lr_grid; selection.py):
   # "" = none, and whether higher is better.

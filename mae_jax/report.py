@@ -1,7 +1,8 @@
-"""End-of-run report in the workdir: loss.png, accuracy.png and results.md.
+"""End-of-run report in the workdir: loss.png, accuracy.png, per_class.png and results.md.
 
 Curves come from each stage's metrics.jsonl; the table from summary.json, with the figures
-published for the run's dataset (references.py) beside ours.
+published for the run's dataset (references.py) beside ours; per-class accuracy from
+summary.json too (per_class.py).
 """
 
 import json
@@ -10,7 +11,7 @@ from typing import Any
 
 from etils import epath   # the workdir may be on GCS (gs://)
 
-from mae_jax import references
+from mae_jax import per_class, references
 
 LOSS_PNG, ACCURACY_PNG, RESULTS_MD = "loss.png", "accuracy.png", "results.md"
 KNN_PNG = "knn.png"   # pretraining's k-NN accuracy on frozen features (monitor.py)
@@ -239,12 +240,16 @@ def write_report(workdir: str, summary: dict[str, Any], dataset: str, variant: s
                            ("knn_top1", "k-NN top-1 % (frozen features)", KNN_PNG)):
     if plot_curves(runs, key, label, os.path.join(workdir, name), titles, twins):
       written.append(name)
+  chart = per_class.PER_CLASS_PNG
+  if not per_class.plot(summary, os.path.join(workdir, chart), titles, twins):
+    chart = ""
   md = [f"# Results: {dataset}, {variant}\n", results_table(summary, dataset, variant, titles),
-        paired_differences(summary, titles, twins or {})]
+        paired_differences(summary, titles, twins or {}),
+        per_class.section(summary, titles, twins, chart)]
   md.append(published_figures(summary, dataset, titles))
   md += [f"\n![{n}]({n})\n" for n in written]
   epath.Path(workdir, RESULTS_MD).write_text("".join(md))
-  return written + [RESULTS_MD]
+  return written + ([chart] if chart else []) + [RESULTS_MD]
 
 
 def forecast_plot(path: str, source: Any, split: str, preds: dict[str, Any], num_windows: int

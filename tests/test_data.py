@@ -483,7 +483,7 @@ def _described_as_before(source) -> str:
   if hasattr(source, "test_removed"):
     return (f"{len(source.train)} training / {len(source.test)} test rows, "
             f"{len(source.columns)} columns, {int(source.test_removed.sum())} test entries removed")
-  if hasattr(source, "class_names"):
+  if hasattr(source, "in_channels"):    # image sources have class_names too
     return (f"{len(source.train)} training / {len(source.val)} validation volumes, "
             f"{source.num_classes} classes ({', '.join(source.class_names)}), "
             f"{source.in_channels} channel(s)")

@@ -156,6 +156,7 @@ def _check_summary(workdir, stages, baselines=()):
       assert os.path.exists(os.path.join(workdir, "pretrain", "export", "model.json"))
     else:
       assert 0 <= summary[stage]["top1"] <= summary[stage]["top5"] <= 100
+      _check_per_class(summary[stage])
     stage_dir = os.path.join(workdir, stage)
     assert os.listdir(os.path.join(stage_dir, "checkpoints"))
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(stage_dir))
@@ -165,7 +166,16 @@ def _check_summary(workdir, stages, baselines=()):
     assert {"loss", "lr", "grad_norm", "images_per_sec", "eta"} <= set(train[-1])
   for b in baselines:
     assert "top1" in summary["baselines"][b]
+    _check_per_class(summary["baselines"][b])
   return summary
+
+
+def _check_per_class(result):
+  """Per-class top-1 of every class, whose examples add up to the top-1's."""
+  acc, counts = result["per_class_top1"], result["per_class_examples"]
+  assert list(acc) == list(counts) and sum(counts.values()) > 0
+  correct = sum(a * counts[c] / 100 for c, a in acc.items() if a is not None)
+  assert abs(100 * correct / sum(counts.values()) - result["top1"]) < 1e-6
 
 
 @pytest.mark.slow
@@ -176,6 +186,10 @@ def test_digits_smoke_through_entry_point_and_rerun_skips(tmp_path):
   assert "[pretrain] train step 2:" in out
   summary = _check_summary(workdir, IMAGE_STAGES,
                            ("linprobe_random_init", "raw_pixels", "finetune_random_init"))
+  assert list(summary["linprobe"]["per_class_top1"]) == [str(d) for d in range(10)]
+  assert os.path.exists(os.path.join(workdir, "per_class.png"))
+  with open(os.path.join(workdir, "results.md")) as f:
+    assert "## Per-class top-1" in f.read()
   # Running the same job again, through the installed command from another directory with the
   # shipped config's bare name, finds every trained stage and baseline finished.
   out = _run(["mae-jax", "--config=digits:smoke", f"--workdir={workdir}"], cwd=tmp_path)

@@ -54,8 +54,8 @@ def test_a_twin_baseline_is_its_stage_from_random_init():
 
 def test_a_field_no_stage_reads_is_refused_in_one_line():
   config = load_config("digits.py", "smoke")
-  config.pretrain.init_from = "/some/export"   # pretraining starts from scratch: unread
-  with pytest.raises(ConfigError, match=r"config\.pretrain\.init_from: no stage of images"):
+  config.pretrain.drop_path = 0.1   # the fine-tune's: pretraining has no drop path
+  with pytest.raises(ConfigError, match=r"config\.pretrain\.drop_path: no stage of images"):
     experiment.validate(config)
   config = load_config("temps.py", "smoke")
   config.pretrain.crop_scale = (0.5, 1.0)      # series are not cropped like images

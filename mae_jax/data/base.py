@@ -71,6 +71,25 @@ def heldout_split(split: str, indices: np.ndarray) -> str:
   return f"{split}[{len(indices)} held out]"
 
 
+def view_parts(train_split: str, total: int, train: np.ndarray,
+               heldout: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """The splits a Selectable.view adds, name -> int64 indices into `train_split` (of `total`
+  examples): the cut training split first, then the held-out slice when there is one."""
+  parts = {view_split(train_split, train, total): np.asarray(train, np.int64)}
+  if heldout is not None:
+    parts[heldout_split(train_split, heldout)] = np.asarray(heldout, np.int64)
+  return parts
+
+
+def view_fields(source: DataSource, parts: dict[str, np.ndarray], eval_split: str
+                ) -> dict[str, object]:
+  """The dataclass fields a view replaces: its split sizes, and its train and eval splits
+  (the held-out slice, if any, becomes the eval split; else `eval_split` stays)."""
+  names = list(parts)
+  return {"split_sizes": {**source.split_sizes, **{k: len(v) for k, v in parts.items()}},
+          "train_split": names[0], "eval_split": names[1] if len(names) > 1 else eval_split}
+
+
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   """Whole global batches of `batch_size` in one pass over `num_examples` (the remainder is
   dropped); at least 1, so that a split smaller than one batch still counts one step."""

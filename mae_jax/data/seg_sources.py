@@ -81,11 +81,8 @@ class SegSource:
   def view(self, train: np.ndarray, heldout: np.ndarray | None = None) -> "SegSource":
     """This source with its train split cut to the images `train` (sorted indices into it)
     and, with `heldout`, those training images as its eval split (base.Selectable)."""
-    parts = {base.view_split(self.train_split, train, self.num_examples(self.train_split)):
-             np.asarray(train, np.int64)}
-    if heldout is not None:
-      parts[base.heldout_split(self.train_split, heldout)] = np.asarray(heldout, np.int64)
-    names = list(parts)
+    parts = base.view_parts(self.train_split, self.num_examples(self.train_split), train,
+                            heldout)
 
     def reader(split: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
       if split not in parts:
@@ -93,10 +90,8 @@ class SegSource:
       read, table = self.reader(self.train_split), tf.constant(parts[split])
       return lambda i: read(tf.gather(table, i))
 
-    return dataclasses.replace(
-        self, split_sizes={**self.split_sizes, **{k: len(v) for k, v in parts.items()}},
-        train_split=names[0], eval_split=names[1] if heldout is not None else self.eval_split,
-        reader=reader)
+    return dataclasses.replace(self, **base.view_fields(self, parts, self.eval_split),
+                               reader=reader)
 
 
 def seg_source(dataset: str, num_classes: int = 0, data_dir: str | None = None) -> SegSource:

@@ -11,7 +11,8 @@
     "tiny_imagenet" (mae_jax's own builder, tiny_imagenet.py), "cifar10".
 A `Source` only promises a deterministic order; shuffling, augmentation and batching are the
 pipeline's job. Sources whose files hold encoded images (JPEG, PNG) also serve the encoded bytes,
-so the training pipeline can keep the split compressed in memory and decode only the crop.
+so the training pipeline can keep the split compressed in memory and decode only the crop; an
+image that does not decode fails where it is decoded, and the pipeline skips it (pipeline.py).
 """
 
 import concurrent.futures
@@ -33,6 +34,7 @@ from mae_jax.data import images
 from mae_jax.data import seg_datasets
 from mae_jax.data import seg_sources
 from mae_jax.data.base import split_size
+from mae_jax.data.skips import Unreadable
 from mae_jax.data.tfds_prep import load_tfds_split
 from mae_jax.data.tfds_prep import prepare_tfds
 from mae_jax.data.tfsetup import tf
@@ -46,7 +48,9 @@ _KNOWN_NAMES = ("'digits', 'imagefolder:/path/to/root', 'images:/path/to/root' (
 _TFDS_PREFIX = "tfds:"
 _FASHION_MNIST = "fashion_mnist"
 _IDX_PREFIXES = ("fashion_mnist:", "idx:")
-_FASHION_MNIST_CLASSES = 10
+# Fashion-MNIST's labels 0..9 (TFDS's ClassLabel names; the IDX files carry none).
+_FASHION_MNIST_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                        "Sneaker", "Bag", "Ankle boot")
 _READ_CHUNK = 64   # examples read from a random-access store at once, in order
 
 
@@ -81,6 +85,15 @@ class Source:
       default=None, repr=False, compare=False)
   # Optional: split -> its examples by index (what the training pipeline streams from).
   random_access: Callable[[str], RandomAccess] | None = dataclasses.field(
+      default=None, repr=False, compare=False)
+  # Optional: the classes' names in label order (TFDS's label names, the class folders);
+  # () = none (reports then name a class by its id).
+  class_names: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+  # The files its scan left out as not images (images: folders), for the skip report (skips.py).
+  unreadable: Unreadable = dataclasses.field(default=Unreadable(), repr=False)
+  # Optional: split -> how reports name its examples, in order, where `files` cannot (a packed
+  # folder: the original files' paths).
+  names: Callable[[str], list[str]] | None = dataclasses.field(
       default=None, repr=False, compare=False)
 
   @property
@@ -122,11 +135,8 @@ class Source:
     and, with `heldout` (the same kind), those training examples as its eval split: the
     labelled subset and the held-out slice of base.Selectable. A source read by index reads
     only the chosen examples; another reads its split up to the last chosen one."""
-    parts = {base.view_split(self.train_split, train, self.num_examples(self.train_split)):
-             np.asarray(train, np.int64)}
-    if heldout is not None:
-      parts[base.heldout_split(self.train_split, heldout)] = np.asarray(heldout, np.int64)
-    names = list(parts)
+    parts = base.view_parts(self.train_split, self.num_examples(self.train_split), train,
+                            heldout)
 
     def pick(split: str, fn: Callable[[str], tf.data.Dataset]) -> tf.data.Dataset:
       if split not in parts:
@@ -156,20 +166,23 @@ class Source:
       return by_index(split) if self.random_access is not None else pick(
           split, self.encoded_loader)
 
-    def files(split: str) -> list[str]:
-      if split not in parts:
-        return self.files(split)
-      every = self.files(self.train_split)
-      return [every[i] for i in parts[split]]
+    def listed(of: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+      # A per-split list (files, names) cut as the splits are.
+      def get(split: str) -> list[str]:
+        if split not in parts:
+          return of(split)
+        every = of(self.train_split)
+        return [every[i] for i in parts[split]]
+      return get
 
     return dataclasses.replace(
-        self, split_sizes={**self.split_sizes, **{k: len(v) for k, v in parts.items()}},
-        train_split=names[0], eval_split=names[1] if heldout is not None else self.eval_split,
+        self, **base.view_fields(self, parts, self.eval_split),
         loader=lambda split: (self.loader(split) if split not in parts
                               else _decoded(encoded(split)) if self.encoded_loader is not None
                               else pick(split, self.loader)),
         encoded_loader=None if self.encoded_loader is None else encoded,
-        files=None if self.files is None else files,
+        files=None if self.files is None else listed(self.files),
+        names=None if self.names is None else listed(self.names),
         random_access=None if self.random_access is None else random_access)
 
 
@@ -194,7 +207,7 @@ def get_source(dataset: str, data_dir: str | None = None, *, holdout: float = 0.
     return _fashion_mnist_source(data_dir, file_format)
   if dataset.startswith(_IDX_PREFIXES):
     prefix, _, folder = dataset.partition(":")
-    return _idx_source(dataset, folder, _FASHION_MNIST_CLASSES if prefix == _FASHION_MNIST else 0)
+    return _idx_source(dataset, folder, _FASHION_MNIST_NAMES if prefix == _FASHION_MNIST else ())
   if dataset.startswith(imagefolder.PREFIX):
     return _imagefolder_source(dataset[len(imagefolder.PREFIX):])
   if dataset.startswith(images.PREFIX):
@@ -216,15 +229,16 @@ def _fashion_mnist_source(data_dir: str | None, file_format: str) -> Source:
   if (not tfds.builder(_FASHION_MNIST, data_dir=data_dir).is_prepared()
       and idx.has_files(idx.FASHION_MNIST_DIR)):
     return _idx_source(f"{_FASHION_MNIST}:{idx.FASHION_MNIST_DIR}", idx.FASHION_MNIST_DIR,
-                       _FASHION_MNIST_CLASSES)
+                       _FASHION_MNIST_NAMES)
   return _tfds_source(_FASHION_MNIST, data_dir, file_format)
 
 
-def _idx_source(name: str, folder: str, num_classes: int) -> Source:
+def _idx_source(name: str, folder: str, class_names: tuple[str, ...]) -> Source:
   """The IDX files in `folder` (idx.py) held in memory: grey images served as uint8 RGB.
-  num_classes 0: one more than the largest label."""
+  Without `class_names` the classes are one more than the largest label, unnamed."""
   if not os.path.isdir(folder):
     raise DatasetUnavailableError(f"IDX dataset folder {folder!r} does not exist")
+  num_classes = len(class_names)
   arrays = idx.read_folder(folder, num_classes)
 
   def loader(split: str) -> tf.data.Dataset:
@@ -237,7 +251,8 @@ def _idx_source(name: str, folder: str, num_classes: int) -> Source:
 
   return Source(name=name, num_classes=num_classes or idx.num_classes(arrays),
                 split_sizes={split: len(arrays[split][1]) for split in idx.SPLITS},
-                train_split="train", eval_split="test", loader=loader)
+                train_split="train", eval_split="test", loader=loader,
+                class_names=tuple(class_names))
 
 
 def _segmentation_images(seg: "seg_sources.SegSource") -> Source:
@@ -258,8 +273,9 @@ def _imagefolder_source(root: str) -> Source:
     eval_split = imagefolder.eval_split(splits)
   except FileNotFoundError as err:
     raise DatasetUnavailableError(str(err)) from err
-  return _files_source(f"{imagefolder.PREFIX}{root}", len(classes), splits,
-                       imagefolder.TRAIN_SPLIT, eval_split)
+  return dataclasses.replace(_files_source(f"{imagefolder.PREFIX}{root}", len(classes), splits,
+                                            imagefolder.TRAIN_SPLIT, eval_split),
+                             class_names=tuple(classes))
 
 
 def _images_source(root: str, holdout: float, holdout_max: int) -> Source:
@@ -268,12 +284,13 @@ def _images_source(root: str, holdout: float, holdout_max: int) -> Source:
   if prepare.is_prepared(root):
     return _prepared_source(root, holdout, holdout_max)
   try:
-    paths = images.splits(root, holdout, holdout_max)
+    paths, unreadable = images.splits(root, holdout, holdout_max)
   except FileNotFoundError as err:
     raise DatasetUnavailableError(str(err)) from err
   splits = {split: (files, np.zeros(len(files), np.int32)) for split, files in paths.items()}
-  return _files_source(f"{images.PREFIX}{root}", 0, splits, images.TRAIN_SPLIT,
-                       images.HOLDOUT_SPLIT)
+  return dataclasses.replace(_files_source(f"{images.PREFIX}{root}", 0, splits,
+                                           images.TRAIN_SPLIT, images.HOLDOUT_SPLIT),
+                             unreadable=unreadable)
 
 
 def _prepared_source(root: str, holdout: float, holdout_max: int) -> Source:
@@ -297,11 +314,19 @@ def _prepared_source(root: str, holdout: float, holdout_max: int) -> Source:
   def encoded(split: str) -> tf.data.Dataset:
     return _in_order(random_access(split), len(ids[split]))
 
+  @functools.cache
+  def every_name() -> list[str]:
+    return store.names()
+
+  unreadable = store.manifest.get("unreadable", {})
   return Source(name=f"{images.PREFIX}{root}", num_classes=0,
                 split_sizes={split: len(i) for split, i in ids.items()},
                 train_split=images.TRAIN_SPLIT, eval_split=images.HOLDOUT_SPLIT,
                 loader=lambda split: _decoded(encoded(split)),
-                encoded_loader=encoded, random_access=random_access)
+                encoded_loader=encoded, random_access=random_access,
+                unreadable=Unreadable(unreadable.get("count", 0),
+                                      tuple(unreadable.get("first", ()))),
+                names=lambda split: [every_name()[i] for i in ids[split]])
 
 
 def _files_source(name: str, num_classes: int, splits: dict[str, tuple[list[str], np.ndarray]],
@@ -377,7 +402,8 @@ def _tfds_source(name: str, data_dir: str | None, file_format: str = "") -> Sour
       loader = lambda split: _decoded(encoded(split))  # noqa: E731
   return Source(name=name, num_classes=features["label"].num_classes, split_sizes=split_sizes,
                 train_split="train", eval_split=eval_split, loader=loader,
-                encoded_loader=encoded, random_access=random_access)
+                encoded_loader=encoded, random_access=random_access,
+                class_names=tuple(features["label"].names))
 
 
 def _decoded(encoded: tf.data.Dataset) -> tf.data.Dataset:

@@ -18,6 +18,7 @@ import optax
 
 from mae_jax import checkpoint, optim, registry, weights
 from mae_jax.data.base import per_shard, steps_per_epoch  # noqa: F401  (the modalities' too)
+from mae_jax.distributed import echo
 from mae_jax.models import MAE, decode_variant, from_variant
 
 Params = Any
@@ -116,6 +117,9 @@ class Task:
   make_tx: Callable[[optax.Schedule, Params], optax.GradientTransformation]
   input_shape: tuple[int, ...]   # one example of the model's input, for `init`
   init_from: str = "random"      # export folder, or "random"
+  # True: init_from holds an MAE to continue pretraining from, its encoder and decoder, in any
+  # format weights.load_into_mae reads; False: an encoder export for the model's "encoder".
+  init_mae: bool = False
   data: TrainData | None = None
   evaluation: Evaluation | None = None
   # ({"params": ..., **model state} of the final step, stage dir) at the end; -> None or
@@ -130,10 +134,30 @@ class Task:
             "dropout": jax.random.fold_in(rng, 2)}
     variables = jax.jit(lambda x: self.model.init(rngs, x))(sample)
     variables = dict(variables)
-    if self.init_from != "random":
+    if self.init_from == "random":
+      return variables
+    if self.init_mae:
+      variables["params"] = continue_mae(self.name, self.model, variables["params"],
+                                         self.init_from)
+    else:
       params, _ = weights.restore_export(self.init_from)
       variables["params"] = weights.load_encoder(variables["params"], params, self.init_from)
     return variables
+
+
+def continue_mae(stage: str, model: nn.Module, params: Params, init_from: str) -> Params:
+  """An MAE's fresh `params` with config.<stage>.init_from's weights in, saying what it loaded.
+
+  A resumed stage restores its checkpoint over these (train.py): init_from counts at step 0 only.
+  """
+  params, fresh = weights.load_into_mae(model, params, init_from, f"config.{stage}.init_from")
+  line = f"[{stage}] starts from {init_from}: " + (
+      "its encoder; it has no decoder, so the decoder starts freshly initialised"
+      if "decoder" in fresh else "its encoder and decoder")
+  if "encoder/mask_token" in fresh:
+    line += "; the encoder mask token, which it lacks, starts freshly initialised"
+  echo(line)
+  return params
 
 
 def encoder_init(init_from: str, workdir: str) -> str:

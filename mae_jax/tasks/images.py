@@ -17,8 +17,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from mae_jax import (config_lib, losses, masking, monitor, optim, pixels, registry, visualize,
-                     weights)
+from mae_jax import (config_lib, losses, masking, monitor, optim, per_class, pixels, registry,
+                     visualize, weights)
 from mae_jax.errors import ConfigError
 from mae_jax.masking import mask_noise, patchify
 from mae_jax.models import Classifier, decode_variant, from_variant
@@ -106,7 +106,8 @@ def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task
     return loss, (model_state, {"loss": loss})
 
   task = Task("pretrain", model, loss_fn, mae_tx(config.pretrain),
-              input_shape=image_shape(config))
+              input_shape=image_shape(config), init_from=config.pretrain.init_from,
+              init_mae=True)
   if source is None:
     return task
 
@@ -206,24 +207,32 @@ def reconstruction_eval(config: ml_collections.ConfigDict, model: nn.Module, sou
 
 def classification_eval(config: ml_collections.ConfigDict, model: nn.Module, source: Any
                         ) -> Evaluation:
-  """Top-1 / top-5 accuracy and cross-entropy over `source`'s eval split."""
+  """Top-1 / top-5 accuracy, cross-entropy and per-class top-1 over `source`'s eval split."""
   inputs = model_inputs(config)
+  num_classes = model.num_classes
+  names = per_class.class_names(source, num_classes)
 
   def sums(params, model_state, batch):
     logits = model.apply({"params": params, **model_state}, inputs(batch), train=False)
-    w = batch["mask"]
-    xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-    return {"count": w.sum(), "loss_sum": (xent * w).sum(),
-            "correct1": (losses.topk_correct(logits, batch["label"], 1) * w).sum(),
-            "correct5": (losses.topk_correct(logits, batch["label"], 5) * w).sum()}
+    w, labels = batch["mask"], batch["label"]
+    xent = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    hit1 = losses.topk_correct(logits, labels, 1)
+    # Per class, the split's confusion matrix's row sums and diagonal: 2K numbers a batch
+    # rather than K^2 (4 MB at 1000 classes), all that per-class top-1 needs.
+    return {"count": w.sum(), "loss_sum": (xent * w).sum(), "correct1": (hit1 * w).sum(),
+            "correct5": (losses.topk_correct(logits, labels, 5) * w).sum(),
+            "class_count": jax.ops.segment_sum(w, labels, num_classes),
+            "class_correct1": jax.ops.segment_sum(hit1 * w, labels, num_classes)}
 
-  def metrics(total: dict[str, float]) -> dict[str, float]:
+  def metrics(total: dict[str, Any]) -> dict[str, Any]:
     n = max(total["count"], 1.0)
     return {"top1": 100 * total["correct1"] / n, "top5": 100 * total["correct5"] / n,
-            "loss": total["loss_sum"] / n, "examples": total["count"]}
+            "loss": total["loss_sum"] / n, "examples": total["count"],
+            **per_class.entries(total["class_correct1"], total["class_count"], names)}
 
-  def result(m: dict[str, float]) -> dict[str, Any]:
-    return {"top1": m["top1"], "top5": m["top5"], "eval_loss": m["loss"]}
+  def result(m: dict[str, Any]) -> dict[str, Any]:
+    return {"top1": m["top1"], "top5": m["top5"], "eval_loss": m["loss"],
+            per_class.TOP1: m[per_class.TOP1], per_class.EXAMPLES: m[per_class.EXAMPLES]}
 
   return Evaluation(sums, eval_split_batches(config, source), metrics, result)
 
@@ -298,8 +307,11 @@ def raw_pixels(config: ml_collections.ConfigDict, source: Any) -> dict[str, Any]
   proba = clf.predict_proba(x_test)
   top5 = np.argsort(-proba, axis=1)[:, :5]
   top5_hit = (clf.classes_[top5] == y_test[:, None]).any(axis=1)
-  return {"top1": 100 * float(np.mean(clf.predict(x_test) == y_test)),
-          "top5": 100 * float(np.mean(top5_hit)), "features": int(x_train.shape[1])}
+  pred = clf.predict(x_test)
+  return {"top1": 100 * float(np.mean(pred == y_test)),
+          "top5": 100 * float(np.mean(top5_hit)), "features": int(x_train.shape[1]),
+          **per_class.from_predictions(pred, y_test,
+                                       per_class.class_names(source, source.num_classes))}
 
 
 def visualize_norm_pix_loss(config: ml_collections.ConfigDict) -> bool | None:
@@ -395,7 +407,11 @@ def pretrain_section() -> ml_collections.ConfigDict:
                          # frozen pooled features of knn_bank training examples, scored on
                          # knn_queries others, plus feature std and effective rank (monitor.py).
                          # knn_bank 0: off.
-                         knn_bank=1000, knn_queries=500, knn_k=20, fewshot_shots=10)
+                         knn_bank=1000, knn_queries=500, knn_k=20, fewshot_shots=10,
+                         # Weights to continue pretraining from, encoder and decoder (a fresh
+                         # decoder if they have none): a run's workdir or checkpoints, an
+                         # export, an official .pth or an HF ViTMAE dir. Read at step 0 only.
+                         init_from="random")
 
 
 def linprobe_section() -> ml_collections.ConfigDict:
@@ -550,9 +566,27 @@ def image_smoke(c: ml_collections.ConfigDict, image_size: int) -> None:
   c.visualize.every_steps = 0     # tests/test_visualize.py covers it; every smoke run need not
 
 
+def validate_pretrain(config: ml_collections.ConfigDict) -> None:
+  """config.pretrain.init_from is "random" or weights that exist; whether they fit the model is
+  known when they load (a .pth must be read whole), in one line too."""
+  init_from = config.pretrain.init_from
+  if init_from == "random":
+    return
+  if not init_from:
+    raise ConfigError("config.pretrain.init_from is empty: 'random' pretrains from scratch, or "
+                      "name the weights to continue from (docs/weights.md)")
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  if not epath.Path(init_from).exists():
+    raise ConfigError(f"config.pretrain.init_from={init_from!r} does not exist")
+
+
 PRETRAIN = registry.Stage("pretrain", title="pretrain (MAE loss)",
                           task=lambda c, source, workdir: pretrain_task(c, source),
-                          section=pretrain_section, needs_labels=False)
+                          section=pretrain_section, needs_labels=False,
+                          validate=validate_pretrain,
+                          # Its init_from is a whole MAE in any format, not the encoder export
+                          # experiment.validate checks: validate_pretrain checks it.
+                          loads_encoder=lambda c: False)
 VISUALIZE = registry.Stage("visualize", run=run_visualize, needs_labels=False)
 
 registry.register(registry.Modality(
