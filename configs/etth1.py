@@ -14,9 +14,16 @@ Fields: config.data.horizon (96/192/336/720), config.data.lookback, config.data.
 ETTh2/ETTm1/ETTm2 work the same (the 15-minute files get 4x the rows per month).
 
 `:study` is the TinyImageNet study's protocol: OT alone, min-max scaled, a chronological
-70/20/10 split, 24 lagged values -> the next one; its masking ratios 0.75 / 0.5 / 0.25 are a
-sweep over config.model.mask_ratio (docs/reproducing.md). `:smoke` runs every stage and
-baseline for a few steps.
+70/20/10 split, 24 lagged values -> the next one, the RNN / LSTM / GRU beside; its masking
+ratios 0.75 / 0.5 / 0.25 (this run: 0.75) and no masking are the series_masking sweep, which
+runs the recurrent forecasters too (docs/reproducing.md):
+
+  mae-jax-sweep --config=etth1:study --sweep=series_masking --seeds=0,1,2 \
+      --config.data.dataset=ett:/path/to/ETTh1.csv --workdir=/tmp/etth1_study_sweep
+
+Its forecast_series.png smooths the next-step forecasts as the study's plot
+(config.forecast.plot_smooth). `:smoke` runs every stage and baseline for a few steps
+(`:study,smoke`: on the study's windows).
 """
 
 from mae_jax import config_lib
@@ -46,8 +53,12 @@ def get_config(arg: str | None = None):
     c.data.update(protocol="study", split=(0.7, 0.2, 0.1), setting="S", scaling="minmax",
                   lookback=24, horizon=1)
     c.model.variant = "tst/4"
+    c.model.mask_ratio = 0.75          # the first of the study's three; the sweep runs all
+    # The study's plot shows moving averages; it names no window, so a day of hours.
+    c.forecast.plot_smooth = 24
   if arg.smoke:
     config_lib.smoke(c, image_size=32, patch_size=4)
-    c.data.update(lookback=16, horizon=4)
+    if not arg.study:
+      c.data.update(lookback=16, horizon=4)
     c.forecast.hidden = 8
   return c

@@ -1,7 +1,9 @@
 """Any Medical Segmentation Decathlon task (dataset.json, imagesTr/, labelsTr/): the same MAE ->
 UNETR recipe as configs/btcv.py, 20% of the labelled cases held out for validation (from the
-seed). CT tasks (spleen, liver, pancreas, ...) keep the abdominal window; MRI tasks take
-per-volume z-scores: `:mri` (BraTS, prostate, heart: multi-channel files keep their channels).
+seed); pretraining also reads the unlabelled scans of dataset.json's "test" list (imagesTs/),
+`--config.data.pretrain_splits=training` for the training cases alone. CT tasks (spleen,
+liver, pancreas, ...) keep the abdominal window; MRI tasks take per-volume z-scores: `:mri`
+(BraTS, prostate, heart: multi-channel files keep their channels).
 
   mae-jax --config=configs/msd.py --config.data.dataset=msd:/path/to/Task09_Spleen --workdir=DIR
   mae-jax --config=configs/msd.py:mri --config.data.dataset=msd:/path/to/Task01_BrainTumour ...

@@ -7,8 +7,9 @@ diabetes by default, `:data=breast_cancer` or `:data=wine`.
 table min-max scaled with the training rows; the `impute` stage trains ReMasker's masked
 autoencoder (one token per entry, missing entries never in the encoder, half the observed ones
 re-masked) on the training rows and fills the test rows' missing entries. Every imputer baseline
-runs on the same rows and removed entries. summary.json: `impute: {"rmse", "wd", ...}` in scaled
-units; impute/predictions/: imputed.csv, truth.csv, missing.csv, scaling.json. `:smoke` shrinks it.
+runs on the same rows and removed entries. summary.json: `impute: {"mse", "rmse", "wd", ...}` in
+scaled units; impute/predictions/: imputed.csv, truth.csv, missing.csv, scaling.json. `:smoke`
+shrinks it.
 """
 
 from mae_jax import config_lib
@@ -18,7 +19,7 @@ def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False, data="diabetes")
   c = config_lib.base_config("tables")
   c.stages = "impute"
-  c.baselines = "mean,mlp,knn,mice,missforest"
+  c.baselines = "mean,ffn,mlp,knn,mice,missforest"
   c.model.variant = "remasker/1"
   c.model.mask_ratio = 0.5
   c.model.norm_pix_loss = False

@@ -114,7 +114,7 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str,
   if any("mse" in r for r in results):
     head = ["run", f"ours ({variant}) MSE", "MAE"]
   if any("rmse" in r for r in results):
-    head = ["run", f"ours ({variant}) RMSE", "Wasserstein (sum over columns)"]
+    head = ["run", f"ours ({variant}) RMSE", "MSE", "Wasserstein (sum over columns)"]
   if any("dice" in r for r in results):
     head = ["run", f"ours ({variant}) mean Dice", "per class"]
   examples = any("train_examples" in r for r in results)
@@ -134,7 +134,9 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str,
     elif "miou" in result:
       cells = [f"mIoU {result['miou']:.2f}", f"pixel acc {result['pixel_acc']:.2f}"]
     elif "rmse" in result:
-      cells = [f"{result['rmse']:.4f}", f"{result['wd']:.4f}"]
+      # MSE beside RMSE: the study's metric (summaries written before it lack it).
+      mse = result.get("mse", result["rmse"] ** 2)
+      cells = [f"{result['rmse']:.4f}", f"{mse:.5f}", f"{result['wd']:.4f}"]
     elif "dice" in result:
       cells = [f"{result['dice']:.4f}", ", ".join(
           f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in result["per_class_dice"].items())]
@@ -277,6 +279,57 @@ def forecast_plot(path: str, source: Any, split: str, preds: dict[str, Any], num
     ax.grid(alpha=0.3)
   axes[0, 0].legend(fontsize=8, loc="upper left")
   axes[-1, 0].set_xlabel("steps from the forecast start (scaled values)")
+  fig.tight_layout()
+  fig.canvas.draw()
+  image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+  with epath.Path(path).open("wb") as f:
+    fig.savefig(f, format="png", dpi=100)
+  plt.close(fig)
+  return image
+
+
+def moving_average(values: Any, window: int) -> Any:
+  """(n,) -> (n - window + 1,) float64: the mean of each run of `window` consecutive values,
+  entry i ending at values[i + window - 1] (np.convolve's "valid" part); window <= 1 -> the
+  values as they are."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  values = np.asarray(values, np.float64)
+  if window <= 1:
+    return values
+  if window > len(values):
+    return values[:0]
+  total = np.concatenate([[0.0], np.cumsum(values)])
+  return (total[window:] - total[:-window]) / window
+
+
+def forecast_series_plot(path: str, dates: Any, truth: Any, preds: dict[str, Any], smooth: int,
+                         title: str) -> Any:
+  """PNG of next-step forecasts along a whole split, as the TinyImageNet study plots them:
+  `truth` (n,) and each of `preds` ({label: (n,)}) against `dates` (n,); with `smooth` > 1 their
+  moving averages of `smooth` steps (each at its window's middle date) over the raw series drawn
+  faint. -> the image, uint8 (H, W, 3)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  smoothed = smooth > 1 and smooth <= len(truth)
+  fig, ax = plt.subplots(figsize=(11, 3.8))
+  lines = [("truth", truth, "k")] + [(k, v, f"C{3 + i}") for i, (k, v) in enumerate(preds.items())]
+  for label, values, colour in lines:
+    # Raw: the whole story when unsmoothed, a faint backdrop under the moving averages.
+    ax.plot(dates, values, color=colour, lw=0.6 if smoothed else 1.0,
+            alpha=0.2 if smoothed else 0.9, label=None if smoothed else label)
+    if smoothed:
+      # At its window's middle date: drawn at the last one, the average would trail the raw.
+      middle = (smooth - 1) // 2
+      ax.plot(dates[middle:middle + len(values) - smooth + 1], moving_average(values, smooth),
+              color=colour, lw=1.3, label=f"{label} (moving average of {smooth})")
+  ax.set_title(title, fontsize=9)
+  ax.set_ylabel("scaled value")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8, loc="upper left")
+  fig.autofmt_xdate()
   fig.tight_layout()
   fig.canvas.draw()
   image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

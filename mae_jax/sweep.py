@@ -258,7 +258,8 @@ def main(argv: list[str]) -> None:
             f"Command: `mae-jax-sweep {shlex.join(sys.argv[1:])}`\n")
 
   def write() -> list[str]:
-    return sweep_report.write(workdir, axes, names, collect(jobs, runs), header())
+    return sweep_report.write(workdir, axes, names, collect(jobs, runs), header(),
+                              config.data.dataset)
 
   os.makedirs(workdir, exist_ok=True)
   # One sweep per folder: two would start the same runs twice. The lock goes with the process.

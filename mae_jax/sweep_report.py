@@ -103,12 +103,13 @@ def _cell(stat: tuple[float, float | None, int] | None, fmt: str) -> str:
 
 
 def write(workdir: str, axes: list[Axis], names: dict[tuple[str, str], str],
-          results: dict[str, dict[str, Any]], header: str) -> list[str]:
+          results: dict[str, dict[str, Any]], header: str, dataset: str = "") -> list[str]:
   """Writes the three files into `workdir`; returns their names.
 
   names: (axis name, point label) -> run name; results: run name -> {"overrides", "seeds"
   (per-seed metrics of the seeds that finished), "failed" (seed -> message), "missing" (seeds
-  not run)}.
+  not run)}; dataset: the runs' config.data.dataset, whose published figures (references.py)
+  close sweep.md.
   """
   stats = {name: aggregate(r["seeds"]) for name, r in results.items()}
   _write_csv(os.path.join(workdir, SWEEP_CSV), axes, names, results, stats)
@@ -128,6 +129,8 @@ def write(workdir: str, axes: list[Axis], names: dict[tuple[str, str], str],
       md.append(f"| {point.label} | {name} | " + " | ".join(cells) + f" | {_status(r)} |\n")
   if SWEEP_PNG in written:
     md.append(f"\n![{SWEEP_PNG}]({SWEEP_PNG})\n")
+  # Beside the table, not in it: a published row names a kind of run, not a sweep point.
+  md.append(report.published_figures({}, dataset) if dataset else "")
   epath.Path(workdir, SWEEP_MD).write_text("".join(md))
   return written + [SWEEP_MD]
 

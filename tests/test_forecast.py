@@ -141,3 +141,48 @@ def test_persistence_is_the_last_value(etth1):
   result = forecast_task.persistence(config, source)
   x, y = source.windows("test", np.arange(source.num_windows("test")))
   np.testing.assert_allclose(result["mae"], np.mean(np.abs(x[:, -1:] - y)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, 24])
+def test_moving_average_is_numpys_valid_convolution(window):
+  from mae_jax import report  # pylint: disable=g-import-not-at-top
+  values = np.random.default_rng(window).normal(size=100)
+  np.testing.assert_allclose(report.moving_average(values, window),
+                             np.convolve(values, np.ones(window) / window, mode="valid"),
+                             rtol=1e-12, atol=1e-12)
+  assert report.moving_average(values, 0).shape == (100,)
+  assert report.moving_average(values[:3], 5).shape == (0,)
+
+
+def test_study_forecast_series_plot_smooths_the_next_step_forecasts(tmp_path, monkeypatch):
+  # The study's windows (24 lags -> the next OT) on a short file in ETT's layout: the plot gets
+  # every test window's next step at its date, and writes a PNG, raw or smoothed.
+  from mae_jax import report  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "ETTh1.csv"
+  write_series(path, 600)
+  config = load_config("etth1.py", "study")
+  config.data.dataset = f"ett:{path}"
+  assert config.forecast.plot_smooth == 24 and config.model.mask_ratio == 0.75
+  source = forecast_task.series_source(config)
+  x, y = source.windows("test", np.arange(source.num_windows("test")))
+  pred = y + 0.1
+  drawn = {}
+  real_plot = report.forecast_series_plot
+
+  def spy(out, dates, truth, preds, smooth, title):
+    drawn.update(dates=dates, truth=truth, preds=preds, smooth=smooth)
+    return real_plot(out, dates, truth, preds, smooth, title)
+
+  monkeypatch.setattr(report, "forecast_series_plot", spy)
+  for smooth in (24, 0):
+    out = tmp_path / f"series{smooth}.png"
+    image = forecast_task.next_step_plot(str(out), source, "test", {"gru": pred}, smooth)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.ndim == 3
+  assert drawn["smooth"] == 0
+  np.testing.assert_array_equal(drawn["truth"], y[:, 0, -1])
+  np.testing.assert_array_equal(drawn["preds"]["gru"], pred[:, 0, -1])
+  assert [source.target_dates("test", w)[0] for w in (0, len(y) - 1)] == [
+      drawn["dates"][0], drawn["dates"][-1]]
+  config.forecast.plot_smooth = -1
+  with pytest.raises(ConfigError, match="plot_smooth"):
+    experiment.validate(config)

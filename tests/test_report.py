@@ -82,11 +82,20 @@ def test_published_figures_for_every_modality(tmp_path):
   assert "| segmentation | 48.1 (this run: 25) |" in published
   assert "256x256" in published          # the note: the protocol differs
 
-  # Tables: the study's MSE beside our RMSE run, shown under the keys the row has.
-  tables = report.published_figures({"impute": {"rmse": 0.1, "wd": 0.2}}, "csv:/d/housing.csv")
+  # Tables: the study's Table 5 (MSE, Wasserstein) beside ours, its FFN beside our ffn.
+  ours = {"impute": {"mse": 0.01, "rmse": 0.1, "wd": 0.2},
+          "baselines": {"ffn": {"mse": 0.04, "rmse": 0.2, "wd": 0.3}}}
+  tables = report.published_figures(ours, "csv:/d/housing.csv")
+  assert "### the TinyImageNet MAE study, tables extension, Table 5" in tables
   assert "| run or model | MSE | Wasserstein |" in tables
-  assert "| impute | 0.517 | 0.31 (this run: 0.2) |" in tables
+  assert "| impute | 0.517 (this run: 0.01) | 0.31 (this run: 0.2) |" in tables
+  assert "| ffn | 0.0093 (this run: 0.04) | 0.248 (this run: 0.3) |" in tables
   assert "cannot arise" in tables
+  # ... and the run's own table: MSE and Wasserstein next to RMSE.
+  table = report.results_table(ours, "csv:/d/housing.csv", "remasker/1")
+  assert "| run | ours (remasker/1) RMSE | MSE | Wasserstein (sum over columns) |" in table
+  assert "| impute | 0.1000 | 0.01000 | 0.2000 |" in table
+  assert "| ffn | 0.2000 | 0.04000 | 0.3000 |" in table
 
   # Fashion-MNIST: other models' figures, by label; none is one of our runs.
   fashion = report.published_figures({"finetune": {"top1": 90.0}},

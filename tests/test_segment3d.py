@@ -15,15 +15,19 @@ from mae_jax.errors import ConfigError
 from tests.helpers import load_config
 
 
-def write_btcv(root, cases: int = 3, shape=(40, 36, 20), classes: int = 3) -> str:
+def write_btcv(root, cases: int = 3, shape=(40, 36, 20), classes: int = 3, unlabelled: int = 0
+               ) -> str:
   """A BTCV-layout folder: CT-like volumes (a body of soft tissue, organs as brighter blobs at
-  random places) stored LPS with anisotropic voxels, as scanners write them."""
+  random places) stored LPS with anisotropic voxels, as scanners write them; the last case is
+  the validation one; `unlabelled` more scans in imagesTs/ (img0061, ...) listed under "test"
+  as BTCV's dataset_0.json lists them (paths, no labels)."""
   rng = np.random.default_rng(0)
   affine = np.diag([-1.2, -1.2, 2.5, 1.0])
   affine[:3, 3] = (20.0, 15.0, -30.0)
   entries = []
   grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
-  for i in range(1, cases + 1):
+  tests = [61 + k for k in range(unlabelled)]
+  for i in list(range(1, cases + 1)) + tests:
     image = np.full(shape, -1000.0)
     label = np.zeros(shape, np.uint8)
     body = (((grid - np.asarray(shape) / 2) / (np.asarray(shape) * 0.45)) ** 2).sum(-1) < 1
@@ -34,15 +38,21 @@ def write_btcv(root, cases: int = 3, shape=(40, 36, 20), classes: int = 3) -> st
       label[blob & body] = k
       image[blob & body] = 40.0 + 60.0 * k
     image += rng.normal(0, 10, shape)
-    for folder, name, data in (("imagesTr", f"img{i:04d}", image.astype(np.int16)),
-                               ("labelsTr", f"label{i:04d}", label)):
+    files = ((("imagesTs", f"img{i:04d}", image.astype(np.int16)),) if i in tests else
+             (("imagesTr", f"img{i:04d}", image.astype(np.int16)),
+              ("labelsTr", f"label{i:04d}", label)))
+    for folder, name, data in files:
       os.makedirs(os.path.join(root, folder), exist_ok=True)
       nib.save(nib.Nifti1Image(data, affine), os.path.join(root, folder, f"{name}.nii.gz"))
-    entries.append({"image": f"imagesTr/img{i:04d}.nii.gz", "label": f"labelsTr/label{i:04d}.nii.gz"})
+    if i not in tests:
+      entries.append({"image": f"imagesTr/img{i:04d}.nii.gz",
+                      "label": f"labelsTr/label{i:04d}.nii.gz"})
+  meta = {"labels": {str(k): ("background" if k == 0 else f"organ{k}") for k in range(classes)},
+          "training": entries[:-1], "validation": entries[-1:]}
+  if tests:
+    meta["test"] = [f"imagesTs/img{i:04d}.nii.gz" for i in tests]
   with open(os.path.join(root, "dataset_0.json"), "w") as f:
-    json.dump({"labels": {str(k): ("background" if k == 0 else f"organ{k}")
-                          for k in range(classes)},
-               "training": entries[:-1], "validation": entries[-1:]}, f)
+    json.dump(meta, f)
   return str(root)
 
 
@@ -84,6 +94,76 @@ def test_btcv_layout_segment3d_writes_niftis_on_the_file_grid(tmp_path):
   summary = experiment.run(config, workdir)
   source = _check_run(config, workdir, summary)
   assert [c.name for c in source.val] == ["img0003"]
+
+
+def test_pretraining_reads_the_unlabelled_scans_and_segment3d_never_does(tmp_path, monkeypatch):
+  """Through the runner: the volumes each stage's training batches are cut from, and those
+  segment3d (and its random-init twin) is scored on."""
+  from mae_jax.data import volumes  # pylint: disable=g-import-not-at-top
+  config = load_config("btcv.py", "smoke")
+  config.data.dataset = "btcv:" + write_btcv(tmp_path / "BTCV", cases=4, unlabelled=2)
+  config.data.num_classes = 3
+  assert tuple(config.data.pretrain_splits) == ("training", "test")   # the study's default
+  workdir = str(tmp_path / "run")
+  crops, scored, cut = {}, {}, volumes.random_crops
+  reading = []
+
+  def recording_crops(case, *args, **kwargs):
+    if reading:
+      crops[reading[0]].add(case.name)
+    return cut(case, *args, **kwargs)
+
+  windows = segment3d_task._window_batches   # pylint: disable=protected-access
+
+  def recording_windows(cases, *args, **kwargs):
+    scored[reading[0]] = [c.name for c in cases]
+    return windows(cases, *args, **kwargs)
+
+  def fake_train_stage(task, cfg, stage_dir, seed, parallel):
+    del cfg, parallel
+    folder = os.path.relpath(stage_dir, workdir)
+    reading[:] = [folder]
+    crops[folder] = set()
+    batches = task.data.batches(seed, 0, 1, 0)
+    for _ in range(2 * task.data.steps_per_epoch):    # two epochs: every volume comes up
+      next(batches)
+    if task.name == "segment3d":
+      next(iter(task.evaluation.batches(1, 0)))
+    reading.clear()
+    return ({"loss": 1.0} if task.name == "pretrain" else
+            {"dice": 0.5, "per_class_dice": {"organ1": 0.5, "organ2": 0.5}, "volumes": 1.0})
+
+  monkeypatch.setattr(volumes, "random_crops", recording_crops)
+  monkeypatch.setattr(segment3d_task, "_window_batches", recording_windows)
+  monkeypatch.setattr(experiment.train, "train_stage", fake_train_stage)
+  segment3d_task._load.cache_clear()   # pylint: disable=protected-access
+  experiment.run(config, workdir)
+  labelled_train = {"img0001", "img0002", "img0003"}
+  assert crops["pretrain"] == labelled_train | {"img0061", "img0062"}
+  twin = os.path.join("baselines", "segment3d_random_init")
+  for folder in ("segment3d", twin):
+    assert crops[folder] == labelled_train, folder
+    assert scored[folder] == ["img0004"], folder
+  # The study's figures stand beside the run's own in results.md.
+  published = (tmp_path / "run" / "results.md").read_text().split("## Published figures")[1]
+  assert "TinyImageNet MAE study, volume extension" in published
+  assert "0.7712 (this run: 0.5)" in published and "0.7548 (this run: 0.5)" in published
+
+
+def test_missing_unlabelled_scans_are_one_line_naming_the_file(tmp_path):
+  root = write_btcv(tmp_path / "BTCV", cases=3, unlabelled=1)
+  os.remove(os.path.join(root, "imagesTs", "img0061.nii.gz"))
+  config = load_config("btcv.py", "smoke")
+  config.data.dataset, config.data.num_classes = f"btcv:{root}", 3
+  segment3d_task._load.cache_clear()   # pylint: disable=protected-access
+  with pytest.raises(ConfigError) as err:
+    segment3d_task.volume_source(config)
+  message = str(err.value)
+  assert "\n" not in message and "imagesTs/img0061.nii.gz" in message
+  assert "--config.data.pretrain_splits=training" in message
+  config.data.pretrain_splits = ("training",)
+  source = segment3d_task.volume_source(config)
+  assert [c.name for c in source.pretrain_cases] == ["img0001", "img0002"]
 
 
 def test_dice_is_monai_dice_metric():

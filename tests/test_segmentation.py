@@ -8,6 +8,7 @@ import pytest
 
 from mae_jax.models import Encoder, Segmenter, from_variant
 from mae_jax import spatial
+from mae_jax.errors import ConfigError
 from mae_jax.models import segmenter
 
 torch = pytest.importorskip("torch")
@@ -152,6 +153,31 @@ def test_segmenter_shapes_and_training_state(neck):
   assert all(jax.tree.leaves(changed))
   # The encoder's parameters are the MAE's: an MAE export loads into them.
   assert "blocks_0" in variables["params"]["encoder"]
+
+
+@pytest.mark.parametrize("neck", segmenter.NECKS)
+def test_segmenter_pyramid_levels(neck):
+  """rescales (2, 1, 0.5): three levels, logits at x2 of the patch grid, aux still at x1."""
+  model = from_variant(Segmenter, "mu/4", num_classes=5, feature_blocks=(1, 2, 2),
+                       rescales=(2, 1, 0.5), channels=8, aux_channels=8, neck=neck,
+                       neck_channels=8)
+  x = jnp.zeros((1, 32, 24, 3))
+  variables = jax.jit(lambda x: model.init({"params": jax.random.key(1),
+                                            "dropout": jax.random.key(2)}, x))(x)
+  logits, aux = model.apply(variables, x)
+  assert logits.shape == (1, 16, 12, 5) and aux.shape == (1, 8, 6, 5)
+
+
+def test_segment_rescales_validated():
+  from configs import digits_seg  # pylint: disable=g-import-not-at-top
+  from mae_jax.tasks.segmentation import validate_segment  # pylint: disable=g-import-not-at-top
+  config = digits_seg.get_config()
+  config.segment.rescales = (2, 4, 1)
+  with pytest.raises(ConfigError, match="config.segment.rescales"):
+    validate_segment(config)
+  config.segment.rescales, config.segment.feature_blocks = (2, 1, 0.5), (1, 2, 3, 4)
+  with pytest.raises(ConfigError, match="3 block numbers"):
+    validate_segment(config)
 
 
 def test_segmentation_loss_is_torch_cross_entropy_over_all_pixels():

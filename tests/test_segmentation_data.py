@@ -140,6 +140,37 @@ def test_stitched_predictions_equal_a_per_pixel_model(tmp_path, mode):
     assert np.mean(pred == want) > 0.97   # only ties at the class boundaries may differ
 
 
+def test_ade20k_study_resizes_every_image_to_256_and_keeps_the_mmseg_default(tmp_path):
+  """configs/ade20k.py:study as the study ran: 256 x 256 images (aspect not kept) for training
+  and evaluation, 400 epochs, MAE vs random init; the default stays mmsegmentation's."""
+  from mae_jax.tasks import segmentation  # pylint: disable=g-import-not-at-top
+  default, study = load_config("ade20k.py"), load_config("ade20k.py", "study")
+  assert default.segment.keep_ratio and default.segment.eval_mode == "slide"
+  assert (default.segment.crop_size, default.segment.num_steps) == (512, 160000)
+  s = study.segment
+  assert (s.keep_ratio, tuple(s.scale), tuple(s.ratio_range), s.crop_size) == (
+      False, (256, 256), (1.0, 1.0), 256)
+  assert (s.eval_mode, s.eval_size, s.num_epochs, s.num_steps) == ("whole", 256, 400, 0)
+  assert study.baselines == "segment_random_init"
+  experiment.validate(study)
+  labels = _write_ade(tmp_path, classes=4)
+  src = seg_sources.seg_source(f"ade20k:{tmp_path}")
+  study.segment.update(batch_size=3, photometric=False)
+  train_data = segmentation._train_data(study, src)   # pylint: disable=protected-access
+  batch = next(train_data.batches(0, 0, 1, 0))
+  assert batch["image"].shape == (3, 256, 256, 3)
+  # Each label map is a whole annotation resized to 256 x 256 (maybe flipped): no padding.
+  resized = [seg_pipeline.resize_nearest(np.where(raw == 0, 255, raw - 1).astype(np.uint8),
+                                         (256, 256))
+             for name, raw in labels.items() if "training" in name]
+  for label in batch["label"]:
+    assert any(np.array_equal(label, r) or np.array_equal(label, r[:, ::-1]) for r in resized)
+  eval_batches = segmentation._eval_batches(study, src, 1, 0)   # pylint: disable=protected-access
+  pieces = [p for b in eval_batches for p in b["host_pieces"] if p is not None]
+  assert [p["box"] for p in pieces] == [(0, 0, 256, 256)] * 3           # one whole view each
+  assert [p["label"].shape for p in pieces] == [(40, 60), (48, 32), (30, 30)]   # scored there
+
+
 def test_segment_stage_needs_label_maps_and_they_need_it():
   config = load_config("digits_seg.py", "smoke")
   experiment.validate(config)

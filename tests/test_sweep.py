@@ -51,6 +51,14 @@ def test_series_sweep_plans_on_the_etth1_study_and_reports_forecast_errors(tmp_p
   axes, names, runs = sweep.plan(cfg, spec, [], "series_masking.py")
   assert dict(runs[names[("pretraining", "none")]]) == {"stages": "forecast",
                                                          "forecast.init_from": "random"}
+  # The study's ratios for both maskings; its own ratio (0.75) is the pretraining axis's run.
+  assert [p.label for p in axes[1].points] == [f"{k} {r}" for k in ("mae", "patchtst")
+                                               for r in (0.25, 0.5, 0.75)]
+  assert names[("mask_ratio", "mae 0.75")] == names[("pretraining", "mae")] == "baseline"
+  assert names[("mask_ratio", "patchtst 0.75")] == names[("pretraining", "patchtst")]
+  assert dict(runs[names[("recurrent", "gru")]]) == {"stages": "forecast",
+                                                     "forecast.model": "gru"}
+  assert len(runs) == 10
   # A run's forecast errors become the table's columns; no empty accuracy columns.
   run_dir = tmp_path / "run"
   run_dir.mkdir()
@@ -59,10 +67,12 @@ def test_series_sweep_plans_on_the_etth1_study_and_reports_forecast_errors(tmp_p
   assert metrics == {"forecast_mse": 0.5, "forecast_mae": 0.25}
   results = {n: {"overrides": list(o), "seeds": [metrics], "failed": {}, "missing": []}
              for n, o in runs.items()}
-  sweep_report.write(str(tmp_path), axes, names, results, "# header\n")
+  sweep_report.write(str(tmp_path), axes, names, results, "# header\n", "ett:/d/ETTh1.csv")
   table = (tmp_path / "sweep.md").read_text()
   assert "forecast MSE" in table and "0.5000" in table and "top-1" not in table
   assert (tmp_path / "sweep.png").exists()
+  # The study's Table 2 closes the table.
+  assert "### the TinyImageNet MAE study, Table 2" in table.split("## recurrent")[1]
 
 
 def test_points_and_their_flags_parse_back_to_the_same_values():
@@ -212,3 +222,30 @@ def test_label_sweeps_report_both_arms_and_their_paired_difference(tmp_path):
   table = (tmp_path / "sweep.md").read_text()
   # Seeds 0, 1, 2: gains 10, 11, 12 at the first point -> +11.00 ± 1.00.
   assert "fine-tune: pretrained - random (paired)" in table and "+11.00 ± 1.00" in table
+
+
+@pytest.mark.slow
+def test_etth1_study_sweep_runs_every_point_end_to_end(tmp_path):
+  # The study's protocol through the sweep command, smoke-sized, on a short file in ETT's
+  # layout: every point (no pretraining, both maskings at each ratio, the RNNs) finishes.
+  from tests.test_series_data import write_series  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "ETTh1.csv"
+  write_series(path, 1500)
+  out = tmp_path / "sweep"
+  _sweep_command(["--config=etth1:study,smoke", "--sweep=series_masking", f"--workdir={out}",
+                  f"--config.data.dataset=ett:{path}", "--seeds=0", "--parallel=2"])
+  rows = list(csv.DictReader(open(out / "sweep.csv")))
+  assert [(r["axis"], r["value"]) for r in rows] == [
+      ("pretraining", "none"), ("pretraining", "mae"), ("pretraining", "patchtst"),
+      *(("mask_ratio", f"{k} {r}") for k in ("mae", "patchtst") for r in (0.25, 0.5, 0.75)),
+      ("recurrent", "rnn"), ("recurrent", "lstm"), ("recurrent", "gru")]
+  for r in rows:
+    assert r["seeds_done"] == "1" and not r["failed"], r
+    assert float(r["forecast_mse"]) > 0 and float(r["forecast_mae"]) > 0, r
+  md = (out / "sweep.md").read_text()
+  assert "| gru | stages=forecast__forecast.model=gru |" in md and "Table 2" in md
+  # Each point is the study's run: 24 lags -> the next OT, its test windows scored.
+  summary = json.loads((out / "baseline" / "seed0" / "summary.json").read_text())
+  assert summary["forecast"]["lookback"] == 24 and summary["forecast"]["horizon"] == 1
+  assert summary["forecast"]["variables"] == 1 and summary["forecast"]["test_windows"] == 150
+  assert (out / "baseline" / "seed0" / "forecast" / "forecast_series.png").exists()

@@ -378,6 +378,7 @@ def test_baselines_fill_only_the_missing_entries(name, small_housing):
       np.testing.assert_array_equal(np.sort(out[:, group], 1)[:, -2:], [[0, 1]] * len(out))
     metrics = baselines.impute_metrics(t.test_truth, out, t.test_removed)
     assert 0 < metrics["rmse"] < 1 and metrics["wd"] > 0
+    np.testing.assert_allclose(metrics["mse"], metrics["rmse"] ** 2)
 
 
 def test_mean_rmse_equals_numpy(small_housing):
@@ -399,6 +400,7 @@ def test_impute_metrics_by_hand():
   removed = np.array([[True, False], [False, True], [True, False]])
   m = baselines.impute_metrics(truth, imputed, removed)
   assert m["removed_entries"] == 3
+  np.testing.assert_allclose(m["mse"], (0.25 + 0.16 + 1.0) / 3)
   np.testing.assert_allclose(m["rmse"], np.sqrt((0.25 + 0.16 + 1.0) / 3))
   np.testing.assert_allclose(m["wd"], wasserstein_distance([0.5, 0.0], [0.0, 1.0])
                              + wasserstein_distance([0.6], [0.2]))
@@ -436,5 +438,22 @@ def test_metrics_from_files_equal_impute_metrics(tmp_path, small_housing):
   expected = baselines.impute_metrics(t.test_truth, out, t.test_removed)
   got = baselines.metrics_from_files(str(tmp_path / "predictions"))
   assert got["removed_entries"] == expected["removed_entries"]
-  np.testing.assert_allclose(got["rmse"], expected["rmse"], rtol=1e-6, atol=1e-7)
-  np.testing.assert_allclose(got["wd"], expected["wd"], rtol=1e-6, atol=1e-7)
+  for key in ("mse", "rmse", "wd"):
+    np.testing.assert_allclose(got[key], expected[key], rtol=1e-6, atol=1e-7)
+
+
+def test_ffn_is_the_studys_baseline(small_housing):
+  # The loss reads the observed entries alone: what the reconstruction says at a missing entry
+  # (its input a 0) is never a target.
+  import jax  # pylint: disable=g-import-not-at-top
+  params = baselines.ffn_init(jax.random.key(0), 4, 8)
+  rows = np.array([[0.2, 0.0, 0.7, 0.1], [0.5, 0.9, 0.0, 0.3]], np.float32)
+  observed = np.array([[1, 0, 1, 1], [1, 1, 0, 1]], np.float32)
+  err = (np.asarray(baselines.ffn_apply(params, rows)) - rows) ** 2
+  np.testing.assert_allclose(baselines.ffn_loss(params, rows, observed),
+                             err[observed > 0].mean(), rtol=1e-6)
+  assert params["w1"].shape == (4, 8) and params["w2"].shape == (8, 4)   # D -> hidden -> D
+  # Deterministic under the seed; another seed, another network.
+  first = baselines.impute_baseline("ffn", small_housing, seed=0)
+  np.testing.assert_array_equal(first, baselines.impute_baseline("ffn", small_housing, seed=0))
+  assert not np.array_equal(first, baselines.impute_baseline("ffn", small_housing, seed=1))

@@ -154,6 +154,24 @@ def test_get_source_prepares_from_the_default_manual_dir_in_a_fixed_order(prepar
                                 [ex["label"] for ex in loaded])
 
 
+def test_the_config_evaluates_one_whole_64px_view():
+  """configs/tiny_imagenet.py's eval view is the study's: each 64x64 image as it is; the
+  resize-then-crop (eval_crop_ratio 0.875) is the option, and shows less of the image."""
+  from mae_jax.tasks import images  # pylint: disable=g-import-not-at-top
+  from tests.helpers import load_config  # pylint: disable=g-import-not-at-top
+  pixels = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+  source = sources.Source(
+      "tiny_imagenet", 200, {"validation": 3}, "validation", "validation",
+      lambda split: tf.data.Dataset.from_tensor_slices(
+          {"image": pixels, "label": np.arange(3, dtype=np.int32)}))
+  config = load_config("tiny_imagenet.py")
+  assert (config.data.image_size, config.data.eval_crop_ratio) == (64, 1.0)
+  np.testing.assert_array_equal(images.eval_images(config, source, 3), pixels)
+  config.data.eval_crop_ratio = 0.875
+  cropped = images.eval_images(config, source, 3)
+  assert cropped.shape == pixels.shape and not np.array_equal(cropped, pixels)
+
+
 def _refuse_dns(*args, **kwargs):
   raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 

@@ -51,9 +51,16 @@ def _save(path: str, data: np.ndarray, affine: np.ndarray) -> None:
   nib.save(nib.Nifti1Image(data, affine), path)
 
 
-def _btcv(root, *, affines=(_lps(), _permuted(), _lps()), val=(2,), edit=None) -> str:
-  """A BTCV folder: imagesTr/img000k, labelsTr/label000k, dataset_0.json; returns "btcv:root"."""
+def _btcv(root, *, affines=(_lps(), _permuted(), _lps()), val=(2,), edit=None,
+          unlabelled=0) -> str:
+  """A BTCV folder: imagesTr/img000k, labelsTr/label000k, dataset_0.json; returns "btcv:root".
+  `unlabelled` scans imagesTs/img0061... listed under "test" as BTCV lists them (bare paths)."""
   entries = []
+  tests = []
+  for k in range(61, 61 + unlabelled):
+    image, _ = _ct(k)
+    tests.append(f"imagesTs/img{k:04d}.nii.gz")
+    _save(os.path.join(root, tests[-1]), image, _lps())
   for k, affine in enumerate(affines, start=1):
     image, label = _ct(k)
     image_rel, label_rel = f"imagesTr/img{k:04d}.nii.gz", f"labelsTr/label{k:04d}.nii.gz"
@@ -62,6 +69,8 @@ def _btcv(root, *, affines=(_lps(), _permuted(), _lps()), val=(2,), edit=None) -
     entries.append({"image": image_rel, "label": label_rel})
   meta = {"labels": LABELS, "training": [e for i, e in enumerate(entries) if i not in val],
           "validation": [e for i, e in enumerate(entries) if i in val]}
+  if tests:
+    meta["test"] = tests
   if edit:
     edit(meta)
   with open(os.path.join(root, "dataset_0.json"), "w", encoding="utf-8") as f:
@@ -147,6 +156,49 @@ def test_num_classes_must_match_the_json_labels(tmp_path):
     assert source.num_classes == 4 and source.class_names[3] == "kidney"
 
 
+@pytest.mark.parametrize("splits", [("training", "test"), ("test", "training", "test")])
+def test_btcv_pretraining_reads_the_test_scans_and_segmentation_does_not(tmp_path, splits):
+  source = _load(_btcv(str(tmp_path), unlabelled=2), pretrain_splits=splits)
+  names = lambda cases: [c.name for c in cases]  # noqa: E731
+  expected = ["img0001", "img0002", "img0061", "img0062"]
+  assert sorted(names(source.pretrain_cases)) == expected
+  assert (names(source.train), names(source.val)) == (["img0001", "img0002"], ["img0003"])
+  for case in (c for c in source.pretrain_cases if c.name.startswith("img006")):
+    assert case.label is None and case.source_label is None and case.image.shape[-1] == 1
+    assert case.image_path.endswith(os.path.join("imagesTs", f"{case.name}.nii.gz"))
+  assert "pretraining reads 4 volumes, 2 of them unlabelled" in source.describe()
+  # What the segmentation stages read: the labelled cases alone.
+  labelled = source.labelled()
+  assert names(labelled.pretrain_cases) == names(labelled.train) == ["img0001", "img0002"]
+  assert "unlabelled" not in labelled.describe()
+  # The scored volumes are pretrained on only when asked for; each scan once.
+  source = _load(_btcv(str(tmp_path / "b"), unlabelled=1, edit=lambda m: m["test"].append(
+      m["validation"][0]["image"])), pretrain_splits=("training", "test", "validation"))
+  assert names(source.pretrain_cases) == ["img0001", "img0002", "img0061", "img0003"]
+
+
+def test_a_list_the_json_lacks_is_skipped_in_one_line(tmp_path, capsys):
+  dataset = _btcv(str(tmp_path))
+  source = _load(dataset, pretrain_splits=("training", "test"))
+  assert [c.name for c in source.pretrain_cases] == ["img0001", "img0002"]
+  lines = [l for l in capsys.readouterr().out.splitlines() if "\"test\"" in l]
+  assert lines == [f"{tmp_path}/dataset_0.json has no \"test\" list: pretraining reads no scans "
+                   "of it (config.data.pretrain_splits)"]
+
+
+def test_a_missing_test_scan_is_an_error_naming_it(tmp_path):
+  # The JSON lists imagesTs/ but the folder was not downloaded: MONAI's LoadImaged would fail too.
+  dataset = _btcv(str(tmp_path), unlabelled=2)
+  os.remove(os.path.join(str(tmp_path), "imagesTs", "img0062.nii.gz"))
+  with pytest.raises(ConfigError) as err:
+    _load(dataset, pretrain_splits=("training", "test"))
+  message = str(err.value)
+  assert message.startswith(f"{tmp_path}/dataset_0.json: \"test\" lists imagesTs/img0062.nii.gz, "
+                            f"but {tmp_path}/imagesTs/img0062.nii.gz does not exist")
+  assert "--config.data.pretrain_splits=training" in message and "\n" not in message
+  assert len(_load(dataset, max_cases=1).pretrain_cases) == 1      # not asked for: not read
+
+
 # ---- MSD ----------------------------------------------------------------------------------------
 
 def _msd(root, n=5) -> str:
@@ -184,6 +236,9 @@ def test_msd_holds_out_a_seeded_fraction_and_keeps_channels(tmp_path):
     assert abs(values.mean()) < 1e-4 and abs(values.std() - 1) < 1e-4
   one = _load(dataset, intensity="zscore", val_fraction=0.01, seed=0)
   assert len(one.val) == 1
+  # Its "test" list names imagesTs/la_100, which this folder lacks.
+  with pytest.raises(ConfigError, match=r"\"test\" lists \./imagesTs/la_100\.nii\.gz"):
+    _load(dataset, intensity="zscore", pretrain_splits=("training", "test"))
 
 
 # ---- errors a user fixes ------------------------------------------------------------------------

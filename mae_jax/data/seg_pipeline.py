@@ -1,13 +1,15 @@
 """tf.data pipelines for semantic segmentation: image and label map transformed together.
 
 Training (mmsegmentation's ADE20K pipeline): random resize keeping the aspect ratio to a scale
-of (long, short) x U(ratio range), a random crop that no single class fills beyond
-`cat_max_ratio` (up to 10 tries), horizontal flip, photometric distortion of the image only,
-padding to the crop (image 0, label IGNORE). Labels are only ever resized nearest-neighbour.
-Every draw is stateless, keyed on (seed, stream position): resumed runs and any number of
-shards see the same examples.
+of (long, short) x U(ratio range) (keep_ratio False: to (width, height) = scale x U(ratio
+range) exactly, as mmseg's Resize(keep_ratio=False); the TinyImageNet study's 256 x 256), a
+random crop that no single class fills beyond `cat_max_ratio` (up to 10 tries), horizontal
+flip, photometric distortion of the image only, padding to the crop (image 0, label IGNORE).
+Labels are only ever resized nearest-neighbour. Every draw is stateless, keyed on (seed, stream
+position): resumed runs and any number of shards see the same examples.
 
-Evaluation: each image resized (bilinear, aspect kept) to fit an S x S canvas and padded to it;
+Evaluation: each image resized (bilinear, aspect kept) to fit an S x S canvas and padded to it
+(keep_ratio False: resized to S x S);
 its label map stays on the host at the annotation's own resolution ("host_" keys: the loop does
 not send them to the devices), where the logits are brought back to it (`restore_logits`).
 """
@@ -46,6 +48,15 @@ def rescale_size(hw: tf.Tensor, scale: tuple[int, int], ratio: tf.Tensor) -> tf.
   long_edge, short_edge = scale[0] * ratio, scale[1] * ratio
   factor = tf.minimum(long_edge / tf.reduce_max(hw), short_edge / tf.reduce_min(hw))
   return tf.cast(tf.floor(hw * factor + 0.5), tf.int32)
+
+
+def resized_size(hw: tf.Tensor, scale: tuple[int, int], ratio: tf.Tensor, keep_ratio: bool
+                 ) -> tf.Tensor:
+  """(h, w) of an image resized to `scale` x ratio: `rescale_size` when keep_ratio, else
+  (height, width) = (scale[1], scale[0]) x ratio whatever the image's, rounded half up."""
+  if keep_ratio:
+    return rescale_size(hw, scale, ratio)
+  return tf.cast(tf.floor(tf.constant([scale[1], scale[0]], tf.float32) * ratio + 0.5), tf.int32)
 
 
 def _crop_window(label: tf.Tensor, crop: int, seed: tf.Tensor, cat_max_ratio: float
@@ -99,12 +110,12 @@ def photometric(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 def augment(example: dict[str, tf.Tensor], seed: tf.Tensor, *, crop: int,
             scale: tuple[int, int], ratio_range: tuple[float, float], cat_max_ratio: float,
-            hflip: bool, distort: bool) -> dict[str, tf.Tensor]:
+            hflip: bool, distort: bool, keep_ratio: bool = True) -> dict[str, tf.Tensor]:
   """One training example -> {"image": uint8 (crop, crop, 3), "label": uint8 (crop, crop)}."""
   seeds = tf.random.experimental.stateless_split(seed, 4)
   image, label = example["image"], example["label"]
   ratio = tf.random.stateless_uniform([], seeds[0], ratio_range[0], ratio_range[1])
-  size = rescale_size(tf.shape(label), scale, ratio)
+  size = resized_size(tf.shape(label), scale, ratio, keep_ratio)
   image = tf.image.resize(image, size, "bilinear")
   label = tf.image.resize(label[..., None], size, "nearest")[..., 0]
   top, left = tf.unstack(_crop_window(label, crop, seeds[1], cat_max_ratio))
@@ -127,8 +138,8 @@ def augment(example: dict[str, tf.Tensor], seed: tf.Tensor, *, crop: int,
 def train_batches(source: SegSource, split: str, *, batch_size: int, crop: int,
                   scale: tuple[int, int], ratio_range: tuple[float, float],
                   cat_max_ratio: float, hflip: bool, distort: bool, seed: int,
-                  start_step: int = 0, num_shards: int = 1, shard_index: int = 0
-                  ) -> Iterator[dict[str, np.ndarray]]:
+                  start_step: int = 0, num_shards: int = 1, shard_index: int = 0,
+                  keep_ratio: bool = True) -> Iterator[dict[str, np.ndarray]]:
   """Endless batches {"image": uint8 (B, crop, crop, 3), "label": uint8 (B, crop, crop)} of
   this shard, from global step `start_step` on."""
   read = source.reader(split)
@@ -140,7 +151,8 @@ def train_batches(source: SegSource, split: str, *, batch_size: int, crop: int,
   ds = schedule.flat_map(lambda i, p: tf.data.Dataset.from_tensor_slices((i, p)))
   ds = ds.map(lambda i, p: augment(read(i), tf.stack([tf.constant(seed, tf.int64), p]),
                                    crop=crop, scale=scale, ratio_range=ratio_range,
-                                   cat_max_ratio=cat_max_ratio, hflip=hflip, distort=distort),
+                                   cat_max_ratio=cat_max_ratio, hflip=hflip, distort=distort,
+                                   keep_ratio=keep_ratio),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(batch_size, drop_remainder=True).prefetch(2)
   return _guard(ds.as_numpy_iterator())
@@ -167,7 +179,8 @@ def slide_windows(h: int, w: int, crop: int, stride: int) -> list[tuple[int, int
 
 def eval_batches(source: SegSource, split: str, *, batch_size: int, size: int,
                  mode: str = "whole", stride: int = 0, scale: tuple[int, int] = (2048, 512),
-                 num_shards: int = 1, shard_index: int = 0) -> Iterator[dict[str, Any]]:
+                 num_shards: int = 1, shard_index: int = 0, keep_ratio: bool = True
+                 ) -> Iterator[dict[str, Any]]:
   """One pass over `split` in its fixed order, as this shard's padded batches of size x size
   pieces: {"image": uint8 (B, size, size, 3), "mask": float32 (B,) (0 = padding slot),
   "host_pieces": [a dict per slot, None for padding]} (see `Stitcher` for the dicts).
@@ -176,6 +189,8 @@ def eval_batches(source: SegSource, split: str, *, batch_size: int, size: int,
   padded to size x size. "slide" (mmsegmentation's slide inference): each image resized as
   mmsegmentation's test Resize to `scale` (long, short), then cut in size x size windows
   `stride` apart (slide_windows), each padded to size x size where the image is smaller.
+  keep_ratio False: "whole" resizes each image to size x size, "slide" to (width, height) =
+  `scale`. Logits come back to the annotation's own size either way (Stitcher).
   Shard k takes the images i with (i % G) // B == k (G = B * shards); the shards yield the
   same number of batches.
   """
@@ -186,9 +201,10 @@ def eval_batches(source: SegSource, split: str, *, batch_size: int, size: int,
 
   def prepare(ex):
     if mode == "whole":
-      hw = fit_size(tf.shape(ex["label"]), size)
+      hw = (fit_size(tf.shape(ex["label"]), size) if keep_ratio
+            else tf.constant([size, size], tf.int32))
     else:
-      hw = rescale_size(tf.shape(ex["label"]), scale, tf.constant(1.0))
+      hw = resized_size(tf.shape(ex["label"]), scale, tf.constant(1.0), keep_ratio)
     image = tf.cast(tf.round(tf.clip_by_value(tf.image.resize(ex["image"], hw, "bilinear"),
                                               0, 255)), tf.uint8)
     return {"image": image, "label": ex["label"], "name": ex["name"]}
@@ -225,14 +241,15 @@ def eval_batches(source: SegSource, split: str, *, batch_size: int, size: int,
       emitted += 1
     # Every shard runs as many eval steps as the busiest one (each step is collective).
     for _ in range(_num_batches(source, split, mode, size, stride, scale, batch_size,
-                                num_shards) - emitted):
+                                num_shards, keep_ratio) - emitted):
       yield _collate([], batch_size, size)
 
   return _guard(batches())
 
 
 def _num_batches(source: SegSource, split: str, mode: str, size: int, stride: int,
-                 scale: tuple[int, int], batch_size: int, num_shards: int) -> int:
+                 scale: tuple[int, int], batch_size: int, num_shards: int,
+                 keep_ratio: bool = True) -> int:
   """Batches of the busiest shard. Slide mode with several shards reads every label map's
   size once to count the windows; whole mode has one piece per image."""
   n = source.num_examples(split)
@@ -243,7 +260,7 @@ def _num_batches(source: SegSource, split: str, mode: str, size: int, stride: in
   else:
     read = source.reader(split)
     shapes = tf.data.Dataset.range(n).map(
-        lambda i: rescale_size(tf.shape(read(i)["label"]), scale, tf.constant(1.0)),
+        lambda i: resized_size(tf.shape(read(i)["label"]), scale, tf.constant(1.0), keep_ratio),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     counts = np.array([len(slide_windows(int(h), int(w), size, stride))
                        for h, w in shapes.as_numpy_iterator()])

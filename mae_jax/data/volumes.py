@@ -3,13 +3,18 @@
 `load_volumes(dataset, ...)` (config.data.dataset) takes
   * "btcv:/root": MONAI's BTCV layout, root/dataset_0.json with "training" and "validation"
     lists of {"image": "imagesTr/img0001.nii.gz", "label": "labelsTr/label0001.nii.gz"} and
-    "labels" ({"0": "background", "1": "spleen", ...}); the split is the JSON's;
+    "labels" ({"0": "background", "1": "spleen", ...}); the split is the JSON's; its "test"
+    list names the unlabelled scans (imagesTs/img0061.nii.gz, ...);
   * "msd:/root": the Medical Segmentation Decathlon layout, root/dataset.json with "training"
     (paths like "./imagesTr/la_003.nii.gz") and "labels"; a seeded `val_fraction` of it is
-    held out; 4-D images (X, Y, Z, C) keep their channels;
+    held out; 4-D images (X, Y, Z, C) keep their channels; "test" lists unlabelled scans;
   * "mni152": the offline demo, the MNI152 2009 T1 template shipped inside nilearn, labelled
     background / grey matter / white matter from its tissue probability maps and cut at the
     mid-sagittal plane into a left (training) and a right (validation) half.
+`pretrain_splits` names the JSON's lists whose scans pretraining reads: "training" and
+"validation" are those cases (for msd: its training and held-out ones), any other list ("test")
+is loaded without labels for pretraining alone (VolumeSource.pretrain); a list the JSON lacks is
+skipped with one line, a listed file that is missing is an error naming it.
 Every case is preprocessed once, in memory, as MONAI's BTCV recipe does per epoch: RAS
 orientation, resampling to `spacing` mm, intensity scaling, foreground crop. Arrays are channels
 last: images float32 (X, Y, Z, C), labels uint8 (X, Y, Z), X/Y/Z along R/A/S.
@@ -28,6 +33,7 @@ from mae_jax.distributed import echo
 from mae_jax.errors import ConfigError
 
 BTCV, MSD, MNI152 = "btcv:", "msd:", "mni152"
+TRAINING, VALIDATION = "training", "validation"   # pretrain_splits' names of the labelled lists
 INTENSITY_MODES = ("window", "zscore")
 _JSON = {BTCV: "dataset_0.json", MSD: "dataset.json"}
 _INSTALL = "pip install '.[volumes]'"
@@ -71,6 +77,18 @@ class VolumeSource:
   in_channels: int
   train: list[Case]
   val: list[Case]
+  # What pretraining reads (load_volumes' pretrain_splits), labelled or not; None = `train`.
+  # The segment3d stages read `train` and `val` alone, from `labelled()`.
+  pretrain: list[Case] | None = None
+
+  @property
+  def pretrain_cases(self) -> list[Case]:
+    """The volumes pretraining reads: `pretrain`, or the training volumes."""
+    return self.train if self.pretrain is None else self.pretrain
+
+  def labelled(self) -> "VolumeSource":
+    """This source without its pretraining-only scans: what the segmentation stages read."""
+    return dataclasses.replace(self, pretrain=None)
 
   @property
   def splits(self) -> tuple[str, ...]:
@@ -108,9 +126,15 @@ class VolumeSource:
 
   def describe(self) -> str:
     """Volumes, classes and channels, for the log (base.DataSource)."""
-    return (f"{len(self.train)} training / {len(self.val)} validation volumes, "
+    text = (f"{len(self.train)} training / {len(self.val)} validation volumes, "
             f"{self.num_classes} classes ({', '.join(self.class_names)}), "
             f"{self.in_channels} channel(s)")
+    if [id(c) for c in self.pretrain_cases] == [id(c) for c in self.train]:
+      return text
+    labelled = {id(c) for c in self.train + self.val}
+    only = sum(id(c) not in labelled for c in self.pretrain_cases)
+    return (f"{text}; pretraining reads {len(self.pretrain_cases)} volumes, {only} of them "
+            "unlabelled (pretraining only)")
 
 
 def _nibabel():
@@ -125,18 +149,25 @@ def _nibabel():
 
 def load_volumes(dataset: str, *, spacing: tuple[float, float, float], intensity: str,
                  intensity_range: tuple[float, float], num_classes: int, val_fraction: float,
-                 seed: int, max_cases: int = 0) -> VolumeSource:
+                 seed: int, max_cases: int = 0,
+                 pretrain_splits: tuple[str, ...] = (TRAINING,)) -> VolumeSource:
   """The preprocessed cases of config.data.dataset (see the module docstring).
 
   num_classes 0 takes the JSON's "labels", any other count must equal theirs; max_cases > 0 keeps
-  the first max_cases of each split.
+  the first max_cases of each split (and of each pretraining-only list). pretrain_splits: the
+  lists whose scans pretraining reads (module docstring).
   """
   if intensity not in INTENSITY_MODES:
     raise ConfigError(f"config.data.intensity: {intensity!r} is not one of {INTENSITY_MODES}")
   prep = dict(spacing=tuple(float(s) for s in spacing), intensity=intensity,
               intensity_range=tuple(float(r) for r in intensity_range))
+  pretrain_splits = tuple(dict.fromkeys(pretrain_splits))   # each list once, in order
   if dataset == MNI152:
-    return _mni152(num_classes or len(MNI152_CLASSES), prep)   # one case per split: no max_cases
+    # One case per split: no max_cases; no JSON, so no lists beyond the two halves.
+    source = _mni152(num_classes or len(MNI152_CLASSES), prep)
+    labelled = {TRAINING: source.train, VALIDATION: source.val}
+    return dataclasses.replace(source, pretrain=[c for k in pretrain_splits
+                                                 for c in labelled.get(k, [])])
   kind = next((k for k in _JSON if dataset.startswith(k)), None)
   if kind is None:
     raise ConfigError(f"config.data.dataset: {dataset!r} is not a volume dataset; one of "
@@ -165,9 +196,11 @@ def load_volumes(dataset: str, *, spacing: tuple[float, float, float], intensity
     val = _entries(meta, "validation", root, json_path)
   else:
     train, val = _holdout(train, val_fraction, seed, json_path)
+  extra = _pretrain_only(meta, pretrain_splits, root, json_path, {p[0] for p in train + val})
   if max_cases > 0:
     train, val = train[:max_cases], val[:max_cases]
-  total, done = len(train) + len(val), [0]
+    extra = {k: v[:max_cases] for k, v in extra.items()}
+  total, done = len(train) + len(val) + sum(map(len, extra.values())), [0]
 
   def load(entries: list[tuple[str, str]], keep_source: bool) -> list[Case]:
     cases = []
@@ -180,13 +213,42 @@ def load_volumes(dataset: str, *, spacing: tuple[float, float, float], intensity
 
   # Only validation keeps the file-grid label: the metric scores it, and a BTCV training set of
   # them would hold a GB that nothing reads.
-  source = VolumeSource(f"{kind}{root}", num_classes, class_names, 0, load(train, False),
-                        load(val, True))
+  lists = {TRAINING: load(train, False), VALIDATION: load(val, True)}
+  lists.update({k: load(v, False) for k, v in extra.items()})
+  source = VolumeSource(f"{kind}{root}", num_classes, class_names, 0, lists[TRAINING],
+                        lists[VALIDATION], [c for k in pretrain_splits for c in lists.get(k, [])])
   return dataclasses.replace(source, in_channels=_in_channels(source))
 
 
-def _entries(meta: dict, key: str, root: str, json_path: str) -> list[tuple[str, str]]:
-  """[(image path, label path or "")] of meta[key]; ConfigError if empty or a file is missing."""
+def _pretrain_only(meta: dict, pretrain_splits: tuple[str, ...], root: str, json_path: str,
+                   labelled: set[str]) -> dict[str, list[tuple[str, str]]]:
+  """{list name: [(image path, "")]} of pretrain_splits' lists other than the labelled two, their
+  labels unread, scans already in an earlier list left out. A list the JSON lacks is skipped
+  with one line ("when present"); a listed file that is missing is an error, as MONAI's
+  LoadImaged fails on it: pretraining without it would quietly not be the protocol asked for."""
+  seen, out = set(labelled), {}
+  for key in pretrain_splits:
+    if key in (TRAINING, VALIDATION):
+      continue
+    if not meta.get(key):
+      echo(f"{json_path} has no \"{key}\" list: pretraining reads no scans of it "
+           "(config.data.pretrain_splits)")
+      continue
+    fix = (f" (config.data.pretrain_splits reads it for pretraining: restore the file, or leave "
+           f"\"{key}\" out, e.g. --config.data.pretrain_splits=training)")
+    out[key] = []
+    for image_path, _ in _entries(meta, key, root, json_path, fields=("image",), fix=fix):
+      if image_path not in seen:
+        seen.add(image_path)
+        out[key].append((image_path, ""))
+  return out
+
+
+def _entries(meta: dict, key: str, root: str, json_path: str,
+             fields: tuple[str, ...] = ("image", "label"), fix: str = ""
+             ) -> list[tuple[str, str]]:
+  """[(image path, label path or "")] of meta[key] (the label read when `fields` has it);
+  ConfigError if empty or a file is missing (`fix` appended to that message)."""
   items = meta.get(key) or []
   if not items:
     raise ConfigError(f"{json_path}: the \"{key}\" list is empty or missing")
@@ -195,9 +257,9 @@ def _entries(meta: dict, key: str, root: str, json_path: str) -> list[tuple[str,
     paths = []
     for field in ("image", "label"):
       rel = item.get(field, "") if isinstance(item, dict) else (item if field == "image" else "")
-      path = os.path.normpath(os.path.join(root, rel)) if rel else ""
+      path = os.path.normpath(os.path.join(root, rel)) if rel and field in fields else ""
       if path and not os.path.isfile(path):
-        raise ConfigError(f"{json_path}: \"{key}\" lists {rel}, but {path} does not exist")
+        raise ConfigError(f"{json_path}: \"{key}\" lists {rel}, but {path} does not exist{fix}")
       paths.append(path)
     if not paths[0]:
       raise ConfigError(f"{json_path}: an entry of \"{key}\" has no \"image\": {item}")
@@ -218,7 +280,7 @@ def _holdout(entries: list, val_fraction: float, seed: int, json_path: str) -> t
 
 
 def _in_channels(source: VolumeSource) -> int:
-  channels = {c.image.shape[-1] for c in source.train + source.val}
+  channels = {c.image.shape[-1] for c in source.train + source.val + source.pretrain_cases}
   if len(channels) > 1:
     raise ConfigError(f"{source.name}: images differ in their number of channels "
                       f"{sorted(channels)}; every case needs the same modalities")

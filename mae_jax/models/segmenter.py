@@ -10,8 +10,10 @@ mmsegmentation's ViT + UPerNet, the MAE paper's ADE20K protocol:
   head: UPerNet (a pyramid pooling module on the coarsest level, an FPN top-down path over all
     four, fused by a 3x3 conv, dropout, a 1x1 classifier);
   auxiliary head: an FCN on one level (mmsegmentation: the x1 level, loss weight 0.4).
-Logits come at the x4 level's resolution, 4 / patch_size of the input (1/4 for 16-pixel
-patches); the loss and the evaluation resize them to the labels.
+Logits come at the finest level's resolution: with the default levels (4, 2, 1, 0.5), 4 /
+patch_size of the input (1/4 for 16-pixel patches; `rescales` (2, 1, 0.5) gives the same 1/4
+for 8-pixel ones, at a quarter of the head's cost); the loss and the evaluation resize them to
+the labels.
 
 Convolutions are (kh, kw, in, out) as flax's; BatchNorm momentum 0.9 is torch's 0.1.
 """
@@ -105,9 +107,11 @@ class Feature2Pyramid(nn.Module):
 
 
 class SimplePyramid(nn.Module):
-  """ViTDet's simple feature pyramid from the last block's (N, h, w, D) map: scales 4, 2, 1, 0.5,
-  each followed by a 1x1 and a 3x3 conv (no bias) with channel LayerNorm, `channels` wide."""
+  """ViTDet's simple feature pyramid from the last block's (N, h, w, D) map: scales `rescales`
+  (of 4, 2, 1, 0.5), each followed by a 1x1 and a 3x3 conv (no bias) with channel LayerNorm,
+  `channels` wide."""
   channels: int = 256
+  rescales: Sequence[float] = (4, 2, 1, 0.5)
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -115,15 +119,18 @@ class SimplePyramid(nn.Module):
     del train
     d = x.shape[-1]
     norm = lambda name: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=name)  # noqa: E731
-    scales = [
-        Upsample2x(d // 4, self.dtype, name="up4_1")(
+    make = {
+        4: lambda: Upsample2x(d // 4, self.dtype, name="up4_1")(
             gelu(norm("up4_norm")(Upsample2x(d // 2, self.dtype, name="up4_0")(x)))),
-        Upsample2x(d // 2, self.dtype, name="up2")(x),
-        x,
-        nn.max_pool(x, (2, 2), strides=(2, 2)),
-    ]
+        2: lambda: Upsample2x(d // 2, self.dtype, name="up2")(x),
+        1: lambda: x,
+        0.5: lambda: nn.max_pool(x, (2, 2), strides=(2, 2)),
+    }
     out = []
-    for i, y in enumerate(scales):
+    for i, r in enumerate(self.rescales):
+      if r not in make:
+        raise ValueError(f"pyramid rescale {r} is not one of 4, 2, 1, 0.5")
+      y = make[r]()
       y = nn.Conv(self.channels, (1, 1), use_bias=False, dtype=self.dtype, name=f"lateral_{i}")(y)
       y = norm(f"lateral_{i}_norm")(y)
       y = nn.Conv(self.channels, (3, 3), padding=[(1, 1)] * 2, use_bias=False, dtype=self.dtype,
@@ -193,8 +200,9 @@ class FCNHead(nn.Module):
 class Segmenter(nn.Module):
   """ViT encoder (the MAE's, same parameter names) + pyramid neck + UPerNet (+ FCN auxiliary).
 
-  `apply(variables, images, train=...)` -> (logits (N, 4 H / p, 4 W / p, num_classes), aux
-  logits at their level's resolution or None), float32; images (N, H, W, 3) normalised.
+  `apply(variables, images, train=...)` -> (logits (N, r H / p, r W / p, num_classes) for the
+  finest rescale r, aux logits at the x1 level's resolution or None), float32; images
+  (N, H, W, 3) normalised.
   """
   width: int
   depth: int
@@ -202,14 +210,14 @@ class Segmenter(nn.Module):
   patch_size: int
   num_classes: int
   mlp_ratio: float = 4.0
-  feature_blocks: Sequence[int] = (3, 6, 9, 12)
+  feature_blocks: Sequence[int] = (3, 6, 9, 12)   # one per level (feature2pyramid)
+  rescales: Sequence[float] = (4, 2, 1, 0.5)       # the pyramid's levels, finest first
   neck: str = "feature2pyramid"
   neck_channels: int = 256          # "simple" neck's output width
   channels: int = 512               # UPerNet's width (mmsegmentation's MAE config: 768)
   pool_scales: Sequence[int] = (1, 2, 3, 6)
   dropout: float = 0.1
   aux_channels: int = 256           # 0 = no auxiliary head
-  aux_level: int = 2                # which pyramid level it reads (2 = the x1 level)
   drop_path: float = 0.1
   bn_axis_name: str | None = None   # the data axis: BatchNorm statistics over the global batch
   dtype: Dtype = jnp.float32
@@ -231,14 +239,16 @@ class Segmenter(nn.Module):
                    name="encoder")(images, train=train, features=taps)
     maps = [m[:, 1:].reshape(n, *grid, self.width) for m in maps]    # drop the cls token
     if self.neck == "simple":
-      levels = SimplePyramid(self.neck_channels, self.dtype, name="neck")(maps[-1], train)
+      levels = SimplePyramid(self.neck_channels, tuple(self.rescales), self.dtype,
+                             name="neck")(maps[-1], train)
     else:
-      levels = Feature2Pyramid(bn_axis_name=self.bn_axis_name, dtype=self.dtype,
-                               name="neck")(maps, train)
+      levels = Feature2Pyramid(tuple(self.rescales), bn_axis_name=self.bn_axis_name,
+                               dtype=self.dtype, name="neck")(maps, train)
     logits = UPerHead(self.channels, self.num_classes, self.pool_scales, self.dropout,
                       self.bn_axis_name, self.dtype, name="decode_head")(levels, train)
     aux = None
     if self.aux_channels:
       aux = FCNHead(self.aux_channels, self.num_classes, 1, self.dropout, self.bn_axis_name,
-                    self.dtype, name="auxiliary_head")(levels[self.aux_level], train)
+                    self.dtype, name="auxiliary_head")(levels[list(self.rescales).index(1)],
+                                                       train)
     return logits, aux

@@ -51,7 +51,8 @@ def seg_inputs(config: ml_collections.ConfigDict) -> Callable[[Batch], jax.Array
 def segment_model(config: ml_collections.ConfigDict, num_classes: int) -> Segmenter:
   s = config.segment
   return from_variant(Segmenter, config.model.variant, num_classes=num_classes,
-                      feature_blocks=tuple(s.feature_blocks), neck=s.neck,
+                      feature_blocks=tuple(s.feature_blocks), rescales=tuple(s.rescales),
+                      neck=s.neck,
                       neck_channels=s.neck_channels, channels=s.channels, dropout=s.dropout,
                       aux_channels=s.aux_channels if s.aux_weight > 0 else 0,
                       drop_path=0.0 if s.probe else s.drop_path, bn_axis_name=DATA_AXIS,
@@ -105,7 +106,7 @@ def _train_data(config: ml_collections.ConfigDict, source: Any) -> TrainData:
         crop=s.crop_size,
         scale=tuple(s.scale), ratio_range=tuple(s.ratio_range), cat_max_ratio=s.cat_max_ratio,
         hflip=s.hflip, distort=s.photometric, seed=seed, start_step=start_step,
-        num_shards=num_shards, shard_index=shard_index)
+        num_shards=num_shards, shard_index=shard_index, keep_ratio=s.keep_ratio)
 
   return TrainData(steps_per_epoch(source.num_examples(source.train_split), s.batch_size), batches)
 
@@ -118,7 +119,7 @@ def _eval_batches(config: ml_collections.ConfigDict, source: Any, num_shards: in
                                    batch_size=per_shard(config.data.eval_batch_size, num_shards),
                                    size=s.eval_size, mode=s.eval_mode, stride=s.eval_stride,
                                    scale=tuple(s.eval_scale), num_shards=num_shards,
-                                   shard_index=shard_index)
+                                   shard_index=shard_index, keep_ratio=s.keep_ratio)
 
 
 def completed(stitcher: Any, logits: np.ndarray, batch: dict[str, Any]
@@ -223,11 +224,18 @@ def segment_section() -> ml_collections.ConfigDict:
       weight_decay=0.05, layer_decay=0.65, drop_path=0.1, grad_clip_norm=0.0,
       probe=False,                    # True: frozen encoder, the neck and heads alone train
       feature_blocks=(3, 6, 9, 12),   # the study's; mmsegmentation's: 4, 6, 8, 12
+      # The pyramid's levels (of 4, 2, 1, 0.5 times the patch grid), finest first: logits at
+      # 1/4 of the input with 16-pixel patches; (2, 1, 0.5) gives 1/4 with 8-pixel ones.
+      rescales=(4, 2, 1, 0.5),
       neck="feature2pyramid",         # or "simple" (ViTDet, from the last block)
       neck_channels=256, channels=512, dropout=0.1,
       aux_channels=256, aux_weight=0.4,   # FCN on the x1 level; 0 = none
       crop_size=512, scale=(2048, 512), ratio_range=(0.5, 2.0), cat_max_ratio=0.75,
       hflip=True, photometric=True,
+      # True: resizes keep the aspect ratio (scale is (long, short)); False: images resized to
+      # scale as (width, height) for training, to eval_size x eval_size (or eval_scale) for
+      # evaluation, as mmseg's Resize(keep_ratio=False) (the TinyImageNet study's 256 x 256).
+      keep_ratio=True,
       # Evaluation: "whole" (each image fitted, longer side, to eval_size) or "slide"
       # (resized as mmsegmentation's test Resize to eval_scale, then eval_size windows
       # eval_stride apart; the MAE paper's ADE20K protocol).
@@ -242,10 +250,16 @@ def validate_segment(config: ml_collections.ConfigDict) -> None:
   if seg.neck not in ("feature2pyramid", "simple"):
     raise ConfigError(f"config.segment.neck must be 'feature2pyramid' or 'simple', got "
                       f"{seg.neck!r}")
-  if seg.neck == "feature2pyramid" and (len(seg.feature_blocks) != 4 or not all(
+  rescales = tuple(seg.rescales)
+  if (not rescales or any(r not in (4, 2, 1, 0.5) for r in rescales)
+      or list(rescales) != sorted(set(rescales), reverse=True) or 1 not in rescales):
+    raise ConfigError(f"config.segment.rescales={rescales}: distinct levels of 4, 2, 1, 0.5, "
+                      "finest first, 1 among them (the auxiliary head's)")
+  if seg.neck == "feature2pyramid" and (len(seg.feature_blocks) != len(rescales) or not all(
       1 <= b <= v.depth for b in seg.feature_blocks)):
-    raise ConfigError(f"config.segment.feature_blocks={tuple(seg.feature_blocks)}: four block "
-                      f"numbers in 1..{v.depth} (the pyramid's x4, x2, x1, x0.5 levels)")
+    raise ConfigError(f"config.segment.feature_blocks={tuple(seg.feature_blocks)}: "
+                      f"{len(rescales)} block numbers in 1..{v.depth}, one per pyramid level "
+                      f"(config.segment.rescales={rescales})")
   if seg.eval_mode not in ("whole", "slide") or (seg.eval_mode == "slide" and
                                                   not 0 < seg.eval_stride <= seg.eval_size):
     raise ConfigError(f"config.segment.eval_mode must be 'whole' or 'slide' (with 0 < "

@@ -12,7 +12,9 @@ the pretrained encoder under PatchTST's flatten head (models/forecaster.py).
 
 Every window of the evaluated split is scored (no drop-last); MSE and MAE are means over all
 (window, step, variable) entries. At the end the stage writes predictions/forecasts.csv (one
-row per window, step and variable) and forecasts.png (a few windows: look-back, truth, ours).
+row per window, step and variable), forecasts.png (a few windows: look-back, truth, ours) and
+forecast_series.png (every window's next step along the split, moving averages of
+config.forecast.plot_smooth steps over the raw series drawn faint, as the study's plot).
 """
 
 import csv
@@ -37,6 +39,8 @@ from mae_jax.tasks.base import (Batch, Evaluation, Task, TrainData, adamw_tx, en
                                 shuffled_rows)
 
 PREDICTIONS, FORECASTS_CSV, FORECASTS_PNG = "predictions", "forecasts.csv", "forecasts.png"
+# Every window's next step along the split, smoothed as the TinyImageNet study plots it.
+FORECAST_SERIES_PNG = "forecast_series.png"
 FORECASTS_NPY = "forecasts.npy"   # the same forecasts as an array (windows, H, M), for plots
 CSV_COLUMNS = ("window", "step", "date", "variable", "prediction", "truth")
 
@@ -215,15 +219,35 @@ def write_forecasts(config: ml_collections.ConfigDict, model: Forecaster,
   with epath.Path(stage_dir, PREDICTIONS, FORECASTS_NPY).open("wb") as f:
     np.save(f, pred)
   from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
-  image = report.forecast_plot(os.path.join(stage_dir, FORECASTS_PNG), source, split,
-                               {config.forecast.model: pred}, config.forecast.plot_windows)
-  return {"forecasts": image}
+  preds = {config.forecast.model: pred}
+  image = report.forecast_plot(os.path.join(stage_dir, FORECASTS_PNG), source, split, preds,
+                               config.forecast.plot_windows)
+  along = next_step_plot(os.path.join(stage_dir, FORECAST_SERIES_PNG), source, split, preds,
+                         config.forecast.plot_smooth)
+  return {"forecasts": image, "forecast_series": along}
+
+
+def next_step_plot(path: str, source: series_lib.Series, split: str,
+                   preds: dict[str, np.ndarray], smooth: int) -> np.ndarray:
+  """`path`: the first forecast step of every window of `split` ({label: (windows, H, M)}),
+  last variable, against its date: at horizon 1 (the study's) the whole forecast, smoothed by
+  a moving average of `smooth` steps (0: raw). -> the image."""
+  from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
+  count = len(next(iter(preds.values())))
+  start = source.borders[split][0] + source.lookback    # window 0's first target row
+  rows = slice(start, start + count)
+  title = f"{source.name} {split}: next-step forecasts of {source.variables[-1]}"
+  if smooth > 1:
+    title += f", moving averages of {smooth} steps over the raw series (faint)"
+  return report.forecast_series_plot(path, source.dates[rows], source.values[rows, -1],
+                                     {k: v[:, 0, -1] for k, v in preds.items()}, smooth, title)
 
 
 def compare_plot(config: ml_collections.ConfigDict, workdir: str, summary: dict[str, Any],
                  source: series_lib.Series) -> str | None:
   """WORKDIR/forecasts.png: a few windows with the forecast stage's forecast and the best
-  baseline's (lowest MSE) beside the truth. -> the file, or None without a forecast stage."""
+  baseline's (lowest MSE) beside the truth; WORKDIR/forecast_series.png: both along the split
+  (`next_step_plot`). -> the first file, or None without a forecast stage."""
   stage = os.path.join(workdir, "forecast", PREDICTIONS, FORECASTS_NPY)
   if "forecast" not in summary or not epath.Path(stage).exists():
     return None
@@ -241,6 +265,8 @@ def compare_plot(config: ml_collections.ConfigDict, workdir: str, summary: dict[
   from mae_jax import report  # pylint: disable=g-import-not-at-top  (matplotlib)
   out = os.path.join(workdir, FORECASTS_PNG)
   report.forecast_plot(out, source, split, preds, config.forecast.plot_windows)
+  next_step_plot(os.path.join(workdir, FORECAST_SERIES_PNG), source, split, preds,
+                 config.forecast.plot_smooth)
   return out
 
 
@@ -307,6 +333,7 @@ def forecast_section() -> ml_collections.ConfigDict:
       probe=False,           # True: frozen encoder, the head alone trains
       drop_path=0.0, head_dropout=0.0, hidden=64, revin=True,
       eval_split="test", eval_every_epochs=5, plot_windows=4,
+      plot_smooth=0,         # forecast_series.png: moving-average window in steps; 0 = raw
       init_from="")          # encoder export; "" = this run's pretrain, "random"
 
 
@@ -327,6 +354,9 @@ def validate_series(config: ml_collections.ConfigDict, runs: list[registry.Run],
   if config.forecast.model not in KINDS:
     raise ConfigError(f"config.forecast.model must be one of {', '.join(KINDS)}, got "
                       f"{config.forecast.model!r}")
+  if config.forecast.plot_smooth < 0:
+    raise ConfigError(f"config.forecast.plot_smooth={config.forecast.plot_smooth}: a moving "
+                      f"average's window in steps, or 0 for the raw series")
   if config.forecast.eval_split not in ("val", "test"):
     raise ConfigError(f"config.forecast.eval_split must be 'val' or 'test', got "
                       f"{config.forecast.eval_split!r}")

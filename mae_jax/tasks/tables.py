@@ -11,8 +11,8 @@ and series. Missing entries never reach the encoder (masking's `observed`: they 
 attention leaves them out); in training a further share (config.model.mask_ratio) of the
 observed entries is re-masked, and the loss is the squared error on those re-masked observed
 entries. Imputing, every observed entry is visible and the decoder's predictions fill the
-missing ones. Rows are the table's min-max scaled rows (data/tables.py); the metrics (RMSE and
-summed Wasserstein distance over the removed entries of the test rows) are
+missing ones. Rows are the table's min-max scaled rows (data/tables.py); the metrics (MSE, RMSE
+and summed Wasserstein distance over the removed entries of the test rows) are
 table_baselines.impute_metrics of the finalized imputation, the one every baseline gets too.
 """
 
@@ -190,7 +190,8 @@ def validate_rows(config: ml_collections.ConfigDict, table: tables_lib.Table,
                         f"the {rows} training rows of {table.name}")
 
 
-IMPUTER_TITLES = {"mean": "column mean", "mlp": "2-layer MLP per column",
+IMPUTER_TITLES = {"mean": "column mean", "ffn": "the study's FFN (D -> D, missing = 0)",
+                  "mlp": "2-layer MLP per column",
                   "knn": "kNN (5 neighbours)", "mice": "MICE (IterativeImputer)",
                   "missforest": "MissForest-style (extra trees)"}
 

@@ -4,15 +4,17 @@ UNETR on the pretrained encoder, models/unetr.py) scored by Dice; the `volumes` 
 Serves config.data.dataset "btcv:/path" (dataset_0.json), "msd:/path" (a Decathlon task's
 dataset.json) and "mni152" (nilearn's template, offline) (data/volumes.py).
 
-Pretraining cuts each crop into p x p x p patches with 3-D sin-cos positions: the same MAE
-(masking, decoder, masked loss) as images and series. The segment3d stage trains on crops
-centred half the time on a labelled voxel (MONAI's RandCropByPosNegLabeld) with MONAI's DiceCE
-loss; it is evaluated on whole validation volumes through sliding windows (sliding_window.py),
-the prediction brought back to the label file's own grid, where Dice is taken per foreground
-class per volume, a class absent from a volume's label skipped (MONAI's DiceMetric with
-include_background=False, ignore_empty=True), then averaged over volumes per class and over
-classes. At the end each validation volume's label map is written as NIfTI beside a PNG of a few
-slices; the pretrain stage leaves slice grids of its reconstructions.
+Pretraining reads the scans of config.data.pretrain_splits (BTCV's unlabelled imagesTs/ too);
+the segment3d stages read the labelled training and validation volumes alone (the modality's
+labelled source). Pretraining cuts each crop into p x p x p patches with 3-D sin-cos
+positions: the same MAE (masking, decoder, masked loss) as images and series. The segment3d
+stage trains on crops centred half the time on a labelled voxel (MONAI's RandCropByPosNegLabeld)
+with MONAI's DiceCE loss; it is evaluated on whole validation volumes through sliding windows
+(sliding_window.py), the prediction brought back to the label file's own grid, where Dice is
+taken per foreground class per volume, a class absent from a volume's label skipped (MONAI's
+DiceMetric with include_background=False, ignore_empty=True), then averaged over volumes per
+class and over classes. At the end each validation volume's label map is written as NIfTI
+beside a PNG of a few slices; the pretrain stage leaves slice grids of its reconstructions.
 """
 
 import dataclasses
@@ -41,17 +43,20 @@ PREDICTIONS, SLICES_PNG, RECONSTRUCTIONS_PNG = "predictions", "slices.png", "rec
 @functools.lru_cache(maxsize=4)
 def _load(dataset: str, spacing: tuple[float, ...], intensity: str,
           intensity_range: tuple[float, ...], num_classes: int, val_fraction: float, seed: int,
-          max_cases: int) -> Any:
+          max_cases: int, pretrain_splits: tuple[str, ...]) -> Any:
   return volumes.load_volumes(dataset, spacing=spacing, intensity=intensity,
                               intensity_range=intensity_range, num_classes=num_classes,
-                              val_fraction=val_fraction, seed=seed, max_cases=max_cases)
+                              val_fraction=val_fraction, seed=seed, max_cases=max_cases,
+                              pretrain_splits=pretrain_splits)
 
 
 def volume_source(config: ml_collections.ConfigDict) -> Any:
-  """config.data's volumes, preprocessed once per process (data/volumes.py)."""
+  """config.data's volumes, preprocessed once per process (data/volumes.py): what pretraining
+  reads; the segment3d stages read its `labelled()` part."""
   d = config.data
   return _load(d.dataset, tuple(d.spacing), d.intensity, tuple(d.intensity_range),
-               d.num_classes, d.val_fraction, config.seed, d.max_cases)
+               d.num_classes, d.val_fraction, config.seed, d.max_cases,
+               tuple(d.pretrain_splits))
 
 
 def roi(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
@@ -62,13 +67,14 @@ def roi(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
 
 def crop_data(config: ml_collections.ConfigDict, source: Any, batch_size: int,
               labelled: bool, augment: ml_collections.ConfigDict | None = None) -> TrainData:
-  """Random roi crops of the training volumes: every epoch each volume in a fresh order gives
-  config.data.crops_per_volume crops. Slot i of global step t draws from its own generator
-  (seed, t, i), so a shard computes its rows only and the stream does not depend on the
-  number of processes. Unlabelled crops (pretraining) are uniform; labelled ones balanced."""
+  """Random roi crops of the training volumes (pretraining's: `source.pretrain_cases`): every
+  epoch each volume in a fresh order gives config.data.crops_per_volume crops. Slot i of global
+  step t draws from its own generator (seed, t, i), so a shard computes its rows only and the
+  stream does not depend on the number of processes. Unlabelled crops (pretraining) are uniform;
+  labelled ones balanced."""
   d = config.data
   cases = source.train if labelled else [dataclasses.replace(c, label=None)
-                                         for c in source.train]
+                                         for c in source.pretrain_cases]
   per_volume = d.crops_per_volume
   spe = steps_per_epoch(len(cases) * per_volume, batch_size)
   size, (pos, neg) = roi(config), tuple(d.pos_neg)
@@ -159,7 +165,7 @@ def dice_scores(total: dict[str, Any], class_names: tuple[str, ...]) -> dict[str
 # ---- pretraining --------------------------------------------------------------------------------
 
 def pretrain_task(config: ml_collections.ConfigDict, source: Any = None) -> Task:
-  """The MAE on roi crops of the training volumes (their labels unused)."""
+  """The MAE on roi crops of the volumes config.data.pretrain_splits names (labels unused)."""
   model = pretrain_model(config)
   size = roi(config)
   tokens = math.prod(patch_grid(size, model.patch_size))
@@ -426,10 +432,13 @@ def data_fields() -> dict[str, Any]:
   nonzero voxels), cropped to the foreground; the model sees roi_size crops (crops_per_volume
   per volume and step, half of them centred on a labelled voxel: pos_neg) and whole volumes
   through sliding windows. num_classes 0 = the JSON's "labels"; msd: holds out val_fraction of
-  the training list."""
+  the training list. pretrain_splits: the JSON's lists whose scans pretraining reads ("training",
+  "validation": the labelled cases; any other, e.g. "test": its images, unlabelled, for
+  pretraining alone; a list the JSON lacks is skipped with one line)."""
   return dict(num_classes=0, spacing=(1.5, 1.5, 2.0), intensity="window",
               intensity_range=(-175.0, 250.0), roi_size=(96, 96, 96), crops_per_volume=4,
               pos_neg=(1.0, 1.0), val_fraction=0.2,
+              pretrain_splits=(volumes.TRAINING, "test"),
               max_cases=0)   # > 0: the first max_cases volumes of each split (smoke runs)
 
 
@@ -479,6 +488,11 @@ def validate_volumes(config: ml_collections.ConfigDict, runs: list[registry.Run]
     raise ConfigError(f"config.data.intensity must be 'window' or 'zscore', got {d.intensity!r}")
   if len(tuple(d.spacing)) != 3 or min(d.spacing) <= 0:
     raise ConfigError(f"config.data.spacing={tuple(d.spacing)}: three positive sizes in mm")
+  splits = d.pretrain_splits
+  if (isinstance(splits, str) or not splits
+      or not all(isinstance(k, str) and k for k in splits)):
+    raise ConfigError(f"config.data.pretrain_splits={splits!r}: a tuple of the dataset JSON's "
+                      "list names, e.g. ('training', 'test')")
   if d.crops_per_volume < 1 or min(d.pos_neg) < 0 or sum(d.pos_neg) <= 0:
     raise ConfigError(f"config.data.crops_per_volume={d.crops_per_volume} must be >= 1 and "
                       f"config.data.pos_neg={tuple(d.pos_neg)} non-negative, not both 0")
@@ -507,6 +521,9 @@ def validate_volume_data(config: ml_collections.ConfigDict, source: Any,
                          runs: list[registry.Run]) -> None:
   if not source.val and any(r.stage == "segment3d" for r in runs):
     raise ConfigError(f"{source.name} has no validation volumes to score segment3d on")
+  if not source.pretrain_cases and any(r.stage == "pretrain" for r in runs):
+    raise ConfigError(f"config.data.pretrain_splits={tuple(config.data.pretrain_splits)}: "
+                      f"{source.name} lists no scans in them to pretrain on")
   if config.data.eval_batch_size % jax.process_count():
     raise ConfigError(f"config.data.eval_batch_size={config.data.eval_batch_size} is not a "
                       f"multiple of the {jax.process_count()} processes")
@@ -517,6 +534,8 @@ registry.register(registry.Modality(
     serves=lambda config: (config.data.dataset in DATASETS
                            or config.data.dataset.startswith(PREFIXES)),
     load_source=volume_source,
+    # The segment3d stages and their baselines never see the pretraining-only scans.
+    labelled_source=lambda config, source: source.labelled(),
     stages=(registry.Stage("pretrain", title="pretrain (MAE loss)", section=pretrain_section,
                            needs_labels=False,
                            task=lambda c, source, workdir: pretrain_task(c, source)),
