@@ -16,6 +16,11 @@ library and NumPy at its top), so a worker per core costs little memory.
 Resumable: each shard is written under a temporary name and renamed when complete, so a rerun
 (after a crash or a preemption) writes only the missing shards; the manifest, written last,
 marks a complete preparation. Shards are written in parallel, one process per core.
+
+Files that are not images are left out as `images:` leaves them out (images.py), and the
+manifest counts them ("unreadable"); the images' relative paths are kept beside the shards
+(NAMES), so that training names an image that does not decode (truncated, corrupt: packed as it
+is, skipped when training decodes it) by its original path.
 """
 
 import argparse
@@ -30,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 MANIFEST = "mae_jax_images.json"
+NAMES = "mae_jax_images_names.txt"   # the packed images' paths relative to the source, in order
 FORMAT = "mae_jax.images.array_record/1"
 _WRITER_OPTIONS = "group_size:1"   # one record per chunk: reading one image reads only it
 
@@ -63,7 +69,7 @@ def prepare(images_root: str, out: str, shard_size: int = 2048, workers: int | N
             log: Callable[[str], None] = print) -> dict[str, Any]:
   """Packs the readable images under `images_root` into `out`; returns the manifest."""
   from mae_jax.data import images  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  paths = images.readable(images.list_images(images_root), log)
+  paths, unreadable = images.scan(images.list_images(images_root), log)
   if not paths:
     raise FileNotFoundError(f"Image folder {images_root!r} holds no readable image.")
   fingerprint = _fingerprint(images_root, paths)
@@ -91,8 +97,12 @@ def prepare(images_root: str, out: str, shard_size: int = 2048, workers: int | N
       rate = written / 2**20 / max(time.time() - start, 1e-6)
       log(f"[{done}/{num_shards}] {os.path.basename(path)}: {count} images, "
           f"{size / 2**20:.1f} MB ({rate:.0f} MB/s)")
+  with open(os.path.join(out, NAMES + ".tmp"), "w") as f:
+    f.writelines(os.path.relpath(p, images_root) + "\n" for p in paths)
+  os.replace(os.path.join(out, NAMES + ".tmp"), os.path.join(out, NAMES))
   manifest = dict(format=FORMAT, source=os.path.abspath(images_root), fingerprint=fingerprint,
-                  num_images=len(paths), shard_size=shard_size, shards=shards)
+                  num_images=len(paths), shard_size=shard_size, shards=shards,
+                  unreadable=dict(count=unreadable.count, first=list(unreadable.first)))
   with open(os.path.join(out, MANIFEST + ".tmp"), "w") as f:
     json.dump(manifest, f, indent=2)
   os.replace(os.path.join(out, MANIFEST + ".tmp"), os.path.join(out, MANIFEST))
@@ -117,6 +127,15 @@ class Prepared:
     self.num_images = int(self.manifest["num_images"])
     self._records = array_record_data_source.ArrayRecordDataSource(files)
     self._files = files
+
+  def names(self) -> list[str]:
+    """The packed images' original paths, in order; "#<index>" for a preparation without
+    NAMES (an older mae-jax-prepare's)."""
+    path = os.path.join(self.root, NAMES)
+    if not os.path.exists(path):
+      return [f"#{i}" for i in range(self.num_images)]
+    with open(path) as f:
+      return [os.path.join(self.manifest["source"], line.rstrip("\n")) for line in f]
 
   def __getitem__(self, index: int) -> bytes:
     return self._records[int(index)]

@@ -189,6 +189,8 @@ def train_stage(task: Task, cfg: ml_collections.ConfigDict, workdir: str, seed: 
                             "train_seconds": steps.seconds()}
   if (loss := steps.final_epoch_loss()) is not None:
     result["loss"] = loss   # mean train loss over the final epoch
+  if task.data.skips is not None:   # every process: the union is a collective
+    result.update(task.data.skips.result(_union if procs > 1 else None))
   if evaluate is not None or watch is not None:
     final_metrics, watched = scores(state)
     writer.write(total, {**final_metrics, **watched}, prefix="eval")
@@ -249,6 +251,12 @@ def _evaluator(task: Task, par: DataParallel, ckpts: StateCheckpoints, procs: in
     return ev.metrics({k: float(v) if np.ndim(v) == 0 else v for k, v in sums.items()})
 
   return evaluate
+
+
+def _union(mask: np.ndarray) -> np.ndarray:
+  """A bool mask, or-ed over every process."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return np.asarray(multihost_utils.process_allgather(mask)).any(0)
 
 
 def _host_params(par: DataParallel, state: TrainState) -> Any:

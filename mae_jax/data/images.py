@@ -9,9 +9,11 @@ whatever the file system's order). A held-out slice, `holdout` of them but at mo
 grids and the eval reconstruction loss; the rest is the training split. Labels are all 0; the
 classifier stages refuse such a dataset.
 
-Files that are not images (their header does not parse) are skipped and counted: one line at the
-end of the scan names the count and the first few. Reading the headers is one pass over the
-folder, in threads (it is I/O).
+Files that are not images (their header does not parse, up to a JPEG's start of scan) are
+skipped and counted: one line at the end of the scan names the count and the first few, and the
+stages' result.json counts them (skips.py). Reading the headers is one pass over the folder, in
+threads (it is I/O). A file whose header parses but whose data does not decode (truncated,
+corrupt) is found only when training decodes it: the pipeline skips and counts it there.
 """
 
 import concurrent.futures
@@ -21,10 +23,10 @@ from typing import Callable
 import numpy as np
 
 from mae_jax.data.imagefolder import EXTENSIONS
+from mae_jax.data.skips import RESULT_SHOWN, Unreadable, listing
 
 PREFIX = "images:"
 TRAIN_SPLIT, HOLDOUT_SPLIT = "train", "holdout"
-_SHOWN_BAD = 5   # unreadable files named in the scan's report
 
 
 def list_images(root: str) -> list[str]:
@@ -51,12 +53,21 @@ def readable(paths: list[str], log: Callable[[str], None] = print, workers: int 
 
   The others are dropped; `log` gets one line with their count and the first few.
   """
+  return scan(paths, log, workers)[0]
+
+
+def scan(paths: list[str], log: Callable[[str], None] = print, workers: int = 16
+         ) -> tuple[list[str], Unreadable]:
+  """(the readable paths, the others' count and first names): `readable`, and what it left out."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
   def ok(path: str) -> bool:
     try:
       with Image.open(path) as image:
-        return image.size[0] > 0 and image.size[1] > 0
+        # PIL reads a JPEG's markers up to the start of scan and sets a tile there: a file cut
+        # before it has a size but no tile, and libjpeg (TensorFlow) refuses its header.
+        return (image.size[0] > 0 and image.size[1] > 0
+                and (image.format != "JPEG" or bool(image.tile)))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
       return False
 
@@ -64,9 +75,9 @@ def readable(paths: list[str], log: Callable[[str], None] = print, workers: int 
     good = list(pool.map(ok, paths, chunksize=256))
   bad = [p for p, g in zip(paths, good) if not g]
   if bad:
-    shown = ", ".join(bad[:_SHOWN_BAD]) + (" ..." if len(bad) > _SHOWN_BAD else "")
-    log(f"skipped {len(bad)} of {len(paths)} files that are not readable images: {shown}")
-  return [p for p, g in zip(paths, good) if g]
+    log(f"skipped {len(bad)} of {len(paths)} files that are not readable images: "
+        f"{listing(bad)}")
+  return [p for p, g in zip(paths, good) if g], Unreadable(len(bad), tuple(bad[:RESULT_SHOWN]))
 
 
 def holdout_indices(num_images: int, fraction: float, max_images: int) -> np.ndarray:
@@ -79,13 +90,14 @@ def holdout_indices(num_images: int, fraction: float, max_images: int) -> np.nda
 
 
 def splits(root: str, holdout: float, holdout_max: int, log: Callable[[str], None] = print
-           ) -> dict[str, list[str]]:
-  """{"train": paths, "holdout": paths} of the readable images under `root`."""
-  paths = readable(list_images(root), log)
+           ) -> tuple[dict[str, list[str]], Unreadable]:
+  """({"train": paths, "holdout": paths} of the readable images under `root`, the files the scan
+  left out)."""
+  paths, unreadable = scan(list_images(root), log)
   if not paths:
     raise FileNotFoundError(f"Image folder {root!r} holds no readable image.")
   held = holdout_indices(len(paths), holdout, holdout_max)
   keep = np.ones(len(paths), bool)
   keep[held] = False
-  return {TRAIN_SPLIT: [p for p, k in zip(paths, keep) if k],
-          HOLDOUT_SPLIT: [paths[i] for i in held]}
+  return ({TRAIN_SPLIT: [p for p, k in zip(paths, keep) if k],
+           HOLDOUT_SPLIT: [paths[i] for i in held]}, unreadable)

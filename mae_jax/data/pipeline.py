@@ -8,21 +8,28 @@ Training order and augmentation are pure functions of (seed, step):
   * every random choice for an example (crop window and flip: crops.py; RandAugment, erasing)
     uses stateless TF random ops seeded by (seed, position), the example's position in the
     global stream (step * G + slot); mixup/cutmix draws once per batch, seeded by (seed, step).
-So `start_step=s` rebuilds the stream from step s directly (no skipped example is read), shards
+So `start_step=s` rebuilds the stream from step s directly (no earlier example is read), shards
 of one global batch agree with an unsharded run (except mixup/cutmix, which pairs examples
 within each shard's batch, as every GPU of the official loader does), and a resumed run sees
 the same batches.
+
+An image that does not decode (a truncated or corrupt file: its header parsed at the scan, its
+data did not) never stops a run: its slot takes the next image of the stream that decodes, the
+same on every replay (refill.py), so a resumed run skips exactly what an uninterrupted one
+skips. The skipped images are counted (skips.py): a line per epoch, and the stage's
+result.json. In evaluation such an image is left out (`eval_batches`).
 
 Multi-host: each process passes num_shards = process count and shard_index = its index, reads
 and augments only its share of every global batch, and the trainer assembles the global batch
 from the process-local ones (jax.make_array_from_process_local_data).
 
 A training batch is made in three parts, one function each:
-  1. `_drawn_schedule`: the schedule, an epoch per element, with every example's crop and flip
+  1. `_drawn_steps`: the schedule, a step per element, with every example's crop and flip
      draws (and, where the image sizes are known ahead, its crop window);
   2. `_cached_examples` / `_streamed_examples`: each example read and cropped (reading.py:
      from memory or streamed from disk), then resized, flipped and augmented (`_example_fn`);
-  3. `_batched`: whole batches, mixed (mixup/cutmix) and laid out (`_finish_fn`).
+  3. refill.step_batches: each step's batch, refilled where an example does not decode, then
+     mixed (mixup/cutmix) and laid out (`_finish_fn`).
 
 Why this route and not Grain: the schedule above already makes order and augmentation pure
 functions of (seed, step), so a resumed run needs no iterator state to restore; what streaming
@@ -32,6 +39,7 @@ decode-and-crop and the resize that match PIL, for both paths. Evaluation reads 
 in its fixed order and needs no cache.
 """
 
+import functools
 import os
 from typing import Callable, Iterator
 
@@ -42,11 +50,13 @@ from mae_jax import pixels
 from mae_jax.data import augment
 from mae_jax.data import decoding
 from mae_jax.data import randaugment
+from mae_jax.data import refill
 from mae_jax.data import resize
 from mae_jax.data.base import steps_per_epoch
 from mae_jax.data.crops import CropFlip, crop_and_flip_draws, seed_pair
 from mae_jax.data.reading import ReadCrop, ReadMany, cache_split, stream_split
 from mae_jax.data.schedule import train_schedule
+from mae_jax.data.skips import SkipLog
 from mae_jax.data.sources import Source
 from mae_jax.data.tfsetup import tf
 
@@ -69,7 +79,7 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
                   std: tuple[float, float, float] | None = None,
                   start_step: int = 0, num_shards: int = 1, shard_index: int = 0,
                   options: augment.Augment = augment.Augment(), layout: str = "HWC",
-                  stream: bool = False) -> Iterator[Batch]:
+                  stream: bool = False, skips: SkipLog | None = None) -> Iterator[Batch]:
   """Endless training batches of this shard, from global step `start_step` on.
 
   Yields {"image": (batch_size, image_size, image_size, 3) pixels in [0, 255], "label": int32
@@ -83,7 +93,8 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
   "WCH": each image as (image_size, 3, image_size), (W, C, H), as the resize leaves it.
   `batch_size` is this shard's share of the global batch batch_size * num_shards. See the
   module docstring for the order and the randomness. `stream`: read each example's bytes from
-  the source's random-access store when it is needed (no cache; see reading.py).
+  the source's random-access store when it is needed (no cache; see reading.py). `skips`
+  records the examples skipped because they do not decode (default: `skip_log`'s, printing).
   """
   _check_train_args(batch_size, num_shards, shard_index, seed, start_step, options, mean, std)
   geometry = CropFlip(image_size, tuple(crop_scale), tuple(crop_ratio), hflip)
@@ -100,16 +111,60 @@ def train_batches(source: Source, split: str, *, batch_size: int, image_size: in
   # The augmentations work on (H, W, C) images: their batches are transposed to `layout` last.
   image_layout = layout if _as_uint8(options) else "HWC"
   example = _example_fn(geometry, options, seed, mean, std, image_layout)
+  to_examples: refill.ExamplesFn
   if stream:
     read = stream_split(source, split)
-    examples = _streamed_examples(_drawn_schedule(schedule, seed, geometry), read, geometry,
-                                  example)
+    draws = _draws_fn(seed, geometry)
+    to_examples = lambda rows: _streamed_examples(rows, read, geometry, example)  # noqa: E731
   else:
     read_crop, labels, sizes = cache_split(source, split)
-    examples = _cached_examples(_drawn_schedule(schedule, seed, geometry, sizes), read_crop,
-                                labels, example)
+    draws = _draws_fn(seed, geometry, sizes)
+    to_examples = lambda rows: _cached_examples(rows, read_crop, labels, example)  # noqa: E731
+  spe = steps_per_epoch(num_examples, global_batch)
+  steps = _drawn_steps(schedule, draws, batch_size)
+  if stream or source.encoded_loader is not None:
+    rows = refill.step_rows(num_examples, seed, batch_size, num_shards, shard_index)
+    ahead = min(spe, refill.AHEAD_STEPS)
+    batches = refill.step_batches(
+        steps, to_examples, refill.ahead_fn(rows, draws, batch_size, ahead), batch_size,
+        global_batch, f"{source.name}/{split}: fewer than {batch_size} of the {ahead * batch_size} "
+        f"images from this step on decode (TF_CPP_MIN_LOG_LEVEL=1 shows the errors)", _num_cpus())
+  else:   # pixels held in memory (digits, IDX files): nothing to decode, nothing can fail
+    batches = to_examples(steps).batch(batch_size, drop_remainder=True).map(
+        lambda b: {**b, "skipped": tf.fill([batch_size], tf.constant(-1, tf.int64))})
   finish = _finish_fn(options, seed, global_batch, source.num_classes, image_layout, layout)
-  return _with_options(_batched(examples, batch_size, finish)).as_numpy_iterator()
+  batches = batches.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return _reported(_with_options(batches.prefetch(tf.data.AUTOTUNE)).as_numpy_iterator(),
+                   skip_log(source, split) if skips is None else skips, start_step, spe)
+
+
+def skip_log(source: Source, split: str, log: Callable[[str], None] = print) -> SkipLog:
+  """A record of `split`'s examples that do not decode, naming them by their files' paths
+  (by index where the source has none) and counting the files the source's scan left out."""
+  listed = source.names or source.files
+
+  @functools.cache
+  def every() -> list[str]:   # read once, when the first example is skipped
+    return listed(split)
+
+  def name(index: int) -> str:
+    return f"{source.name}/{split}#{index}" if listed is None else every()[index]
+
+  return SkipLog(source.num_examples(split), name, source.unreadable, log)
+
+
+def _reported(batches: Iterator[Batch], skips: SkipLog, start_step: int, spe: int
+              ) -> Iterator[Batch]:
+  """`batches` (from step `start_step` on) without their "skipped" entries, which go to
+  `skips`; it logs each epoch's as that epoch's last batch leaves."""
+  step = start_step
+  for batch in batches:
+    skipped = batch.pop("skipped")
+    skips.add(step // spe, skipped[skipped >= 0])
+    if (step + 1) % spe == 0:
+      skips.end_epoch(step // spe)
+    yield batch
+    step += 1
 
 
 def _check_train_args(batch_size: int, num_shards: int, shard_index: int, seed: int,
@@ -126,14 +181,11 @@ def _check_train_args(batch_size: int, num_shards: int, shard_index: int, seed: 
                      "and std: pass both")
 
 
-def _drawn_schedule(schedule: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], seed: int,
-                    geometry: CropFlip, sizes: np.ndarray | None = None) -> tf.data.Dataset:
-  """The schedule (schedule.train_schedule), an epoch per element, with each example's draws.
-
-  Elements (k examples): int64 indices (k,), int64 positions (k,), then float64 crop uniforms
-  (k, 4, 10), or, given the split's image sizes (N, 2) (a cached split), int32 crop windows
-  (k, 4) (top, left, height, width); last bool flips (k,).
-  """
+def _draws_fn(seed: int, geometry: CropFlip, sizes: np.ndarray | None = None
+              ) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, ...]]:
+  """draws(indices (k,), positions (k,)) -> schedule rows: the int64 indices and positions,
+  then float64 crop uniforms (k, 4, 10), or, given the split's image sizes (N, 2) (a cached
+  split), int32 crop windows (k, 4) (top, left, height, width); last bool flips (k,)."""
 
   def draws(indices, positions):
     uniforms, flip_u = crop_and_flip_draws(seed, positions)
@@ -149,11 +201,22 @@ def _drawn_schedule(schedule: Callable[[], Iterator[tuple[np.ndarray, np.ndarray
                                 [indices, uniforms], tf.int32, stateful=False)
     return indices, positions, tf.ensure_shape(windows, [None, 4]), flip_u < 0.5
 
+  return draws
+
+
+def _drawn_steps(schedule: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
+                 draws: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, ...]],
+                 batch_size: int) -> tf.data.Dataset:
+  """The schedule (schedule.train_schedule) with each example's `draws`, one step per element:
+  the rows of its `batch_size` examples."""
   ds = tf.data.Dataset.from_generator(
       schedule, output_signature=(tf.TensorSpec([None], tf.int64),
                                   tf.TensorSpec([None], tf.int64)))
-  # prefetch: the next epoch's draws are made while this one's examples are processed.
-  return ds.map(draws).prefetch(1)
+  # Drawn an epoch at a time; prefetch: the next epoch's draws are made while this one's
+  # examples are processed.
+  ds = ds.map(draws).prefetch(1)
+  return ds.map(lambda *rows: tuple(
+      tf.reshape(r, tf.concat([[-1, batch_size], tf.shape(r)[1:]], 0)) for r in rows)).unbatch()
 
 
 def _cached_examples(schedule: tf.data.Dataset, read_crop: ReadCrop, labels: tf.Tensor,
@@ -241,9 +304,9 @@ def _example_fn(geometry: CropFlip, options: augment.Augment, seed: int,
 def _finish_fn(options: augment.Augment, seed: int, global_batch: int, num_classes: int,
                image_layout: str, layout: str) -> Callable[[dict[str, tf.Tensor]],
                                                            dict[str, tf.Tensor]]:
-  """finish(batch) -> {"image", "label"}: a batch of `_example_fn`'s examples (B of them,
-  images (B, S, S, 3) in `image_layout` order) mixed if `options.mixes` (labels then float32
-  (B, num_classes)), with one draw per step, then transposed to `layout`."""
+  """finish(batch) -> {"image", "label", "skipped"}: a step's batch (refill.step_batches: B
+  examples, images (B, S, S, 3) in `image_layout` order) mixed if `options.mixes` (labels then
+  float32 (B, num_classes)), with one draw per step, then transposed to `layout`."""
 
   def finish(batch):
     # Mixing before normalisation (in the train step) is the same as after: the per-channel
@@ -256,18 +319,9 @@ def _finish_fn(options: augment.Augment, seed: int, global_batch: int, num_class
           num_classes, options)
     if layout != image_layout:
       image = tf.transpose(image, [0] + [1 + "HWC".index(a) for a in layout])
-    return {"image": image, "label": label}
+    return {"image": image, "label": label, "skipped": batch["skipped"]}
 
   return finish
-
-
-def _batched(examples: tf.data.Dataset, batch_size: int,
-             finish: Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]]) -> tf.data.Dataset:
-  """Whole batches of `batch_size` examples (the remainder of an endless stream: none), each
-  through `finish`, prefetched."""
-  ds = examples.batch(batch_size, drop_remainder=True)
-  ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def eval_batches(source: Source, split: str, *, batch_size: int, image_size: int,
@@ -281,31 +335,41 @@ def eval_batches(source: Source, split: str, *, batch_size: int, image_size: int
   Global batch i holds examples [i*G, (i+1)*G) (G = batch_size * num_shards) and shard k its
   part [k*batch_size, (k+1)*batch_size); every shard yields ceil(n / G) batches. Padding
   slots have zero image and label and "mask" 0 (real ones: 1), so summing over mask counts
-  each example exactly once across all shards.
+  each example exactly once across all shards. An example whose image does not decode is left
+  out (the shard's later examples move up, and its last batch holds one more padding slot).
   """
   _check_sharding(batch_size, num_shards, shard_index)
   if not 0 < crop_ratio <= 1:
     raise ValueError(f"crop_ratio must be in (0, 1], got {crop_ratio}")
   num_examples = source.num_examples(split)
   global_batch = batch_size * num_shards
-  num_batches = -(-num_examples // global_batch)
-  mine = (np.arange(num_examples) % global_batch) // batch_size == shard_index
+  slots = -(-num_examples // global_batch) * batch_size   # this shard's, padding included
   resize_to = int(image_size / crop_ratio)
 
-  ds = source.load(split).apply(tf.data.experimental.assert_cardinality(num_examples))
-  ds = ds.enumerate()
+  # enumerate() counts an example that fails to decode too, so the shards' shares stay put.
+  ds = source.load(split).enumerate()
   if num_shards > 1:
     ds = ds.filter(lambda pos, ex: (pos % global_batch) // batch_size == shard_index)
   ds = ds.map(
-      lambda pos, ex: {
+      lambda pos, ex: (pos, {
           "image": _center_crop(ex["image"], resize_to, image_size, layout),
           "label": ex["label"],
-          "mask": tf.constant(1.0, tf.float32)},
+          "mask": tf.constant(1.0, tf.float32)}),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+  def counted(pos, ex):
+    # More examples than the metadata says is an error (as assert_cardinality made it); fewer
+    # cannot be told from examples that did not decode.
+    with tf.control_dependencies([tf.debugging.assert_less(
+        pos, tf.constant(num_examples, tf.int64),
+        message=f"{source.name}/{split} yields more than the {num_examples} examples its "
+                f"metadata says")]):
+      return tf.nest.map_structure(tf.identity, ex)
+
+  ds = ds.ignore_errors().map(counted)
   padding = {"image": tf.zeros(pixels.image_shape(image_size, layout), tf.uint8),
              "label": tf.constant(0, tf.int32), "mask": tf.constant(0.0, tf.float32)}
-  ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat(
-      num_batches * batch_size - int(mine.sum())))
+  ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat(slots)).take(slots)
   ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
   return _with_options(ds).as_numpy_iterator()
 

@@ -12,7 +12,9 @@ streamed from disk by index.
     whatever the split's size (ImageNet-1k: ~150 GB of JPEGs); each process reads only its
     share.
 Either way an example is decoded with its crop fused into JPEG decoding (decoding.py), from the
-same bytes with the same window: the two give the same pixels, bit for bit.
+same bytes with the same window: the two give the same pixels, bit for bit. Neither reads a
+file's pixels ahead of training, so an image that does not decode is found, and skipped, there
+(pipeline.py).
 """
 
 from typing import Callable
@@ -48,7 +50,7 @@ def streams(source: Source, split: str, cache: str, cache_max_gb: float) -> bool
 
 def stream_split(source: Source, split: str) -> ReadMany:
   """read(indices (k,)) -> (encoded bytes (k,), int32 labels (k,), int32 sizes (k, 2)), from
-  `source`'s random-access store; sizes from the JPEG headers (other formats: from decoding).
+  `source`'s random-access store; sizes from the files' headers (decoding.header).
 
   Memory: the store's index (a path per file, or the open array_record readers); no example is
   kept once it is decoded.
@@ -72,19 +74,25 @@ def cache_split(source: Source, split: str) -> tuple[ReadCrop, tf.Tensor, np.nda
   `read_crop(index, window)` gives the uint8 crop `window` = (top, left, height, width) of
   example `index`: decoded from the cached encoded bytes when the source serves them (crop fused
   into JPEG decoding), else sliced from the cached pixels. Sizes are (height, width), read from
-  JPEG headers without decoding. Peak host memory is about twice the cache.
+  the files' headers without decoding (decoding.header). Peak host memory is about twice the
+  cache.
   """
   encoded = source.load_encoded(split)
   if encoded is not None:
-    ds = encoded.map(lambda ex: {**ex, **decoding.header(ex["image"])},
-                     num_parallel_calls=tf.data.AUTOTUNE)
+    # A header that does not parse (a JPEG cut inside it, in a folder that was not scanned)
+    # drops its example here; it is kept as no bytes, which training fails to decode and skips.
+    ds = encoded.enumerate().map(
+        lambda i, ex: {**ex, "index": i, **decoding.header(ex["image"])},
+        num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
   else:
     ds = source.load(split)
     if ds.element_spec["image"].shape.is_fully_defined():
       ds = ds.batch(_STATIC_BATCH)  # same-shape images: read many at a time, much faster
   chunks, shapes, labels, jpeg = [], [], [], []
+  expected = source.num_examples(split)
   for ex in ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
     if encoded is not None:
+      _add_dropped(ex["index"] - len(chunks), chunks, shapes, labels, jpeg)
       chunks.append(ex["image"])
       shapes.append(ex["size"])
       jpeg.append(ex["is_jpeg"])
@@ -93,8 +101,9 @@ def cache_split(source: Source, split: str) -> tuple[ReadCrop, tf.Tensor, np.nda
       chunks.extend(image.reshape(-1) for image in images)
       shapes.extend(image.shape for image in images)
     labels.append(np.reshape(ex["label"], -1))
+  if encoded is not None:
+    _add_dropped(expected - len(chunks), chunks, shapes, labels, jpeg)
   labels = np.concatenate(labels).astype(np.int32)
-  expected = source.num_examples(split)
   if len(labels) != expected:
     raise ValueError(f"{source.name}/{split} yielded {len(labels)} examples, but its metadata "
                      f"says {expected}")
@@ -121,3 +130,11 @@ def cache_split(source: Source, split: str) -> tuple[ReadCrop, tf.Tensor, np.nda
     image = tf.reshape(buffer[offsets[index]:offsets[index] + sizes[index]], shapes[index])
     return decoding.crop(image, window)
   return read_crop, labels, image_sizes
+
+
+def _add_dropped(count: int, chunks: list, shapes: list, labels: list, jpeg: list) -> None:
+  """Appends `count` examples whose header did not parse: no bytes, size 1 x 1, label 0."""
+  chunks.extend([b""] * count)
+  shapes.extend([np.ones(2, np.int64)] * count)
+  labels.extend([np.zeros(1, np.int32)] * count)
+  jpeg.extend([False] * count)

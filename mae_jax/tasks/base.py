@@ -18,6 +18,7 @@ import optax
 
 from mae_jax import checkpoint, optim, registry, weights
 from mae_jax.data.base import per_shard, steps_per_epoch  # noqa: F401  (the modalities' too)
+from mae_jax.data.skips import SkipLog
 from mae_jax.distributed import echo
 from mae_jax.models import MAE, decode_variant, from_variant
 
@@ -39,6 +40,9 @@ class TrainData:
   # (seed, start_step, num_shards, shard_index) -> this process's endless batches from global
   # step start_step on: its 1/num_shards of every global batch.
   batches: Callable[[int, int, int, int], Iterator[Batch]]
+  # Optional: the record of the examples the batches skipped as unreadable (images that do not
+  # decode); the loop puts its result, all processes' together, into result.json.
+  skips: SkipLog | None = None
 
 
 def shuffled_rows(n: int, batch_size: int, take: Callable[[np.ndarray], Batch]) -> TrainData:

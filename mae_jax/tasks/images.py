@@ -48,8 +48,10 @@ def image_train_data(config: ml_collections.ConfigDict, stage: str, source: Any)
   """Batches of `source`'s training split, augmented as config.<stage> says."""
   # pylint: disable-next=g-import-not-at-top  (TensorFlow: loaded by image stages only)
   from mae_jax.data import augment, pipeline, reading
+  from mae_jax.distributed import echo  # pylint: disable=g-import-not-at-top
   s, d = config[stage], config.data
   stream = reading.streams(source, source.train_split, d.cache, d.cache_max_gb)
+  skips = pipeline.skip_log(source, source.train_split, log=lambda line: echo(f"[{stage}] {line}"))
 
   def batches(seed: int, start_step: int, num_shards: int, shard_index: int
               ) -> Iterator[Batch]:
@@ -58,10 +60,10 @@ def image_train_data(config: ml_collections.ConfigDict, stage: str, source: Any)
         image_size=d.image_size, crop_scale=tuple(s.crop_scale), crop_ratio=tuple(s.crop_ratio),
         hflip=s.hflip, mean=tuple(d.mean), std=tuple(d.std), seed=seed, start_step=start_step,
         num_shards=num_shards, shard_index=shard_index, options=augment.Augment.from_config(s),
-        layout=d.batch_layout, stream=stream)
+        layout=d.batch_layout, stream=stream, skips=skips)
 
   return TrainData(pipeline.num_train_steps_per_epoch(source, source.train_split, s.batch_size),
-                   batches)
+                   batches, skips)
 
 
 def eval_split_batches(config: ml_collections.ConfigDict, source: Any
