@@ -11,9 +11,8 @@ import collections
 from typing import Any, Sequence
 
 import numpy as np
-from etils import epath   # the workdir may be on GCS (gs://)
 
-from mae_jax import confusion
+from mae_jax import confusion, figures
 
 # The result.json / summary.json entries: {class name: percent, None without examples} and
 # {class name: eval examples}, in label order.
@@ -137,9 +136,7 @@ def plot(summary: dict[str, Any], path: str, titles: dict[str, str] | None = Non
   panels = _panels(summary, twins or {})
   if not panels:
     return False
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")           # files only, no display
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = figures.pyplot()
 
   titles = titles or {}
   rows = []
@@ -175,10 +172,7 @@ def plot(summary: dict[str, Any], path: str, titles: dict[str, str] | None = Non
     if len(runs) > 1:
       ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
                 frameon=False)
-  fig.tight_layout()
-  with epath.Path(path).open("wb") as f:
-    fig.savefig(f, format="png", dpi=100)
-  plt.close(fig)
+  figures.save_png(fig, path)
   return True
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from etils import epath   # the workdir may be on GCS (gs://)
 
-from mae_jax import per_class, references
+from mae_jax import figures, per_class, references
 
 LOSS_PNG, ACCURACY_PNG, RESULTS_MD = "loss.png", "accuracy.png", "results.md"
 KNN_PNG = "knn.png"   # pretraining's k-NN accuracy on frozen features (monitor.py)
@@ -53,9 +53,7 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], key: str, ylabel: str, pa
   """One panel per run with its train and eval `key` against step; a twin baseline (`twins`:
   baseline -> stage) drawn on its stage's panel, so the gap is seen at a glance. False if no
   run has `key`."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")           # files only, no display
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = figures.pyplot()
 
   titles, twins = titles or {}, twins or {}
   def has(n: str) -> bool:
@@ -79,10 +77,7 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], key: str, ylabel: str, pa
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
-  fig.tight_layout()
-  with epath.Path(path).open("wb") as f:
-    fig.savefig(f, format="png", dpi=100)
-  plt.close(fig)
+  figures.save_png(fig, path)
   return True
 
 
@@ -259,9 +254,7 @@ def forecast_plot(path: str, source: Any, split: str, preds: dict[str, Any], num
   """PNG of `num_windows` windows spread over `split`: the look-back, the truth and each
   forecast in `preds` ({label: (windows, H, M)}) of the last variable (the target under
   setting S, OT in ETT files). -> the image, uint8 (H, W, 3)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = figures.pyplot()
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   count = len(next(iter(preds.values())))
@@ -279,13 +272,7 @@ def forecast_plot(path: str, source: Any, split: str, preds: dict[str, Any], num
     ax.grid(alpha=0.3)
   axes[0, 0].legend(fontsize=8, loc="upper left")
   axes[-1, 0].set_xlabel("steps from the forecast start (scaled values)")
-  fig.tight_layout()
-  fig.canvas.draw()
-  image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-  with epath.Path(path).open("wb") as f:
-    fig.savefig(f, format="png", dpi=100)
-  plt.close(fig)
-  return image
+  return figures.save_png(fig, path)
 
 
 def moving_average(values: Any, window: int) -> Any:
@@ -308,11 +295,7 @@ def forecast_series_plot(path: str, dates: Any, truth: Any, preds: dict[str, Any
   `truth` (n,) and each of `preds` ({label: (n,)}) against `dates` (n,); with `smooth` > 1 their
   moving averages of `smooth` steps (each at its window's middle date) over the raw series drawn
   faint. -> the image, uint8 (H, W, 3)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
+  plt = figures.pyplot()
   smoothed = smooth > 1 and smooth <= len(truth)
   fig, ax = plt.subplots(figsize=(11, 3.8))
   lines = [("truth", truth, "k")] + [(k, v, f"C{3 + i}") for i, (k, v) in enumerate(preds.items())]
@@ -330,10 +313,4 @@ def forecast_series_plot(path: str, dates: Any, truth: Any, preds: dict[str, Any
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8, loc="upper left")
   fig.autofmt_xdate()
-  fig.tight_layout()
-  fig.canvas.draw()
-  image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-  with epath.Path(path).open("wb") as f:
-    fig.savefig(f, format="png", dpi=100)
-  plt.close(fig)
-  return image
+  return figures.save_png(fig, path)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from etils import epath
 
-from mae_jax import report
+from mae_jax import figures, report
 from mae_jax.sweep_lib import Axis
 
 SWEEP_MD, SWEEP_CSV, SWEEP_PNG = "sweep.md", "sweep.csv", "sweep.png"
@@ -165,13 +165,16 @@ def _write_csv(path: str, axes: list[Axis], names: dict[tuple[str, str], str],
   epath.Path(path).write_text(buf.getvalue())
 
 
+def _spans_decades(xs: list[float]) -> bool:
+  """Whether positive axis values span at least a factor of 10 (then a log axis reads them)."""
+  return min(xs) > 0 and max(xs) >= 10 * min(xs)
+
+
 def _plot(path: str, axes: list[Axis], names: dict[tuple[str, str], str],
           stats: dict[str, dict]) -> bool:
   """A panel per axis: linear-probe and fine-tune top-1 against the axis's value (error bars:
   the std over seeds); a grid axis draws a line per combination of its other fields."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = figures.pyplot()
 
   plotted = [m for m in _PLOTTED if any(m[0] in s for s in stats.values())]
   shown = [ax for ax in axes if any(
@@ -200,13 +203,16 @@ def _plot(path: str, axes: list[Axis], names: dict[tuple[str, str], str],
           panel.errorbar(xs, ys, yerr=errs, marker=marker, capsize=3, label=name)
     if not numeric:
       panel.set_xticks(range(len(labels)), labels, rotation=20)
+    elif _spans_decades([p.x for p in ax.points]):
+      # Label fractions, counts and rates are read in ratios: 1% / 10% / 100% evenly spaced.
+      ticks = sorted({p.x for p in ax.points})
+      panel.set_xscale("log")
+      panel.minorticks_off()
+      panel.set_xticks(ticks, [f"{x:g}" for x in ticks])
     panel.set_title(ax.name)
     panel.set_ylabel({"forecast_mse": "MSE", "segment_miou": "mIoU %"}.get(plotted[0][0],
                                                                         "top-1 %"))
     panel.grid(alpha=0.3)
     panel.legend(fontsize=7)
-  fig.tight_layout()
-  with epath.Path(path).open("wb") as f:
-    fig.savefig(f, format="png", dpi=100)
-  plt.close(fig)
+  figures.save_png(fig, path)
   return True
