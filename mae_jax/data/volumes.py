@@ -10,7 +10,9 @@
     held out; 4-D images (X, Y, Z, C) keep their channels; "test" lists unlabelled scans;
   * "mni152": the offline demo, the MNI152 2009 T1 template shipped inside nilearn, labelled
     background / grey matter / white matter from its tissue probability maps and cut at the
-    mid-sagittal plane into a left (training) and a right (validation) half.
+    mid-sagittal plane into a left (training) and a right (validation) half;
+  (data/colin27.py serves "colin27[:/folder]", AAL lobes across brains, with this module's
+  reading and preprocessing; tasks/volumes.py picks the loader.)
 `pretrain_splits` names the JSON's lists whose scans pretraining reads: "training" and
 "validation" are those cases (for msd: its training and held-out ones), any other list ("test")
 is loaded without labels for pretraining alone (VolumeSource.pretrain); a list the JSON lacks is
@@ -32,7 +34,7 @@ from mae_jax.data.base import split_size
 from mae_jax.distributed import echo
 from mae_jax.errors import ConfigError
 
-BTCV, MSD, MNI152 = "btcv:", "msd:", "mni152"
+BTCV, MSD, MNI152, COLIN27 = "btcv:", "msd:", "mni152", "colin27"
 TRAINING, VALIDATION = "training", "validation"   # pretrain_splits' names of the labelled lists
 INTENSITY_MODES = ("window", "zscore")
 _JSON = {BTCV: "dataset_0.json", MSD: "dataset.json"}
@@ -137,7 +139,18 @@ class VolumeSource:
             "unlabelled (pretraining only)")
 
 
-def _nibabel():
+def preprocessing(spacing: tuple[float, float, float], intensity: str,
+                  intensity_range: tuple[float, float]) -> dict:
+  """`preprocess`'s spacing, intensity and intensity_range from config.data's; a ConfigError for
+  an intensity mode it lacks."""
+  if intensity not in INTENSITY_MODES:
+    raise ConfigError(f"config.data.intensity: {intensity!r} is not one of {INTENSITY_MODES}")
+  return dict(spacing=tuple(float(s) for s in spacing), intensity=intensity,
+              intensity_range=tuple(float(r) for r in intensity_range))
+
+
+def nibabel_module():
+  """nibabel, or a ConfigError saying how to install it."""
   try:
     import nibabel  # pylint: disable=import-outside-toplevel
   except ImportError as e:
@@ -157,10 +170,7 @@ def load_volumes(dataset: str, *, spacing: tuple[float, float, float], intensity
   the first max_cases of each split (and of each pretraining-only list). pretrain_splits: the
   lists whose scans pretraining reads (module docstring).
   """
-  if intensity not in INTENSITY_MODES:
-    raise ConfigError(f"config.data.intensity: {intensity!r} is not one of {INTENSITY_MODES}")
-  prep = dict(spacing=tuple(float(s) for s in spacing), intensity=intensity,
-              intensity_range=tuple(float(r) for r in intensity_range))
+  prep = preprocessing(spacing, intensity, intensity_range)
   pretrain_splits = tuple(dict.fromkeys(pretrain_splits))   # each list once, in order
   if dataset == MNI152:
     # One case per split: no max_cases; no JSON, so no lists beyond the two halves.
@@ -171,7 +181,7 @@ def load_volumes(dataset: str, *, spacing: tuple[float, float, float], intensity
   kind = next((k for k in _JSON if dataset.startswith(k)), None)
   if kind is None:
     raise ConfigError(f"config.data.dataset: {dataset!r} is not a volume dataset; one of "
-                      f"'{BTCV}/path', '{MSD}/path', '{MNI152}'")
+                      f"'{BTCV}/path', '{MSD}/path', '{MNI152}', '{COLIN27}[:/path]'")
   root = os.path.expanduser(dataset[len(kind):])
   json_path = os.path.join(root, _JSON[kind])
   if not os.path.isfile(json_path):
@@ -287,7 +297,8 @@ def _in_channels(source: VolumeSource) -> int:
   return channels.pop()
 
 
-def _stem(path: str) -> str:
+def file_stem(path: str) -> str:
+  """'/a/img0001.nii.gz' -> 'img0001': a case's name."""
   name = os.path.basename(path)
   for ext in (".nii.gz", ".nii"):
     if name.endswith(ext):
@@ -297,7 +308,7 @@ def _stem(path: str) -> str:
 
 def _load_case(image_path: str, label_path: str, num_classes: int, keep_source: bool,
                prep: dict) -> Case:
-  nib = _nibabel()
+  nib = nibabel_module()
   image_file = nib.load(image_path)
   image = np.asarray(image_file.get_fdata(dtype=np.float32))
   if image.ndim == 5 and image.shape[3] == 1:   # NIfTI's (X, Y, Z, T=1, C) vector images
@@ -315,13 +326,14 @@ def _load_case(image_path: str, label_path: str, num_classes: int, keep_source: 
     if label.shape != image.shape[:3]:
       raise ConfigError(f"{label_path} has shape {label.shape} but its image {image_path} has "
                         f"{image.shape[:3]}: labels must lie on their image's voxel grid")
-    _check_same_grid(image_file.affine, label_file.affine, image_path, label_path)
+    check_same_grid(image_file.affine, label_file.affine, image_path, label_path)
     label = _check_labels(label, num_classes, label_path)
-  return preprocess(_stem(image_path), image, label, image_file.affine, keep_source=keep_source,
+  return preprocess(file_stem(image_path), image, label, image_file.affine, keep_source=keep_source,
                     image_path=image_path, label_path=label_path, **prep)
 
 
-def _check_same_grid(a: np.ndarray, b: np.ndarray, image_path: str, label_path: str) -> None:
+def check_same_grid(a: np.ndarray, b: np.ndarray, image_path: str, label_path: str) -> None:
+  """ConfigError unless affines a (the image's) and b (the label's) are one voxel grid."""
   voxel = np.linalg.norm(a[:3, :3], axis=0).min()
   if not np.allclose(a, b, rtol=0, atol=_AFFINE_TOL * voxel):
     raise ConfigError(f"{label_path} and its image {image_path} have different affines "
@@ -343,15 +355,21 @@ def _check_labels(label: np.ndarray, num_classes: int, label_path: str) -> np.nd
   return label.astype(np.uint8)
 
 
-def _mni152(num_classes: int, prep: dict) -> VolumeSource:
-  """The nilearn MNI152 T1 template, labelled argmax(1 - gm - wm, gm, wm), cut at world x = 0."""
-  nib = _nibabel()
+def mni152_paths(dataset: str) -> dict[str, str]:
+  """{"t1", "gm", "wm": path} of the MNI152 2009 template files shipped inside nilearn; a
+  ConfigError naming `dataset` (the config.data.dataset that reads them) without nilearn."""
   spec = importlib.util.find_spec("nilearn")   # finds the files without importing nilearn
   if spec is None or not spec.submodule_search_locations:
-    raise ConfigError(f"config.data.dataset: '{MNI152}' reads the template shipped in nilearn: "
-                      "pip install nilearn")
+    raise ConfigError(f"config.data.dataset: '{dataset}' reads the MNI152 template shipped in "
+                      f"nilearn: {_INSTALL}")
   folder = os.path.join(spec.submodule_search_locations[0], "datasets", "data")
-  paths = {k: os.path.join(folder, f) for k, f in _MNI152_FILES.items()}
+  return {k: os.path.join(folder, f) for k, f in _MNI152_FILES.items()}
+
+
+def _mni152(num_classes: int, prep: dict) -> VolumeSource:
+  """The nilearn MNI152 T1 template, labelled argmax(1 - gm - wm, gm, wm), cut at world x = 0."""
+  nib = nibabel_module()
+  paths = mni152_paths(MNI152)
   files = {k: nib.as_closest_canonical(nib.load(p)) for k, p in paths.items()}
   image = files["t1"].get_fdata(dtype=np.float32)[..., None]
   gm, wm = (files[k].get_fdata(dtype=np.float32) for k in ("gm", "wm"))
@@ -383,7 +401,7 @@ def preprocess(name: str, image: np.ndarray, label: np.ndarray | None, affine: n
                image_path: str = "", label_path: str = "") -> Case:
   """A Case from arrays as stored: image (X, Y, Z, C) float32, label (X, Y, Z) uint8 or None,
   `affine` (4, 4) their voxel->world. RAS -> spacing -> intensity -> foreground crop."""
-  nib = _nibabel()
+  nib = nibabel_module()
   source_shape = tuple(int(s) for s in image.shape[:3])
   ornt = nib.orientations.io_orientation(affine)
   ras = nib.orientations.apply_orientation
@@ -484,7 +502,7 @@ def to_source_grid(case: Case, labels: np.ndarray) -> np.ndarray:
 
 def write_label_nifti(path: str, labels: np.ndarray, affine: np.ndarray) -> str:
   """labels (X, Y, Z) -> a uint8 NIfTI at `path` with `affine` as its sform and qform."""
-  nib = _nibabel()
+  nib = nibabel_module()
   image = nib.Nifti1Image(np.asarray(labels, np.uint8), np.asarray(affine, np.float64))
   image.set_data_dtype(np.uint8)
   # Viewers differ in which of the two they read; both carry the same grid.

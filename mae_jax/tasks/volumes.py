@@ -2,7 +2,11 @@
 UNETR on the pretrained encoder, models/unetr.py) scored by Dice; the `volumes` modality.
 
 Serves config.data.dataset "btcv:/path" (dataset_0.json), "msd:/path" (a Decathlon task's
-dataset.json) and "mni152" (nilearn's template, offline) (data/volumes.py).
+dataset.json), "mni152" (nilearn's template, offline) (data/volumes.py) and "colin27[:/path]"
+(AAL lobes learnt on Colin27, scored on MNI152, offline: data/colin27.py).
+Baselines: segment3d from random init (`segment3d_random_init`), and the field's plain 3-D U-Net
+(`segment3d_unet`: MONAI's BasicUNet shape, models/unet3d.py) trained as segment3d is, the same
+crops, loss, schedule and evaluation, its widths config.segment3d.unet_features.
 
 Pretraining reads the scans of config.data.pretrain_splits (BTCV's unlabelled imagesTs/ too);
 the segment3d stages read the labelled training and validation volumes alone (the modality's
@@ -23,16 +27,18 @@ import math
 import os
 from typing import Any, Iterator
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from mae_jax import config_lib, confusion, losses, registry, sliding_window, visualize
-from mae_jax.data import volumes
+from mae_jax.data import colin27, volumes
 from mae_jax.errors import ConfigError
 from mae_jax.masking import example_noise, patch_grid, patchify, unpatchify
 from mae_jax.models import MAE, UNETR, decode_variant, from_variant
+from mae_jax.models.unet3d import BasicUNet3D, check_features
 from mae_jax.tasks.base import (Batch, Evaluation, Task, TrainData, encoder_init, export_encoder,
                                 finetune_tx, mae_tx, ordered_rows, per_shard, pretrain_model,
                                 steps_per_epoch)
@@ -44,6 +50,10 @@ PREDICTIONS, SLICES_PNG, RECONSTRUCTIONS_PNG = "predictions", "slices.png", "rec
 def _load(dataset: str, spacing: tuple[float, ...], intensity: str,
           intensity_range: tuple[float, ...], num_classes: int, val_fraction: float, seed: int,
           max_cases: int, pretrain_splits: tuple[str, ...]) -> Any:
+  if colin27.serves(dataset):   # one brain per split: no val_fraction, no max_cases
+    return colin27.load_colin27(dataset, spacing=spacing, intensity=intensity,
+                                intensity_range=intensity_range, num_classes=num_classes,
+                                pretrain_splits=pretrain_splits)
   return volumes.load_volumes(dataset, spacing=spacing, intensity=intensity,
                               intensity_range=intensity_range, num_classes=num_classes,
                               val_fraction=val_fraction, seed=seed, max_cases=max_cases,
@@ -269,8 +279,12 @@ def _axial_view(slices: np.ndarray, axis: int) -> np.ndarray:
 
 # ---- segment3d ----------------------------------------------------------------------------------
 
-def segment3d_model(config: ml_collections.ConfigDict, num_classes: int) -> UNETR:
+def segment3d_model(config: ml_collections.ConfigDict, num_classes: int) -> UNETR | BasicUNet3D:
+  """config.segment3d.arch's model: "unetr" on config.model's encoder, or "unet"."""
   s = config.segment3d
+  if s.arch == "unet":
+    return BasicUNet3D(num_classes, tuple(s.unet_features), dtype=jnp.dtype(config.model.dtype),
+                       conv=s.conv)
   return from_variant(UNETR, config.model.variant, num_classes=num_classes,
                       feature_size=s.feature_size, feature_blocks=tuple(s.feature_blocks),
                       drop_path=0.0 if s.probe else s.drop_path,
@@ -282,7 +296,8 @@ def segment3d_task(config: ml_collections.ConfigDict, workdir: str, source: Any 
                    num_classes: int = 2, in_channels: int = 1) -> Task:
   """The segment3d stage's Task: UNETR on roi crops, DiceCE loss, AdamW (layer decay as
   config.segment3d.layer_decay); its encoder from config.segment3d.init_from ("" = this run's
-  pretrain export). Without a source, its model, loss and optimizer only."""
+  pretrain export). arch "unet": the U-Net, from random init, the rest the same. Without a
+  source, its model, loss and optimizer only."""
   s = config.segment3d
   if source is not None:
     num_classes, in_channels = source.num_classes, source.in_channels
@@ -296,7 +311,7 @@ def segment3d_task(config: ml_collections.ConfigDict, workdir: str, source: Any 
 
   task = Task("segment3d", model, loss_fn, finetune_tx(config, s, freeze_encoder=s.probe),
               input_shape=(*roi(config), in_channels),
-              init_from=encoder_init(s.init_from, workdir))
+              init_from="random" if s.arch == "unet" else encoder_init(s.init_from, workdir))
   if source is None:
     return task
   return dataclasses.replace(
@@ -306,7 +321,7 @@ def segment3d_task(config: ml_collections.ConfigDict, workdir: str, source: Any 
                                                             stage_dir))
 
 
-def _evaluation(config: ml_collections.ConfigDict, model: UNETR, source: Any) -> Evaluation:
+def _evaluation(config: ml_collections.ConfigDict, model: nn.Module, source: Any) -> Evaluation:
   """Dice over the validation volumes: windows through the devices, each volume's blended
   logits -> labels at its file's grid -> per-class Dice, summed over volumes on the host."""
   s, k = config.segment3d, source.num_classes
@@ -341,7 +356,7 @@ def _evaluation(config: ml_collections.ConfigDict, model: UNETR, source: Any) ->
                     dict, host=host)
 
 
-def predict_volumes(config: ml_collections.ConfigDict, model: UNETR, variables: dict[str, Any],
+def predict_volumes(config: ml_collections.ConfigDict, model: nn.Module, variables: dict[str, Any],
                     source: Any) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
   """(case, label map on its preprocessed grid, uint8 label map at its file's grid) for this
   process's validation volumes."""
@@ -360,8 +375,9 @@ def predict_volumes(config: ml_collections.ConfigDict, model: UNETR, variables: 
           yield case, pred, volumes.to_source_grid(case, pred)
 
 
-def write_predictions(config: ml_collections.ConfigDict, model: UNETR, variables: dict[str, Any],
-                      source: Any, stage_dir: str) -> dict[str, np.ndarray]:
+def write_predictions(config: ml_collections.ConfigDict, model: nn.Module,
+                      variables: dict[str, Any], source: Any, stage_dir: str
+                      ) -> dict[str, np.ndarray]:
   """stage_dir/predictions/<image name>.nii.gz for each validation volume (the image file's
   affine and shape), and from the first process slices.png (image | truth | prediction, the
   middle axial slice of the first few volumes)."""
@@ -422,8 +438,9 @@ def dice_from_files(predictions_dir: str, source: Any) -> dict[str, Any]:
 
 # ---- the modality -------------------------------------------------------------------------------
 
-DATASETS = ("mni152",)
-PREFIXES = ("btcv:", "msd:")
+DATASETS = (volumes.MNI152, colin27.COLIN27)
+PREFIXES = (volumes.BTCV, volumes.MSD, colin27.COLIN27 + ":")
+ARCHS = ("unetr", "unet")
 
 
 def data_fields() -> dict[str, Any]:
@@ -465,6 +482,9 @@ def segment3d_section() -> ml_collections.ConfigDict:
       # How 3^3 convolutions run (models/unetr.py conv_same), the same numbers: "auto" (2-D
       # slices on CPUs, XLA's 3-D convolution elsewhere).
       conv="auto",
+      # "unetr" (on the MAE's encoder) or "unet" (the baseline segment3d_unet sets it: MONAI's
+      # BasicUNet, random init, unet_features its widths: 5 levels, then the last upsampling's).
+      arch="unetr", unet_features=(32, 32, 64, 128, 256, 32),
       init_from="")   # encoder export; "" = this run's pretrain, "random"
 
 
@@ -475,8 +495,8 @@ def visualize_section() -> ml_collections.ConfigDict:
 
 def validate_volumes(config: ml_collections.ConfigDict, runs: list[registry.Run],
                      workdir: str) -> None:
-  """Volumes: roi crops cut into 3-D patches, random masking."""
-  del runs, workdir
+  """Volumes: roi crops cut into 3-D patches, random masking; the U-Net runs' widths."""
+  del workdir
   d, v = config.data, decode_variant(config.model.variant)
   size = tuple(d.roi_size)
   if len(size) != 3 or any(n <= 0 or n % v.patch_size for n in size):
@@ -502,11 +522,33 @@ def validate_volumes(config: ml_collections.ConfigDict, runs: list[registry.Run]
                       f"'gaussian' or 'constant', got {s.blend!r}")
   if s.conv not in ("auto", "xla", "slices"):
     raise ConfigError(f"config.segment3d.conv must be 'auto', 'xla' or 'slices', got {s.conv!r}")
+  for r in runs:   # the U-Net baseline sets arch through its run's overrides
+    if r.stage == "segment3d" and r.overrides.get("segment3d.arch", s.arch) == "unet":
+      _validate_unet(s, size, r)
+
+
+def _validate_unet(s: ml_collections.ConfigDict, size: tuple[int, ...], run: registry.Run
+                   ) -> None:
+  """The U-Net's widths, crops its poolings divide, and no encoder to load."""
+  features = tuple(s.unet_features)
+  try:
+    check_features(features)
+  except ValueError as e:
+    raise ConfigError(f"config.segment3d.unet_features: {e}") from None
+  step = 2 ** (len(features) - 2)
+  if any(n % step for n in size):
+    raise ConfigError(f"config.data.roi_size={size}: the U-Net's {len(features) - 2} poolings "
+                      f"(config.segment3d.unet_features={features}) take multiples of {step}")
+  if run.overrides.get("segment3d.init_from", s.init_from) != "random":
+    raise ConfigError("config.segment3d.arch='unet' has no encoder to load: set "
+                      "config.segment3d.init_from='random' (the segment3d_unet baseline does)")
 
 
 def validate_segment3d(config: ml_collections.ConfigDict) -> None:
   """The UNETR's skips: log2(patch) blocks of the encoder, the last one its final block."""
   s, v = config.segment3d, decode_variant(config.model.variant)
+  if s.arch not in ARCHS:
+    raise ConfigError(f"config.segment3d.arch must be one of {ARCHS}, got {s.arch!r}")
   levels = math.log2(v.patch_size)
   blocks = tuple(s.feature_blocks)
   if levels != int(levels) or len(blocks) != int(levels) or blocks[-1] != v.depth or any(
@@ -542,9 +584,13 @@ registry.register(registry.Modality(
             registry.Stage("segment3d", title="3-D segmentation (UNETR)",
                            section=segment3d_section, validate=validate_segment3d,
                            score="dice",
+                           loads_encoder=lambda c: c.segment3d.arch != "unet",
                            task=lambda c, source, workdir: segment3d_task(c, workdir, source))),
     baselines=(registry.Baseline("segment3d_random_init", "3-D segmentation, random init",
-                                 twin="segment3d"),),
+                                 twin="segment3d"),
+               # The field's baseline: segment3d's crops, loss, schedule, seeds and evaluation.
+               registry.Baseline("segment3d_unet", "3-D segmentation, U-Net (BasicUNet)",
+                                 twin="segment3d", overrides={"segment3d.arch": "unet"})),
     model_size=lambda config: {"roi_size": list(config.data.roi_size)},
     data_fields=data_fields,
     sections={"visualize": visualize_section},
