@@ -75,7 +75,9 @@ def test_config_loads_validates_and_builds(name, arg):
     crop = config.segment.crop_size
     x = jax.ShapeDtypeStruct((2, crop, crop, 3), jnp.float32)
     logits, _ = jax.eval_shape(lambda x: seg.apply(seg.init(rngs, x), x), x)
-    assert logits.shape[:3] == (2, 4 * crop // seg.patch_size, 4 * crop // seg.patch_size)
+    # UPerNet's logits come at its finest pyramid level: rescales' largest times the patch grid.
+    side = int(max(config.segment.rescales) * crop) // seg.patch_size
+    assert logits.shape[:3] == (2, side, side)
 
 
 def test_unknown_stage_is_refused():

