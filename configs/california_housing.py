@@ -21,12 +21,8 @@ from mae_jax import config_lib
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False)
   c = config_lib.base_config("tables")
-  c.stages = "impute"
+  config_lib.remasker_recipe(c)
   c.baselines = "mean,ffn,mlp,knn,mice,missforest"
-  c.model.variant = "remasker/1"
-  c.model.mask_ratio = 0.5
-  c.model.norm_pix_loss = False
-  c.model.decoder_width, c.model.decoder_depth, c.model.decoder_heads = 32, 4, 4
   c.data.update(dataset="csv:housing.csv", missing_rate=0.2, mechanism="mcar",
                 test_fraction=0.2, existing_missing="drop", eval_batch_size=1024)
   c.impute.update(batch_size=64, num_epochs=600, base_lr=4e-3, warmup_epochs=40,

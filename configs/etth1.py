@@ -32,33 +32,15 @@ from mae_jax import config_lib
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False, study=False)
   c = config_lib.base_config("series")
-  c.stages = "pretrain,forecast"
   c.baselines = "persistence,linear,rnn,lstm,gru,forecast_random_init,patchtst"
-  c.model.variant = "tst/12"
-  c.model.mask_ratio = 0.4
-  c.model.norm_pix_loss = False        # RevIN already normalises each series
-  c.model.decoder_width, c.model.decoder_depth, c.model.decoder_heads = 128, 1, 16
   c.data.dataset = "ett:ETTh1.csv"
   c.data.update(lookback=512, horizon=96, setting="M", target="OT", protocol="informer",
                 scaling="zscore", eval_batch_size=256)
-  for stage in config_lib.stage_sections(c):
-    c[stage].checkpoint_every_steps = 1000
-    c[stage].log_every_steps = 100
   # PatchTST_self_supervised: pretrain 10 epochs at lr 1e-4 (batch 64), fine-tune 20 epochs.
-  c.pretrain.update(batch_size=64, num_epochs=10, base_lr=4e-4, warmup_epochs=1,
-                    weight_decay=0.0, b2=0.999)
-  c.forecast.update(batch_size=64, num_epochs=20, base_lr=4e-4, warmup_epochs=1,
-                    head_dropout=0.2, eval_every_epochs=5)
+  config_lib.patchtst_recipe(c, 10, 20, checkpoint_every_steps=1000)
   if arg.study:
-    c.data.update(protocol="study", split=(0.7, 0.2, 0.1), setting="S", scaling="minmax",
-                  lookback=24, horizon=1)
-    c.model.variant = "tst/4"
-    c.model.mask_ratio = 0.75          # the first of the study's three; the sweep runs all
-    # The study's plot shows moving averages; it names no window, so a day of hours.
-    c.forecast.plot_smooth = 24
+    # The study's masking sweep (configs/sweeps/series_masking.py) runs all three ratios.
+    config_lib.series_study_protocol(c, smooth=24)
   if arg.smoke:
-    config_lib.smoke(c, image_size=32, patch_size=4)
-    if not arg.study:
-      c.data.update(lookback=16, horizon=4)
-    c.forecast.hidden = 8
+    config_lib.series_smoke(c, arg.study)
   return c

@@ -26,6 +26,8 @@ from mae_jax.errors import ConfigError
 FULL_EPOCHS = {"pretrain": 10, "forecast": 20}
 CPU_EPOCHS = {"pretrain": 2, "forecast": 1}
 SEASON = 24                            # a day of hours
+BASELINES = ("persistence,seasonal_naive,dlinear,nlinear,linear,lstm,gru,rnn,"
+             "forecast_random_init,patchtst")
 
 
 def get_config(arg: str | None = None):
@@ -34,39 +36,17 @@ def get_config(arg: str | None = None):
     raise ConfigError(f"configs/weather.py:station={arg.station}: one of "
                       f"{', '.join(series.WEATHER_STATIONS)}")
   c = config_lib.base_config("series")
-  c.stages = "pretrain,forecast"
-  c.baselines = ("persistence,seasonal_naive,dlinear,nlinear,linear,lstm,gru,rnn,"
-                 "forecast_random_init,patchtst")
-  c.model.variant = "tst/12"
-  c.model.mask_ratio = 0.4
-  c.model.norm_pix_loss = False        # RevIN already normalises each series
-  c.model.decoder_width, c.model.decoder_depth, c.model.decoder_heads = 128, 1, 16
+  c.baselines = BASELINES
   c.data.dataset = series.NYC_WEATHER
   if arg.station:
     c.data.columns = ",".join(f"{arg.station}_{v}" for v in series.WEATHER_VARIABLES)
   c.data.update(target=f"{arg.station or 'JFK'}_temp", lookback=336, horizon=arg.horizon,
                 setting="M", protocol="fractions", split=(0.7, 0.1, 0.2), scaling="zscore",
                 season=SEASON, eval_batch_size=256)
-  for stage in config_lib.stage_sections(c):
-    c[stage].checkpoint_every_steps = 500
-    c[stage].log_every_steps = 100
   epochs = CPU_EPOCHS if arg.cpu else FULL_EPOCHS
-  # A warmup epoch, except where the whole schedule is one (its lr, 1e-4, needs none).
-  c.pretrain.update(batch_size=64, num_epochs=epochs["pretrain"], base_lr=4e-4,
-                    warmup_epochs=min(1, epochs["pretrain"] - 1), weight_decay=0.0, b2=0.999)
-  c.forecast.update(batch_size=64, num_epochs=epochs["forecast"], base_lr=4e-4,
-                    warmup_epochs=min(1, epochs["forecast"] - 1), head_dropout=0.2,
-                    eval_every_epochs=max(1, epochs["forecast"] // 4))
+  config_lib.patchtst_recipe(c, epochs["pretrain"], epochs["forecast"])
   if arg.study:
-    c.baselines = "persistence,linear,rnn,lstm,gru,forecast_random_init,patchtst"
-    c.data.update(protocol="study", split=(0.7, 0.2, 0.1), setting="S", scaling="minmax",
-                  lookback=24, horizon=1)
-    c.model.variant = "tst/4"
-    c.model.mask_ratio = 0.75          # the first of the study's three, as etth1:study
-    c.forecast.plot_smooth = SEASON    # the study names no window: a day
+    config_lib.series_study_protocol(c, smooth=SEASON)
   if arg.smoke:
-    config_lib.smoke(c, image_size=32, patch_size=4)
-    if not arg.study:
-      c.data.update(lookback=16, horizon=4, season=8)
-    c.forecast.hidden = 8
+    config_lib.series_smoke(c, arg.study)
   return c

@@ -179,3 +179,64 @@ def smoke(c: ml_collections.ConfigDict, image_size: int, patch_size: int
   if m.smoke is not None:
     m.smoke(c, image_size)
   return c
+
+
+# Shared recipes: the configs that follow one published recipe take it from here, so that they
+# cannot drift apart; each still says in its docstring whose recipe it is.
+
+def patchtst_recipe(c: ml_collections.ConfigDict, pretrain_epochs: int = 10,
+                    forecast_epochs: int = 20, checkpoint_every_steps: int = 500
+                    ) -> ml_collections.ConfigDict:
+  """PatchTST_self_supervised's model and schedule on a series config `c`, in place: `tst/12`,
+  40% of the patches masked, lr 1e-4 at batch 64, pretrain then forecast for the given epochs."""
+  c.stages = "pretrain,forecast"
+  c.model.variant = "tst/12"
+  c.model.mask_ratio = 0.4
+  c.model.norm_pix_loss = False        # RevIN already normalises each series
+  c.model.decoder_width, c.model.decoder_depth, c.model.decoder_heads = 128, 1, 16
+  for stage in stage_sections(c):
+    c[stage].checkpoint_every_steps = checkpoint_every_steps
+    c[stage].log_every_steps = 100
+  # A warmup epoch, except where the whole schedule is one (its lr, 1e-4, needs none).
+  c.pretrain.update(batch_size=64, num_epochs=pretrain_epochs, base_lr=4e-4,
+                    warmup_epochs=min(1, pretrain_epochs - 1), weight_decay=0.0, b2=0.999)
+  c.forecast.update(batch_size=64, num_epochs=forecast_epochs, base_lr=4e-4,
+                    warmup_epochs=min(1, forecast_epochs - 1), head_dropout=0.2,
+                    eval_every_epochs=max(1, forecast_epochs // 4))
+  return c
+
+
+def series_study_protocol(c: ml_collections.ConfigDict, smooth: int = 24
+                          ) -> ml_collections.ConfigDict:
+  """The TinyImageNet study's forecasting protocol on `c`, in place: one variable, min-max
+  scaled, a chronological 70/20/10 split, 24 lagged values -> the next one, `tst/4` at 75%
+  masking (the first of its three), the RNN / LSTM / GRU beside. The study names no smoothing
+  window for its plot: `smooth` steps (a day)."""
+  c.baselines = "persistence,linear,rnn,lstm,gru,forecast_random_init,patchtst"
+  c.data.update(protocol="study", split=(0.7, 0.2, 0.1), setting="S", scaling="minmax",
+                lookback=24, horizon=1)
+  c.data.season = min(c.data.season, c.data.lookback)  # seasonal_naive, if asked for
+  c.model.variant = "tst/4"
+  c.model.mask_ratio = 0.75
+  c.forecast.plot_smooth = smooth
+  return c
+
+
+def series_smoke(c: ml_collections.ConfigDict, study: bool) -> ml_collections.ConfigDict:
+  """`smoke` for a series config: short windows unless the study's own (24 -> 1) are kept."""
+  smoke(c, image_size=32, patch_size=4)
+  if not study:
+    c.data.update(lookback=16, horizon=4, season=8)
+  c.forecast.hidden = 8
+  return c
+
+
+def remasker_recipe(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """ReMasker's imputer on a tables config `c`, in place: width 32, decoder depth 4, half the
+  observed entries re-masked; the impute stage's schedule stays the config's."""
+  c.stages = "impute"
+  c.model.variant = "remasker/1"
+  c.model.mask_ratio = 0.5
+  c.model.norm_pix_loss = False
+  c.model.decoder_width, c.model.decoder_depth, c.model.decoder_heads = 32, 4, 4
+  return c
