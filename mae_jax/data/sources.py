@@ -144,9 +144,22 @@ class Source:
       keep = np.zeros(self.num_examples(self.train_split), bool)
       keep[parts[split]] = True
       keep_t = tf.constant(keep)
+
+      # Named and not converted: AutoGraph cannot tell two lambdas on one line apart, and the
+      # warning it logs for each holds the whole pipeline alive in every log handler.
+      @tf.autograph.experimental.do_not_convert
+      def chosen(i, ex):
+        del ex
+        return keep_t[i]
+
+      @tf.autograph.experimental.do_not_convert
+      def example(i, ex):
+        del i
+        return ex
+
       # Read no further than the last chosen example: a prefix costs only itself.
       return (fn(self.train_split).take(int(parts[split].max()) + 1).enumerate()
-              .filter(lambda i, ex: keep_t[i]).map(lambda i, ex: ex))
+              .filter(chosen).map(example))
 
     def by_index(split: str) -> tf.data.Dataset:
       # Only the chosen examples are read, from the random-access store.
