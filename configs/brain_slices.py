@@ -51,6 +51,5 @@ def get_config(arg: str | None = None):
     c.segment.update(lr_grid=(8e-3, 3.2e-2, 1.28e-1), lr_search_steps=150)
   if arg.smoke:
     config_lib.smoke(c, image_size=64, patch_size=8)
-    c.segment.feature_blocks = (1, 2, 2)    # mu is 2 blocks deep
     c.data.labels, c.segment.batch_size = 8, 4
   return c

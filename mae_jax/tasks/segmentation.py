@@ -275,7 +275,8 @@ def segment_smoke(c: ml_collections.ConfigDict, image_size: int) -> None:
   c.segment.update(crop_size=image_size, eval_size=image_size, scale=(2 * image_size, image_size),
                    eval_stride=image_size // 2 or 1, eval_scale=(2 * image_size, image_size),
                    channels=16, neck_channels=16, aux_channels=8, overlay_images=2,
-                   feature_blocks=(1, 2, 2, 2))
+                   # The smoke encoder is 2 blocks deep: a block per pyramid level.
+                   feature_blocks=tuple(min(i + 1, 2) for i in range(len(c.segment.rescales))))
 
 
 registry.register(registry.Modality(
