@@ -42,8 +42,8 @@ def get_config(arg: str | None = None):
   # mmsegmentation's MAE/UPerNet recipe (lr 1e-4 at batch 16) is for 160,000 steps. In a few
   # hundred the randomly initialised head first learns stroke against background and then
   # stays at a uniform guess between the ten digits (decode loss ~0.6) unless the rate is high:
-  # peak 1.6e-2 at batch 16 gets past it in ~150 steps, and the MAE start keeps its lead there
-  # (twice that rate erases it). Whole canvases, no rescaling: the digits are the canvas's
+  # peak 1.6e-2 at batch 16 gets past it in ~150 steps (the MAE start first; by step 400 its
+  # twin has caught up, docs/label_efficiency.md; at twice the rate they tie). Whole canvases, no rescaling: the digits are the canvas's
   # scale. UPerNet on the x2, x1 and x0.5 levels (strides 4, 8 and 16, mmseg's finest is 4):
   # the x4 level would cost most of a step.
   c.segment.update(batch_size=16, num_steps=400, num_epochs=0, base_lr=2.56e-1,

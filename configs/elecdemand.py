@@ -27,25 +27,19 @@ beside, 75% masking. `:smoke` runs every stage and baseline for a few steps.
 
 from mae_jax import config_lib
 
-# PatchTST_self_supervised's schedule: pretrain 10 epochs, fine-tune 20.
-FULL_EPOCHS = {"pretrain": 10, "forecast": 20}
-# docs/results/series.md on 2 shared CPU cores: three seeds in under two hours.
-CPU_EPOCHS = {"pretrain": 2, "forecast": 1}
 SEASON = 48                            # a day of half-hours
-BASELINES = ("persistence,seasonal_naive,dlinear,nlinear,linear,lstm,gru,rnn,"
-             "forecast_random_init,patchtst")
 
 
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False, horizon=96, cpu=False, study=False)
   c = config_lib.base_config("series")
-  c.baselines = BASELINES
+  c.baselines = config_lib.LONG_HORIZON_BASELINES
   c.data.dataset = "elecdemand"
   c.data.update(columns="Demand,Temperature", target="Demand", lookback=336,
                 horizon=arg.horizon, setting="M", protocol="fractions", split=(0.7, 0.1, 0.2),
                 scaling="zscore", season=SEASON, eval_batch_size=256)
-  epochs = CPU_EPOCHS if arg.cpu else FULL_EPOCHS
-  config_lib.patchtst_recipe(c, epochs["pretrain"], epochs["forecast"])
+  config_lib.patchtst_recipe(
+      c, *(config_lib.CPU_SERIES_EPOCHS if arg.cpu else config_lib.PATCHTST_EPOCHS))
   if arg.study:
     config_lib.series_study_protocol(c, smooth=SEASON)
   if arg.smoke:

@@ -32,7 +32,7 @@ from mae_jax import config_lib
 def get_config(arg: str | None = None):
   arg = config_lib.parse_arg(arg, smoke=False, study=False)
   c = config_lib.base_config("series")
-  c.baselines = "persistence,linear,rnn,lstm,gru,forecast_random_init,patchtst"
+  c.baselines = config_lib.STUDY_SERIES_BASELINES
   c.data.dataset = "ett:ETTh1.csv"
   c.data.update(lookback=512, horizon=96, setting="M", target="OT", protocol="informer",
                 scaling="zscore", eval_batch_size=256)

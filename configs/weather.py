@@ -22,12 +22,7 @@ from mae_jax import config_lib
 from mae_jax.data import series
 from mae_jax.errors import ConfigError
 
-# PatchTST_self_supervised's schedule, and the CPU one of docs/results/series.md.
-FULL_EPOCHS = {"pretrain": 10, "forecast": 20}
-CPU_EPOCHS = {"pretrain": 2, "forecast": 1}
 SEASON = 24                            # a day of hours
-BASELINES = ("persistence,seasonal_naive,dlinear,nlinear,linear,lstm,gru,rnn,"
-             "forecast_random_init,patchtst")
 
 
 def get_config(arg: str | None = None):
@@ -36,15 +31,15 @@ def get_config(arg: str | None = None):
     raise ConfigError(f"configs/weather.py:station={arg.station}: one of "
                       f"{', '.join(series.WEATHER_STATIONS)}")
   c = config_lib.base_config("series")
-  c.baselines = BASELINES
+  c.baselines = config_lib.LONG_HORIZON_BASELINES
   c.data.dataset = series.NYC_WEATHER
   if arg.station:
     c.data.columns = ",".join(f"{arg.station}_{v}" for v in series.WEATHER_VARIABLES)
   c.data.update(target=f"{arg.station or 'JFK'}_temp", lookback=336, horizon=arg.horizon,
                 setting="M", protocol="fractions", split=(0.7, 0.1, 0.2), scaling="zscore",
                 season=SEASON, eval_batch_size=256)
-  epochs = CPU_EPOCHS if arg.cpu else FULL_EPOCHS
-  config_lib.patchtst_recipe(c, epochs["pretrain"], epochs["forecast"])
+  config_lib.patchtst_recipe(
+      c, *(config_lib.CPU_SERIES_EPOCHS if arg.cpu else config_lib.PATCHTST_EPOCHS))
   if arg.study:
     config_lib.series_study_protocol(c, smooth=SEASON)
   if arg.smoke:
