@@ -179,9 +179,11 @@ def run_stage(config: ml_collections.ConfigDict, run: Run, workdir: str, source:
     selection.check_batch(with_overrides(config, run.overrides, workdir), run.stage, source,
                           examples)
   extra: dict[str, Any] = {}
-  if config[run.stage].lr_grid:
+  # The run's own grid: a baseline on another recipe (LTSF-Linear's) brings its own or none.
+  own = with_overrides(config, run.overrides, workdir)
+  if own[run.stage].lr_grid:
     best, scores = selection.choose_lr(
-        config, run, stage, source, lambda trial, src: _train(config, trial, workdir, src))
+        own, run, stage, source, lambda trial, src: _train(config, trial, workdir, src))
     run = dataclasses.replace(run, overrides={**run.overrides, f"{run.stage}.base_lr": best})
     extra = {"base_lr": best, "lr_search": {f"{lr:g}": v for lr, v in scores.items()}}
   result = _train(config, run, workdir, source)

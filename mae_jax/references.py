@@ -124,6 +124,12 @@ FIGURES: tuple[FigureSet, ...] = (
               {"segment3d": {"dice": 0.82}, "segment3d_random_init": {"dice": 0.79}},
               "segment3d: after self-supervised pretraining on the 24 training volumes; "
               "MONAI's recipe and preprocessing may differ from this run's."),
+    FigureSet("NVIDIA NGC model card clara_pt_unetr_ct_btcv_segmentation (MONAI/Clara, 2022)",
+              "UNETR (ViT-B/16 encoder)", _BTCV,
+              {"segment3d_random_init": {"dice": 0.8270}},
+              "Supervised on BTCV's labels alone (the card names no pretraining): 24 training "
+              "and 6 test volumes, 96^3 crops, Adam 2e-4, Dice + cross-entropy; mean Dice on "
+              "its 6 test volumes, not on this run's split."),
     # Forecasting.
     FigureSet("HF hub model card ibm/patchtst-etth1-pretrain", "PatchTST (context 512)", _ETTH1,
               {"patchtst": {"mse": 0.3881}},

@@ -8,8 +8,10 @@
     examples less a held-out slice (config.<stage>.lr_holdout of them, stratified, seeded),
     scored on that slice with the stage's score (never on the eval split); the stage then
     trains on all its examples at the best. Each arm runs its own search, so each is compared
-    at its own best rate.
-A source supports both when it is a data.base.Selectable.
+    at its own best rate. A source with a `validation_split` of its own (a series) scores the
+    trials there instead, trained on the whole training split, when the stage has an
+    eval_split to point at it.
+A source supports both when it is a data.base.Selectable (lr_grid alone: a validation_split).
 """
 
 import os
@@ -95,22 +97,34 @@ def choose_lr(config: ml_collections.ConfigDict, run: registry.Run, stage: regis
   are the run's own (its seed_key), so a stage and its twin search on the same examples.
   """
   s = config[stage.name]
-  if not isinstance(source, Selectable):
-    raise ConfigError(f"config.{stage.name}.lr_grid: {source.name} cannot hold out a slice of "
-                      f"its training examples; leave lr_grid empty")
-  n = source.num_examples(source.train_split)
-  try:
-    rest, held = labels.holdout(np.arange(n), s.lr_holdout, config.seed, source.train_classes())
-  except ValueError as err:
-    raise ConfigError(f"config.{stage.name}.lr_grid: {err}") from None
-  check_batch(config, stage.name, source, len(rest), "training examples left beside the held-out "
-              "slice of config.{stage.name}.lr_holdout".replace("{stage.name}", stage.name))
-  searched = source.view(rest, held)
   overrides = {**run.overrides, f"{stage.name}.eval_every_epochs": _NO_PERIODIC_EVAL}
   if s.lr_search_steps:
     overrides[f"{stage.name}.num_steps"] = s.lr_search_steps
-  echo(f"[{run.folder}] choosing base_lr from {tuple(s.lr_grid)}: trained on {len(rest)}, "
-       f"scored ({stage.score}) on {len(held)} held-out training examples")
+  own = getattr(source, "validation_split", None)
+  if own is not None and "eval_split" in s:
+    # A source with a validation split of its own (a series' chronological one, where PatchTST
+    # and LTSF-Linear choose): a random slice of overlapping windows would share rows with the
+    # windows trained on, so trials train on the whole training split and are scored there.
+    searched = source
+    overrides[f"{stage.name}.eval_split"] = own
+    echo(f"[{run.folder}] choosing base_lr from {tuple(s.lr_grid)}: scored ({stage.score}) on "
+         f"the {own} split ({source.split_sizes[own]} examples)")
+  else:
+    if not isinstance(source, Selectable):
+      raise ConfigError(f"config.{stage.name}.lr_grid: {source.name} cannot hold out a slice "
+                        f"of its training examples; leave lr_grid empty")
+    n = source.num_examples(source.train_split)
+    try:
+      rest, held = labels.holdout(np.arange(n), s.lr_holdout, config.seed,
+                                  source.train_classes())
+    except ValueError as err:
+      raise ConfigError(f"config.{stage.name}.lr_grid: {err}") from None
+    check_batch(config, stage.name, source, len(rest), "training examples left beside the "
+                "held-out slice of config.{stage.name}.lr_holdout".replace("{stage.name}",
+                                                                            stage.name))
+    searched = source.view(rest, held)
+    echo(f"[{run.folder}] choosing base_lr from {tuple(s.lr_grid)}: trained on {len(rest)}, "
+         f"scored ({stage.score}) on {len(held)} held-out training examples")
   scores = {}
   for lr in s.lr_grid:
     trial = registry.Run(os.path.join(run.folder, LR_SEARCH, f"base_lr={lr:g}"), run.stage,

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mae_jax import experiment
+from mae_jax import experiment, registry, selection
 from mae_jax.tasks import series as forecast_task
 from mae_jax.data import series
 from mae_jax.errors import ConfigError
@@ -186,3 +186,48 @@ def test_study_forecast_series_plot_smooths_the_next_step_forecasts(tmp_path, mo
   config.forecast.plot_smooth = -1
   with pytest.raises(ConfigError, match="plot_smooth"):
     experiment.validate(config)
+
+
+def test_series_lr_search_scores_on_the_validation_split_not_a_slice_of_windows(etth1):
+  # Overlapping windows: a random held-out slice would share rows with training, so a series
+  # searches on its chronological validation split, training on every training window.
+  config = load_config("etth1.py", "smoke")
+  config.data.dataset = f"ett:{etth1}"
+  config.forecast.lr_grid, config.forecast.lr_search_steps = (1e-4, 1e-3, 1e-2), 3
+  m = registry.for_config(config)
+  source = m.load_source(config)
+  assert source.validation_split == "val"
+  seen = []
+
+  def train(trial, src):
+    seen.append((trial, src))
+    return {"mse": {1e-4: 0.9, 1e-3: 0.5, 1e-2: float("nan")}[trial.overrides["forecast.base_lr"]]}
+
+  run = registry.Run("forecast_random_init", "forecast", {"forecast.init_from": "random"},
+                     seed_name="forecast")
+  best, scores = selection.choose_lr(config, run, m.stage("forecast"), source, train)
+  assert best == 1e-3 and set(scores) == {1e-4, 1e-3, 1e-2}     # the lowest MSE, NaN skipped
+  for trial, src in seen:
+    assert src is source                                         # every training window
+    assert trial.overrides["forecast.eval_split"] == "val"       # never the test split
+    assert trial.overrides["forecast.num_steps"] == 3
+    assert trial.overrides["forecast.init_from"] == "random" and trial.seed_key == "forecast"
+
+
+@pytest.mark.slow
+def test_each_series_arm_searches_its_rate_and_ltsf_keeps_its_recipe(etth1, tmp_path):
+  config = load_config("etth1.py", "smoke")
+  config.data.dataset = f"ett:{etth1}"
+  config.stages, config.baselines = "forecast", "forecast_random_init,dlinear"
+  config.forecast.init_from = "random"      # both arms from random init: their searches agree
+  config.forecast.update(lr_grid=(1e-4, 1e-3), lr_search_steps=2, num_epochs=0, num_steps=2)
+  summary = experiment.run(config, str(tmp_path))
+  ours, twin = summary["forecast"], summary["baselines"]["forecast_random_init"]
+  assert set(ours["lr_search"]) == {"0.0001", "0.001"} and ours["base_lr"] in (1e-4, 1e-3)
+  assert ours["lr_search"] == twin["lr_search"] and ours["mse"] == twin["mse"]
+  trial = json.loads((tmp_path / "forecast" / "lr_search" / "base_lr=0.001" /
+                      "result.json").read_text())
+  assert "val_windows" in trial and "test_windows" not in trial and trial["steps"] == 2
+  # DLinear runs the LTSF-Linear paper's rate (config.ltsf.lr_grid empty): no search.
+  assert "lr_search" not in summary["baselines"]["dlinear"]
+  assert not (tmp_path / "baselines" / "dlinear" / "lr_search").exists()

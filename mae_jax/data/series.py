@@ -87,6 +87,12 @@ class Series:
     """split -> its number of windows (base.DataSource)."""
     return {s: self.num_windows(s) for s in self.borders}
 
+  @property
+  def validation_split(self) -> str | None:
+    """The split a learning-rate search scores on (selection.choose_lr): the chronological
+    validation split, None when the protocol has none."""
+    return "val" if "val" in self.borders else None
+
   def describe(self) -> str:
     """Variables and windows per split, for the log (base.DataSource)."""
     return f"{len(self.variables)} variables, windows {self.split_sizes}"

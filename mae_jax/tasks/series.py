@@ -375,7 +375,8 @@ def ltsf_section() -> ml_collections.ConfigDict:
   it halves the lr every epoch and stops early on the validation loss, we keep the loop's
   cosine schedule and the last epoch), no RevIN (NLinear's own normalisation replaces it)."""
   return ml_collections.ConfigDict(dict(batch_size=32, base_lr=0.04, num_epochs=10,
-                                        warmup_epochs=0, revin=False))
+                                        warmup_epochs=0, revin=False,
+                                        lr_grid=()))  # () keeps the paper's rate; a grid searches
 
 
 def ltsf_runs(config: ml_collections.ConfigDict, kind: str) -> list[registry.Run]:
@@ -422,6 +423,10 @@ def validate_series(config: ml_collections.ConfigDict, runs: list[registry.Run],
   if config.forecast.plot_smooth < 0:
     raise ConfigError(f"config.forecast.plot_smooth={config.forecast.plot_smooth}: a moving "
                       f"average's window in steps, or 0 for the raw series")
+  if any(not isinstance(lr, (int, float)) or lr <= 0 for lr in config.ltsf.lr_grid):
+    raise ConfigError(f"config.ltsf.lr_grid={tuple(config.ltsf.lr_grid)} must hold positive "
+                      f"base learning rates (DLinear's and NLinear's own search; () keeps "
+                      f"config.ltsf.base_lr)")
   if config.forecast.eval_split not in ("val", "test"):
     raise ConfigError(f"config.forecast.eval_split must be 'val' or 'test', got "
                       f"{config.forecast.eval_split!r}")
