@@ -174,13 +174,12 @@ def run_stage(config: ml_collections.ConfigDict, run: Run, workdir: str, source:
   config.<stage>.lr_grid, chooses its base_lr on a held-out slice (selection.py)."""
   stage = registry.for_config(config).stage(run.stage)
   examples = selection.train_examples(source)
-  if examples is not None:
-    # The run's own batch size: a sweep or a baseline may override it.
-    selection.check_batch(with_overrides(config, run.overrides, workdir), run.stage, source,
-                          examples)
-  extra: dict[str, Any] = {}
-  # The run's own grid: a baseline on another recipe (LTSF-Linear's) brings its own or none.
+  # The run's own batch size and grid: a sweep or a baseline may override them (a baseline on
+  # another recipe, LTSF-Linear's, brings its own grid or none).
   own = with_overrides(config, run.overrides, workdir)
+  if examples is not None:
+    selection.check_batch(own, run.stage, source, examples)
+  extra: dict[str, Any] = {}
   if own[run.stage].lr_grid:
     best, scores = selection.choose_lr(
         own, run, stage, source, lambda trial, src: _train(config, trial, workdir, src))

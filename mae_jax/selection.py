@@ -69,6 +69,12 @@ def check_batch(config: ml_collections.ConfigDict, stage: str, source: Any, exam
                       f"more labels")
 
 
+def check_rates(field: str, grid: Any, hint: str = "") -> None:
+  """A learning-rate grid holds positive numbers (one line naming `field` if not)."""
+  if any(not isinstance(lr, (int, float)) or lr <= 0 for lr in grid):
+    raise ConfigError(f"{field}={tuple(grid)} must hold positive base learning rates{hint}")
+
+
 def validate(config: ml_collections.ConfigDict, stage: registry.Stage) -> None:
   """config.<stage>'s lr_grid, lr_holdout and lr_search_steps."""
   s = config[stage.name]
@@ -77,9 +83,7 @@ def validate(config: ml_collections.ConfigDict, stage: registry.Stage) -> None:
   if not stage.score:
     raise ConfigError(f"config.{stage.name}.lr_grid: the {stage.name} stage has no score to "
                       f"choose a learning rate by; leave it empty")
-  if any(not isinstance(lr, (int, float)) or lr <= 0 for lr in s.lr_grid):
-    raise ConfigError(f"config.{stage.name}.lr_grid={tuple(s.lr_grid)} must hold positive "
-                      f"base learning rates")
+  check_rates(f"config.{stage.name}.lr_grid", s.lr_grid)
   if not 0 < s.lr_holdout < 1:
     raise ConfigError(f"config.{stage.name}.lr_holdout={s.lr_holdout} must be in (0, 1): the "
                       f"share of the training examples each trial is scored on")

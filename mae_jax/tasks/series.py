@@ -35,7 +35,7 @@ import ml_collections
 import numpy as np
 from etils import epath
 
-from mae_jax import config_lib, registry
+from mae_jax import config_lib, registry, selection
 from mae_jax.data import series as series_lib
 from mae_jax.errors import ConfigError
 from mae_jax.masking import example_noise, patch_grid, patchify
@@ -423,10 +423,8 @@ def validate_series(config: ml_collections.ConfigDict, runs: list[registry.Run],
   if config.forecast.plot_smooth < 0:
     raise ConfigError(f"config.forecast.plot_smooth={config.forecast.plot_smooth}: a moving "
                       f"average's window in steps, or 0 for the raw series")
-  if any(not isinstance(lr, (int, float)) or lr <= 0 for lr in config.ltsf.lr_grid):
-    raise ConfigError(f"config.ltsf.lr_grid={tuple(config.ltsf.lr_grid)} must hold positive "
-                      f"base learning rates (DLinear's and NLinear's own search; () keeps "
-                      f"config.ltsf.base_lr)")
+  selection.check_rates("config.ltsf.lr_grid", config.ltsf.lr_grid,
+                        " (DLinear's and NLinear's own search; () keeps config.ltsf.base_lr)")
   if config.forecast.eval_split not in ("val", "test"):
     raise ConfigError(f"config.forecast.eval_split must be 'val' or 'test', got "
                       f"{config.forecast.eval_split!r}")
