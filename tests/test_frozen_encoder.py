@@ -11,10 +11,14 @@ from mae_jax.tasks import segmentation, volumes
 from tests.helpers import load_config
 
 
-def _segment_task(probe: bool):
+def _segment_task(probe: bool, head: str = "upernet"):
   config = load_config("digits_seg.py", "smoke")
-  config.segment.update(probe=probe, init_from="random")
+  config.segment.update(probe=probe, init_from="random", head=head)
   return segmentation.segment_task(config, "unused")
+
+
+def _linear_segment_task(probe: bool):
+  return _segment_task(probe, head="linear")
 
 
 def _segment3d_task(probe: bool):
@@ -23,7 +27,7 @@ def _segment3d_task(probe: bool):
   return volumes.segment3d_task(config, "unused", num_classes=3)
 
 
-@pytest.mark.parametrize("make_task", [_segment_task, _segment3d_task])
+@pytest.mark.parametrize("make_task", [_segment_task, _linear_segment_task, _segment3d_task])
 @pytest.mark.parametrize("probe", [True, False])
 def test_probe_moves_the_head_and_never_the_encoder(make_task, probe):
   task = make_task(probe)

@@ -168,6 +168,45 @@ def test_segmenter_pyramid_levels(neck):
   assert logits.shape == (1, 16, 12, 5) and aux.shape == (1, 8, 6, 5)
 
 
+def test_linear_head_is_batchnorm_and_a_1x1_on_the_tapped_tokens():
+  """head="linear": logits on the patch grid = BN(concat of the tapped blocks) @ W + b, and
+  nothing but the encoder and that head has parameters (no neck, no auxiliary head)."""
+  model = from_variant(Segmenter, "mu/4", num_classes=5, feature_blocks=(1, 2), head="linear",
+                       aux_channels=8)
+  x = jax.random.normal(jax.random.key(0), (2, 32, 24, 3))
+  variables = model.init({"params": jax.random.key(1)}, x)
+  assert set(variables["params"]) == {"encoder", "decode_head"}
+  logits, aux = model.apply(variables, x)
+  assert logits.shape == (2, 8, 6, 5) and aux is None
+  width = model.width
+  enc = from_variant(Encoder, "mu/4")
+  maps = enc.apply({"params": variables["params"]["encoder"]}, x, features=(1, 2))
+  tokens = jnp.concatenate([m[:, 1:] for m in maps], -1).reshape(2, 8, 6, 2 * width)
+  bn, stats = variables["params"]["decode_head"]["bn"], variables["batch_stats"]["decode_head"]["bn"]
+  normed = (tokens - stats["mean"]) / jnp.sqrt(stats["var"] + 1e-5) * bn["scale"] + bn["bias"]
+  conv = variables["params"]["decode_head"]["classify"]["conv_seg"]
+  want = normed @ conv["kernel"][0, 0] + conv["bias"]
+  np.testing.assert_allclose(logits, want, atol=1e-4)
+  # The loss resizes patch-grid logits to the label map, as it does UPerNet's.
+  from mae_jax.losses import segmentation_loss  # pylint: disable=g-import-not-at-top
+  assert np.isfinite(segmentation_loss(logits, jnp.zeros((2, 32, 24), jnp.int32)))
+
+
+def test_segment_head_validated():
+  from configs import digits_seg  # pylint: disable=g-import-not-at-top
+  from mae_jax.tasks.segmentation import validate_segment  # pylint: disable=g-import-not-at-top
+  config = digits_seg.get_config()
+  config.segment.head = "mlp"
+  with pytest.raises(ConfigError, match="config.segment.head must be 'upernet' or 'linear'"):
+    validate_segment(config)
+  # The linear head reads any number of blocks (not one per pyramid level), each in range.
+  config.segment.head, config.segment.feature_blocks = "linear", (4,)
+  validate_segment(config)
+  config.segment.feature_blocks = (0, 4)
+  with pytest.raises(ConfigError, match="linear head reads these blocks"):
+    validate_segment(config)
+
+
 def test_segment_rescales_validated():
   from configs import digits_seg  # pylint: disable=g-import-not-at-top
   from mae_jax.tasks.segmentation import validate_segment  # pylint: disable=g-import-not-at-top

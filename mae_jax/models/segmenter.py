@@ -10,6 +10,10 @@ mmsegmentation's ViT + UPerNet, the MAE paper's ADE20K protocol:
   head: UPerNet (a pyramid pooling module on the coarsest level, an FPN top-down path over all
     four, fused by a 3x3 conv, dropout, a 1x1 classifier);
   auxiliary head: an FCN on one level (mmsegmentation: the x1 level, loss weight 0.4).
+head "linear" instead (DINOv2's linear segmentation probe, mmseg's BNHead): the `feature_blocks`
+  outputs concatenated on the patch grid, BatchNorm, a 1x1 classifier; no neck, no auxiliary
+  head, logits on the patch grid. It cannot segment by itself, so with a frozen encoder it
+  measures what the encoder's patch tokens hold.
 Logits come at the finest level's resolution: with the default levels (4, 2, 1, 0.5), 4 /
 patch_size of the input (1/4 for 16-pixel patches; `rescales` (2, 1, 0.5) gives the same 1/4
 for 8-pixel ones, at a quarter of the head's cost); the loss and the evaluation resize them to
@@ -28,6 +32,7 @@ from mae_jax.models.vit import LN_EPS, Dtype, Encoder, gelu
 from mae_jax.spatial import adaptive_avg_pool, resize_bilinear
 
 NECKS = ("feature2pyramid", "simple")
+HEADS = ("upernet", "linear")
 # mmcv's ConvModule init: kaiming normal, fan_out, for the ReLU that follows.
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
@@ -151,6 +156,20 @@ class Classify(nn.Module):
                    dtype=jnp.float32, name="conv_seg")(x.astype(jnp.float32))
 
 
+class LinearHead(nn.Module):
+  """Patch-token maps (N, h, w, C_i) -> logits (N, h, w, K): concatenated, BatchNorm, 1x1."""
+  num_classes: int
+  bn_axis_name: str | None = None
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, maps: Sequence[jax.Array], train: bool) -> jax.Array:
+    x = jnp.concatenate(list(maps), axis=-1)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                     axis_name=self.bn_axis_name, dtype=self.dtype, name="bn")(x)
+    return Classify(self.num_classes, 0.0, name="classify")(x, train)
+
+
 class UPerHead(nn.Module):
   """UPerNet over pyramid levels, finest first: (N, h_i, w_i, C_i) -> logits (N, h_0, w_0, K)."""
   channels: int
@@ -213,6 +232,7 @@ class Segmenter(nn.Module):
   feature_blocks: Sequence[int] = (3, 6, 9, 12)   # one per level (feature2pyramid)
   rescales: Sequence[float] = (4, 2, 1, 0.5)       # the pyramid's levels, finest first
   neck: str = "feature2pyramid"
+  head: str = "upernet"             # or "linear" (a probe of the patch tokens: no neck)
   neck_channels: int = 256          # "simple" neck's output width
   channels: int = 512               # UPerNet's width (mmsegmentation's MAE config: 768)
   pool_scales: Sequence[int] = (1, 2, 3, 6)
@@ -232,12 +252,19 @@ class Segmenter(nn.Module):
     grid = (h // self.patch_size, w // self.patch_size)
     if self.neck not in NECKS:
       raise ValueError(f"neck must be one of {', '.join(NECKS)}, got {self.neck!r}")
-    taps = tuple(self.feature_blocks) if self.neck == "feature2pyramid" else (self.depth,)
+    if self.head not in HEADS:
+      raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
+    linear = self.head == "linear"
+    taps = (tuple(self.feature_blocks) if linear or self.neck == "feature2pyramid"
+            else (self.depth,))
     maps = Encoder(self.width, self.depth, self.num_heads, self.patch_size, self.mlp_ratio,
                    drop_path=self.drop_path, dtype=self.dtype, ln_eps=self.ln_eps,
                    pos_embed=self.pos_embed, attention=self.attention,
                    name="encoder")(images, train=train, features=taps)
     maps = [m[:, 1:].reshape(n, *grid, self.width) for m in maps]    # drop the cls token
+    if linear:
+      return LinearHead(self.num_classes, self.bn_axis_name, self.dtype,
+                        name="decode_head")(maps, train), None
     if self.neck == "simple":
       levels = SimplePyramid(self.neck_channels, tuple(self.rescales), self.dtype,
                              name="neck")(maps[-1], train)

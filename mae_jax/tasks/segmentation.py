@@ -52,9 +52,10 @@ def segment_model(config: ml_collections.ConfigDict, num_classes: int) -> Segmen
   s = config.segment
   return from_variant(Segmenter, config.model.variant, num_classes=num_classes,
                       feature_blocks=tuple(s.feature_blocks), rescales=tuple(s.rescales),
-                      neck=s.neck,
+                      neck=s.neck, head=s.head,
                       neck_channels=s.neck_channels, channels=s.channels, dropout=s.dropout,
-                      aux_channels=s.aux_channels if s.aux_weight > 0 else 0,
+                      aux_channels=(s.aux_channels if s.aux_weight > 0 and s.head == "upernet"
+                                    else 0),
                       drop_path=0.0 if s.probe else s.drop_path, bn_axis_name=DATA_AXIS,
                       dtype=jnp.dtype(config.model.dtype), attention=config.model.attention)
 
@@ -228,6 +229,10 @@ def segment_section() -> ml_collections.ConfigDict:
       # 1/4 of the input with 16-pixel patches; (2, 1, 0.5) gives 1/4 with 8-pixel ones.
       rescales=(4, 2, 1, 0.5),
       neck="feature2pyramid",         # or "simple" (ViTDet, from the last block)
+      # "upernet" (neck + UPerNet + auxiliary FCN) or "linear": BatchNorm and a 1x1 classifier
+      # on the feature_blocks' patch tokens, concatenated (DINOv2's linear segmentation probe;
+      # with probe=True it scores the encoder's features, not what a head can learn).
+      head="upernet",
       neck_channels=256, channels=512, dropout=0.1,
       aux_channels=256, aux_weight=0.4,   # FCN on the x1 level; 0 = none
       crop_size=512, scale=(2048, 512), ratio_range=(0.5, 2.0), cat_max_ratio=0.75,
@@ -250,12 +255,20 @@ def validate_segment(config: ml_collections.ConfigDict) -> None:
   if seg.neck not in ("feature2pyramid", "simple"):
     raise ConfigError(f"config.segment.neck must be 'feature2pyramid' or 'simple', got "
                       f"{seg.neck!r}")
+  if seg.head not in ("upernet", "linear"):
+    raise ConfigError(f"config.segment.head must be 'upernet' or 'linear', got {seg.head!r}")
+  if seg.head == "linear":
+    if not seg.feature_blocks or not all(1 <= b <= v.depth for b in seg.feature_blocks):
+      raise ConfigError(f"config.segment.feature_blocks={tuple(seg.feature_blocks)}: the "
+                        f"linear head reads these blocks' tokens; give block numbers in "
+                        f"1..{v.depth}")
   rescales = tuple(seg.rescales)
   if (not rescales or any(r not in (4, 2, 1, 0.5) for r in rescales)
       or list(rescales) != sorted(set(rescales), reverse=True) or 1 not in rescales):
     raise ConfigError(f"config.segment.rescales={rescales}: distinct levels of 4, 2, 1, 0.5, "
                       "finest first, 1 among them (the auxiliary head's)")
-  if seg.neck == "feature2pyramid" and (len(seg.feature_blocks) != len(rescales) or not all(
+  pyramid = seg.head == "upernet" and seg.neck == "feature2pyramid"
+  if pyramid and (len(seg.feature_blocks) != len(rescales) or not all(
       1 <= b <= v.depth for b in seg.feature_blocks)):
     raise ConfigError(f"config.segment.feature_blocks={tuple(seg.feature_blocks)}: "
                       f"{len(rescales)} block numbers in 1..{v.depth}, one per pyramid level "
