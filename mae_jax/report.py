@@ -117,7 +117,7 @@ def results_table(summary: dict[str, Any], dataset: str, variant: str,
   if examples:
     head.append("training examples")
   if searched:
-    head.append("base_lr (chosen on a held-out slice of training)")
+    head.append("base_lr (chosen on held-out training or validation data, never test)")
   if ref:
     head.append(f"{ref.source}, {ref.model} top-1 %")
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

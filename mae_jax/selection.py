@@ -95,7 +95,7 @@ def validate(config: ml_collections.ConfigDict, stage: registry.Stage) -> None:
 def choose_lr(config: ml_collections.ConfigDict, run: registry.Run, stage: registry.Stage,
               source: Any, train: Callable[[registry.Run, Any], dict[str, Any]]
               ) -> tuple[float, dict[str, float]]:
-  """(the best base_lr of config.<stage>.lr_grid, {lr: its score on the held-out slice}).
+  """(the best base_lr of config.<stage>.lr_grid, {lr: its score on held-out data}).
 
   `train(trial run, source)` trains a trial and returns its result. The slice and the seeds
   are the run's own (its seed_key), so a stage and its twin search on the same examples.
@@ -109,7 +109,7 @@ def choose_lr(config: ml_collections.ConfigDict, run: registry.Run, stage: regis
     # A source with a validation split of its own (a series' chronological one, where PatchTST
     # and LTSF-Linear choose): a random slice of overlapping windows would share rows with the
     # windows trained on, so trials train on the whole training split and are scored there.
-    searched = source
+    searched, where = source, f"the {own} split"
     overrides[f"{stage.name}.eval_split"] = own
     echo(f"[{run.folder}] choosing base_lr from {tuple(s.lr_grid)}: scored ({stage.score}) on "
          f"the {own} split ({source.split_sizes[own]} examples)")
@@ -126,7 +126,7 @@ def choose_lr(config: ml_collections.ConfigDict, run: registry.Run, stage: regis
     check_batch(config, stage.name, source, len(rest), "training examples left beside the "
                 "held-out slice of config.{stage.name}.lr_holdout".replace("{stage.name}",
                                                                             stage.name))
-    searched = source.view(rest, held)
+    searched, where = source.view(rest, held), "the held-out slice"
     echo(f"[{run.folder}] choosing base_lr from {tuple(s.lr_grid)}: trained on {len(rest)}, "
          f"scored ({stage.score}) on {len(held)} held-out training examples")
   scores = {}
@@ -141,6 +141,6 @@ def choose_lr(config: ml_collections.ConfigDict, run: registry.Run, stage: regis
                       f"try smaller rates")
   pick = max if stage.maximize else min
   best = pick(finite, key=finite.get)
-  echo(f"[{run.folder}] base_lr {best:g} ({stage.score} {finite[best]:.4g} on the held-out "
-       f"slice); all: {', '.join(f'{lr:g}: {v:.4g}' for lr, v in scores.items())}")
+  echo(f"[{run.folder}] base_lr {best:g} ({stage.score} {finite[best]:.4g} on {where}); "
+       f"all: {', '.join(f'{lr:g}: {v:.4g}' for lr, v in scores.items())}")
   return best, scores
