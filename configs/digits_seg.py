@@ -13,7 +13,10 @@ then 400 segment steps of 16, twice).
 
 `:study` is the label-efficiency study (docs/label_efficiency.md): a longer pretraining and each
 arm at its own base_lr, chosen on a held-out tenth of its labelled canvases; swept over 50 /
-200 / 1,000 labels by configs/sweeps/seg_labels.py. `:smoke` runs every stage for a few steps.
+200 / 1,000 labels by configs/sweeps/seg_labels.py. `--config.segment.head=linear
+--config.segment.probe=True` probes the frozen patch tokens with a linear layer instead of
+UPerNet (where the MAE's gain shows, docs/label_efficiency.md). `:smoke` runs every stage for a
+few steps.
 """
 
 from mae_jax import config_lib
