@@ -28,6 +28,7 @@ from mae_jax import config_lib, confusion, losses, pixels, registry, visualize
 from mae_jax.data import seg_datasets
 from mae_jax.errors import ConfigError
 from mae_jax.models import Segmenter, decode_variant, from_variant
+from mae_jax.models.segmenter import HEADS, NECKS
 from mae_jax.parallel import DATA_AXIS
 from mae_jax.tasks import images
 from mae_jax.tasks.base import (Batch, Evaluation, Task, TrainData, encoder_init, finetune_tx,
@@ -54,8 +55,7 @@ def segment_model(config: ml_collections.ConfigDict, num_classes: int) -> Segmen
                       feature_blocks=tuple(s.feature_blocks), rescales=tuple(s.rescales),
                       neck=s.neck, head=s.head,
                       neck_channels=s.neck_channels, channels=s.channels, dropout=s.dropout,
-                      aux_channels=(s.aux_channels if s.aux_weight > 0 and s.head == "upernet"
-                                    else 0),
+                      aux_channels=s.aux_channels if s.aux_weight > 0 else 0,
                       drop_path=0.0 if s.probe else s.drop_path, bn_axis_name=DATA_AXIS,
                       dtype=jnp.dtype(config.model.dtype), attention=config.model.attention)
 
@@ -252,24 +252,22 @@ def segment_section() -> ml_collections.ConfigDict:
 def validate_segment(config: ml_collections.ConfigDict) -> None:
   """config.segment, when the segment stage (or its baseline) runs."""
   seg, v = config.segment, decode_variant(config.model.variant)
-  if seg.neck not in ("feature2pyramid", "simple"):
-    raise ConfigError(f"config.segment.neck must be 'feature2pyramid' or 'simple', got "
-                      f"{seg.neck!r}")
-  if seg.head not in ("upernet", "linear"):
-    raise ConfigError(f"config.segment.head must be 'upernet' or 'linear', got {seg.head!r}")
-  if seg.head == "linear":
-    if not seg.feature_blocks or not all(1 <= b <= v.depth for b in seg.feature_blocks):
-      raise ConfigError(f"config.segment.feature_blocks={tuple(seg.feature_blocks)}: the "
-                        f"linear head reads these blocks' tokens; give block numbers in "
-                        f"1..{v.depth}")
+  for field, value, allowed in (("neck", seg.neck, NECKS), ("head", seg.head, HEADS)):
+    if value not in allowed:
+      raise ConfigError(f"config.segment.{field} must be "
+                        f"{' or '.join(repr(a) for a in allowed)}, got {value!r}")
+  in_range = bool(seg.feature_blocks) and all(1 <= b <= v.depth for b in seg.feature_blocks)
+  if seg.head == "linear" and not in_range:
+    raise ConfigError(f"config.segment.feature_blocks={tuple(seg.feature_blocks)}: the "
+                      f"linear head reads these blocks' tokens; give block numbers in "
+                      f"1..{v.depth}")
   rescales = tuple(seg.rescales)
   if (not rescales or any(r not in (4, 2, 1, 0.5) for r in rescales)
       or list(rescales) != sorted(set(rescales), reverse=True) or 1 not in rescales):
     raise ConfigError(f"config.segment.rescales={rescales}: distinct levels of 4, 2, 1, 0.5, "
                       "finest first, 1 among them (the auxiliary head's)")
   pyramid = seg.head == "upernet" and seg.neck == "feature2pyramid"
-  if pyramid and (len(seg.feature_blocks) != len(rescales) or not all(
-      1 <= b <= v.depth for b in seg.feature_blocks)):
+  if pyramid and (len(seg.feature_blocks) != len(rescales) or not in_range):
     raise ConfigError(f"config.segment.feature_blocks={tuple(seg.feature_blocks)}: "
                       f"{len(rescales)} block numbers in 1..{v.depth}, one per pyramid level "
                       f"(config.segment.rescales={rescales})")
